@@ -1,0 +1,367 @@
+"""`AssetsClient`: one API key, every call signed, limited and retried."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+from typing import Any, TypeVar
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from ._constants import (
+    API_KEY_ENV,
+    API_KEY_HEADER,
+    ASSET_OVERVIEW_PATH,
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_WAIT,
+    DEFAULT_RECV_WINDOW_MS,
+    DEFAULT_TIMEOUT,
+    FIREWALL_BAN_SECONDS,
+    GATE_SLACK_SECONDS,
+    MAX_RECV_WINDOW_MS,
+    SECRET_KEY_ENV,
+    SERVER_TIME_PATH,
+    UID_PATH,
+    USER_AGENT,
+)
+from ._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    BingXError,
+    ConfigurationError,
+    RateLimitError,
+    ServerBusyError,
+    TimestampError,
+)
+from ._limits import GateTooLong, RateLimiter, Scope
+from ._logging import install_redaction, log
+from ._models import AccountType, AssetOverview, parse_account_type
+from ._signing import signed_query
+from ._wire import BALANCES, SERVER_TIME, UID, DataDecoder, decode_envelope_data
+
+__all__ = ["AssetsClient"]
+
+T = TypeVar("T")
+
+# Busy servers and lost connections: back off, with jitter so many clients spread out.
+_busy_backoff = wait_exponential_jitter(initial=0.5, max=8.0, jitter=0.5)
+# Rate-limited with no time given (someone else used the UID's budget): start at a full
+# window and double, so the UID's own window has certainly moved on.
+_rate_backoff = wait_exponential_jitter(initial=1.0, max=60.0, jitter=1.0)
+
+
+class AssetsClient:
+    """Reads BingX's asset overview for one API key, inside BingX's rate limits.
+
+    ```python
+    async with AssetsClient() as client:  # keys from BINGX_API_KEY / BINGX_SECRET_KEY
+        overview = await client.asset_overview()
+        print(overview.total)
+    ```
+
+    Every attempt is signed afresh, waits for its UID's and IP's windows, and honours
+    a UID's disabled period (100410) up to `max_wait` seconds; longer ones raise
+    `RateLimitError` with the unblock time instead of sleeping. Clients share
+    `RateLimiter.default()` unless given a `limiter`, so two clients holding keys of one
+    UID share its 5/s. Pass `uid` to skip the one-time UID lookup.
+
+    An injected `http_client` is used as it is and never closed here.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        secret_key: str | None = None,
+        *,
+        uid: int | str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_wait: float = DEFAULT_MAX_WAIT,
+        recv_window: int = DEFAULT_RECV_WINDOW_MS,
+        http_client: httpx.AsyncClient | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        secret_key = secret_key if secret_key is not None else os.environ.get(SECRET_KEY_ENV)
+        self.api_key = _check_credential(api_key, "api_key", API_KEY_ENV)
+        self._secret = _check_credential(secret_key, "secret_key", SECRET_KEY_ENV).encode()
+        self._uid = _check_uid(uid)
+        self.base_url = _check_base_url(base_url)
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max_retries must be an int >= 0, not {max_retries!r}")
+        if not max_wait >= 0:
+            raise ConfigurationError(f"max_wait must be >= 0 seconds, not {max_wait!r}")
+        if not isinstance(recv_window, int) or not 0 < recv_window <= MAX_RECV_WINDOW_MS:
+            raise ConfigurationError(
+                f"recv_window is in milliseconds, 1 to {MAX_RECV_WINDOW_MS}; got {recv_window!r}"
+            )
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.max_retries = max_retries
+        self.max_wait = float(max_wait)
+        self.recv_window = recv_window
+        self.limiter = limiter if limiter is not None else RateLimiter.default()
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else httpx.AsyncClient()
+        self._headers = {API_KEY_HEADER: self.api_key, "User-Agent": USER_AGENT}
+        self._uid_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        install_redaction()
+
+    def __repr__(self) -> str:
+        return (
+            f"AssetsClient(api_key={mask(self.api_key)!r}, uid={self._uid!r}, "
+            f"base_url={self.base_url!r})"
+        )
+
+    async def __aenter__(self) -> AssetsClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this client opened (an injected one is left open)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def asset_overview(self, account_type: AccountType | str | None = None) -> AssetOverview:
+        """Every account's USDT value, or only `account_type`'s.
+
+        `account_type` is an `AccountType` or its string (`"spot"`, `"USDTMPerp"`, ...);
+        an unknown one raises `ConfigurationError` before anything is sent. The filter
+        is applied here, not sent: BingX's docs disagree on how the spot filter is
+        spelled (`spot` or `sopt`), and the unfiltered call costs the same.
+        """
+        wanted = parse_account_type(account_type) if account_type is not None else None
+        uid = await self.uid()
+        scope = self.limiter.scope(uid, ASSET_OVERVIEW_PATH)
+        overview = await self._request(ASSET_OVERVIEW_PATH, BALANCES, scope)
+        if wanted is None:
+            return overview
+        found = overview.get(wanted)
+        return AssetOverview([found] if found else [], server_time_ms=overview.server_time_ms)
+
+    async def uid(self) -> str:
+        """The UID this key belongs to: given to the constructor, or looked up once."""
+        if self._uid is not None:
+            return self._uid
+        async with self._lookup_lock():
+            if self._uid is None:
+                # Before the UID is known, every lookup shares one window of the UID
+                # rate, so keys that turn out to share a UID stay inside it.
+                scope = self.limiter.scope("lookup", UID_PATH)
+                uid: int = await self._request(UID_PATH, UID, scope)
+                self._uid = str(uid)
+        return self._uid
+
+    def _lookup_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._uid_lock is None or self._uid_lock[0] is not loop:
+            self._uid_lock = (loop, asyncio.Lock())
+        return self._uid_lock[1]
+
+    async def _request(self, path: str, data: DataDecoder[T], scope: Scope) -> T:
+        timestamp_retried = False
+
+        def retryable(exc: BaseException) -> bool:
+            nonlocal timestamp_retried
+            if isinstance(exc, RateLimitError):
+                return self._seconds_until(exc) <= self.max_wait
+            if isinstance(exc, TimestampError):
+                # Retry once, after measuring the clocks again; twice means it won't help.
+                timestamp_retried, first = True, not timestamp_retried
+                return first
+            return isinstance(exc, ServerBusyError | APIConnectionError)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=_wait_before_retry,
+            retry=retry_if_exception(retryable),
+            sleep=self.limiter.clock.sleep,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        if not self.limiter.server_clock.attempted:
+            await self._measure_server_time()
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(path, data, scope, attempt.retry_state)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _attempt(
+        self, path: str, data: DataDecoder[T], scope: Scope, retry_state: RetryCallState
+    ) -> T:
+        limiter = self.limiter
+        try:
+            permit = await limiter.acquire(scope, max_wait=self.max_wait)
+        except GateTooLong as closed:
+            raise self._refusal(closed.seconds) from None
+        server_clock, clock = limiter.server_clock, limiter.clock
+        params = {"timestamp": server_clock.now_ms(), "recvWindow": self.recv_window}
+        request = self._http.build_request(
+            "GET",
+            f"{self.base_url}{path}?{signed_query(params, self._secret)}",
+            headers=self._headers,
+            timeout=self.timeout,
+        )
+        sent_ms = clock.wall_ms()
+        try:
+            response = await self._http.send(request)
+        except httpx.TransportError as exc:
+            await permit.settle(answered=False)
+            raise _transport_error(exc, path) from None
+        except BaseException:
+            await permit.settle(answered=False)
+            raise
+        await permit.settle(answered=True)
+        received_ms = clock.wall_ms()
+        try:
+            result = decode_envelope_data(
+                response.content,
+                status_code=response.status_code,
+                headers=response.headers,
+                data=data,
+            )
+        except RateLimitError as exc:
+            limiter.stats.rejections += 1
+            await self._close_gate(scope, exc, retry_state)
+            raise
+        except TimestampError:
+            limiter.server_clock.forget()
+            await self._measure_server_time()
+            raise
+        if isinstance(result, AssetOverview) and result.server_time_ms is not None:
+            server_clock.observe(result.server_time_ms, sent_ms, received_ms)
+        return result
+
+    async def _close_gate(
+        self, scope: Scope, exc: RateLimitError, retry_state: RetryCallState
+    ) -> None:
+        """Stop every request of this UID until BingX lets it through again."""
+        server_clock = self.limiter.server_clock
+        if exc.unblock_at_ms is not None:
+            if not server_clock.measured:
+                await self._measure_server_time()
+            seconds = server_clock.seconds_until(exc.unblock_at_ms) + GATE_SLACK_SECONDS
+        elif exc.retry_after is not None:
+            seconds = exc.retry_after
+        elif exc.status_code in (418, 403):
+            seconds = FIREWALL_BAN_SECONDS
+        else:
+            seconds = _rate_backoff(retry_state)
+        seconds = max(seconds, GATE_SLACK_SECONDS)
+        if exc.unblock_at_ms is None:
+            exc.unblock_at_ms = server_clock.now_ms() + int(seconds * 1000)
+        log.warning("BingX rate-limited UID %s (%s); pausing it %.2f s", scope.gate, exc, seconds)
+        await self.limiter.close_gate(scope, seconds)
+
+    def _seconds_until(self, exc: RateLimitError) -> float:
+        if exc.unblock_at_ms is None:
+            return 0.0
+        return self.limiter.server_clock.seconds_until(exc.unblock_at_ms)
+
+    def _refusal(self, seconds: float) -> RateLimitError:
+        unblock_at_ms = self.limiter.server_clock.now_ms() + int(seconds * 1000)
+        return RateLimitError(
+            None,
+            f"not sent: BingX disabled this UID for {seconds:.1f} s more, "
+            f"beyond max_wait={self.max_wait:g} s",
+            status_code=None,
+            unblock_at_ms=unblock_at_ms,
+        )
+
+    async def _measure_server_time(self) -> None:
+        """Measure the offset to BingX's clock; failures leave the old offset in place."""
+        server_clock, clock = self.limiter.server_clock, self.limiter.clock
+        server_clock.attempted = True
+        sent_ms = clock.wall_ms()
+        try:
+            response = await self._http.get(
+                f"{self.base_url}{SERVER_TIME_PATH}", timeout=self.timeout
+            )
+            server_ms = decode_envelope_data(
+                response.content,
+                status_code=response.status_code,
+                headers=response.headers,
+                data=SERVER_TIME,
+            )
+        except (httpx.HTTPError, BingXError) as exc:
+            log.debug("could not read BingX's server time: %s", type(exc).__name__)
+            return
+        server_clock.observe(server_ms, sent_ms, clock.wall_ms())
+        log.debug("clock offset to BingX: %+d ms", server_clock.offset_ms)
+
+    def _log_retry(self, retry_state: RetryCallState) -> None:
+        self.limiter.stats.retries += 1
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        log.info(
+            "retrying (attempt %d) after %s", retry_state.attempt_number + 1, type(exc).__name__
+        )
+
+
+def _wait_before_retry(retry_state: RetryCallState) -> float:
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    if isinstance(exc, RateLimitError | TimestampError):
+        return 0.0  # the gate, or the corrected clock, is the whole remedy
+    return float(_busy_backoff(retry_state))
+
+
+def _transport_error(exc: httpx.TransportError, path: str) -> APIConnectionError:
+    # httpx's own message can carry the URL, and ours carry a signature: name the type only.
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"GET {path}: no answer in time ({type(exc).__name__})")
+    return APIConnectionError(f"GET {path}: {type(exc).__name__}")
+
+
+def mask(api_key: str) -> str:
+    """An API key as shown in reprs and logs: its last four characters."""
+    return f"…{api_key[-4:]}" if len(api_key) > 8 else "…"
+
+
+def _check_credential(value: Any, name: str, env: str) -> str:
+    if value is None or value == "":
+        raise ConfigurationError(f"no {name}: pass {name}= or set {env}")
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a str, not {type(value).__name__}")
+    if not value.isascii() or not value.isprintable() or any(c.isspace() for c in value):
+        raise ConfigurationError(f"{name} has spaces or non-printable characters")
+    return value
+
+
+def _check_uid(uid: Any) -> str | None:
+    if uid is None:
+        return None
+    text = str(uid)
+    if isinstance(uid, bool) or not text.isdigit():
+        raise ConfigurationError(f"uid must be BingX's numeric UID, not {uid!r}")
+    return text
+
+
+def _check_base_url(base_url: Any) -> str:
+    try:
+        url = httpx.URL(base_url)
+    except (TypeError, httpx.InvalidURL) as exc:
+        raise ConfigurationError(f"base_url is not a URL: {base_url!r}") from exc
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ConfigurationError(f"base_url must be an https:// URL, not {base_url!r}")
+    if url.scheme == "http" and not _is_loopback(url.host):
+        raise ConfigurationError(f"plain http is allowed only on loopback, not {url.host!r}")
+    return str(base_url).rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

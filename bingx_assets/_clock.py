@@ -1,0 +1,86 @@
+"""Time: the local clocks the client reads, and the measured offset to BingX's clock.
+
+Everything that waits goes through a `Clock`, so tests can swap in a virtual one
+(`bingx_assets.testing.LoopClock`) and never sleep for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+__all__ = ["Clock", "ServerClock", "SystemClock"]
+
+
+class Clock(Protocol):
+    """The three things the client needs from time."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps; what the limiter measures windows on."""
+        ...
+
+    def wall_ms(self) -> int:
+        """Epoch milliseconds on the local wall clock; what `timestamp` is built from."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait `seconds` on the monotonic clock."""
+        ...
+
+
+class SystemClock:
+    """The real clocks: `time.monotonic`, `time.time` and `asyncio.sleep`."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+class ServerClock:
+    """BingX's clock, as the local wall clock plus a measured offset.
+
+    An offset comes from any answer that carries the server's time: the midpoint of
+    the request's round trip is taken as the moment the server read its clock, so the
+    estimate is off by at most half the round trip, which is kept as `uncertainty_ms`.
+    The sample with the smallest round trip wins.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.offset_ms: int | None = None
+        self.uncertainty_ms = 0
+        self.attempted = False
+        """Whether a measurement was tried; the client measures once before its first call."""
+
+    @property
+    def measured(self) -> bool:
+        return self.offset_ms is not None
+
+    def observe(self, server_ms: int, sent_ms: int, received_ms: int) -> None:
+        half_trip = max(0, received_ms - sent_ms) // 2
+        if self.offset_ms is not None and half_trip > self.uncertainty_ms:
+            return
+        self.offset_ms = server_ms - (sent_ms + half_trip)
+        self.uncertainty_ms = half_trip
+
+    def forget(self) -> None:
+        """Drop the offset: the clocks jumped (a timestamp error says so)."""
+        self.offset_ms = None
+        self.uncertainty_ms = 0
+
+    def now_ms(self) -> int:
+        """The server's time now, as well as it is known."""
+        return self._clock.wall_ms() + (self.offset_ms or 0)
+
+    def seconds_until(self, server_ms: int) -> float:
+        """Local seconds until the server's clock reads `server_ms`, erring late, never early."""
+        return (server_ms - self.now_ms() + self.uncertainty_ms) / 1000

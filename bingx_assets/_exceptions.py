@@ -1,0 +1,186 @@
+"""Every error this package raises, in one tree.
+
+```
+BingXError                     base of everything raised here
+├── ConfigurationError         bad input, caught before any request is sent (also a ValueError)
+├── APIConnectionError         no answer: connection refused or reset, DNS, TLS
+│   └── APITimeoutError        no answer in time
+├── DecodeError                an answer that is not BingX's JSON envelope (status, excerpt)
+└── APIError                   BingX answered with an error: code, msg, status_code
+    ├── RateLimitError         100410, HTTP 429 / 418 / 403; unblock time when BingX gives one
+    ├── AuthenticationError    100413 bad API key, 100412 no signature, 100001 bad signature
+    ├── PermissionDeniedError  100419 IP not whitelisted, 100004 permission denied
+    ├── TimestampError         80014, 100421 when the message is about time
+    ├── InvalidArgumentError   100400
+    └── ServerBusyError        100500, 100503, HTTP 5xx, 100410 / 100421 saying "system busy"
+```
+
+Only `RateLimitError`, `ServerBusyError`, `APIConnectionError` and (once, after the
+clock offset is measured again) `TimestampError` are retried; retrying cannot fix the rest.
+Messages never contain the secret key or a signature.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BingXError",
+    "ConfigurationError",
+    "DecodeError",
+    "InvalidArgumentError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerBusyError",
+    "TimestampError",
+    "error_from_answer",
+]
+
+
+class BingXError(Exception):
+    """Base class of every error raised by bingx-assets."""
+
+
+class ConfigurationError(BingXError, ValueError):
+    """Invalid input (credentials, account type, URL, limits), found before sending anything."""
+
+
+class APIConnectionError(BingXError):
+    """The request got no answer: the connection failed, was reset, or TLS failed."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request got no answer within the client's timeout."""
+
+
+class DecodeError(BingXError):
+    """The answer is not a BingX envelope: HTML, empty, truncated or malformed JSON."""
+
+    def __init__(self, message: str, *, status_code: int, excerpt: str) -> None:
+        super().__init__(f"{message} (HTTP {status_code}): {excerpt!r}")
+        self.status_code = status_code
+        self.excerpt = excerpt
+
+
+class APIError(BingXError):
+    """BingX answered with an error code (or an HTTP error status)."""
+
+    def __init__(self, code: int | None, msg: str, *, status_code: int | None) -> None:
+        shown = f"code {code}" if code is not None else f"HTTP {status_code}"
+        super().__init__(f"BingX {shown}: {msg}" if msg else f"BingX {shown}")
+        self.code = code
+        self.msg = msg
+        self.status_code = status_code
+
+
+class RateLimitError(APIError):
+    """BingX refused the request for rate (100410, HTTP 429, 418 or 403).
+
+    `unblock_at_ms` is the end of the disabled period in epoch milliseconds on the
+    *server's* clock, read from either message form of 100410, or None when BingX gave
+    no time. `retry_after` is the `Retry-After` header in seconds, when there was one.
+
+    `status_code` is None when the client itself refused to send: the UID's gate is
+    closed (BingX disabled it) for longer than the client's `max_wait`.
+    """
+
+    def __init__(
+        self,
+        code: int | None,
+        msg: str,
+        *,
+        status_code: int | None,
+        unblock_at_ms: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(code, msg, status_code=status_code)
+        self.unblock_at_ms = unblock_at_ms
+        self.retry_after = retry_after
+
+
+class AuthenticationError(APIError):
+    """The API key is wrong or missing, or the signature does not match (100413/100412/100001)."""
+
+
+class PermissionDeniedError(APIError):
+    """The key may not read assets, or this IP is not on its whitelist (100004/100419)."""
+
+
+class TimestampError(APIError):
+    """`timestamp` was missing or outside `recvWindow` of the server's clock (80014/100421)."""
+
+
+class InvalidArgumentError(APIError):
+    """BingX rejected the parameters (100400)."""
+
+
+class ServerBusyError(APIError):
+    """BingX is busy or failed internally (100500/100503, HTTP 5xx, "system busy")."""
+
+
+_UNBLOCK_TIME = re.compile(r"(?:unblocked after|retry after time)\s*:?\s*(\d{10,})", re.IGNORECASE)
+_BUSY = re.compile(r"\bbusy\b", re.IGNORECASE)
+_ABOUT_TIME = re.compile(r"timestamp|recvwindow|time window", re.IGNORECASE)
+
+_BY_CODE: dict[int, type[APIError]] = {
+    100413: AuthenticationError,
+    100412: AuthenticationError,
+    100001: AuthenticationError,
+    100419: PermissionDeniedError,
+    100004: PermissionDeniedError,
+    80014: TimestampError,
+    100400: InvalidArgumentError,
+    100500: ServerBusyError,
+    100503: ServerBusyError,
+}
+
+
+def parse_unblock_time(msg: str) -> int | None:
+    """The epoch-ms unblock time in a 100410 message, in either of its two forms."""
+    match = _UNBLOCK_TIME.search(msg)
+    return int(match.group(1)) if match else None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """`Retry-After` in seconds; the HTTP-date form is rare enough on this API to ignore."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def error_from_answer(
+    code: int | None, msg: str, *, status_code: int, retry_after: str | None = None
+) -> APIError:
+    """The typed error for a BingX error `code` or, when `code` is None, an HTTP status."""
+    if code == 100410:
+        if _BUSY.search(msg):
+            return ServerBusyError(code, msg, status_code=status_code)
+        return RateLimitError(
+            code,
+            msg,
+            status_code=status_code,
+            unblock_at_ms=parse_unblock_time(msg),
+            retry_after=parse_retry_after(retry_after),
+        )
+    if code == 100421:
+        # BingX reuses 100421 for "system busy"; only its message tells the two apart.
+        if _BUSY.search(msg) and not _ABOUT_TIME.search(msg):
+            return ServerBusyError(code, msg, status_code=status_code)
+        return TimestampError(code, msg, status_code=status_code)
+    if code is not None:
+        return _BY_CODE.get(code, APIError)(code, msg, status_code=status_code)
+    if status_code in (429, 418, 403):
+        return RateLimitError(
+            None, msg, status_code=status_code, retry_after=parse_retry_after(retry_after)
+        )
+    if status_code >= 500:
+        return ServerBusyError(None, msg, status_code=status_code)
+    return APIError(None, msg, status_code=status_code)

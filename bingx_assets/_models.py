@@ -1,0 +1,114 @@
+"""What the asset overview returns: account types, balances, and the overview itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from enum import StrEnum
+from typing import overload
+
+import msgspec
+
+from ._exceptions import ConfigurationError
+
+__all__ = ["AccountType", "AssetOverview", "Balance", "parse_account_type"]
+
+
+class AccountType(StrEnum):
+    """The eight account types BingX documents, spelled as they are on the wire.
+
+    BingX answers `sopt` for the spot (fund) account; it is read as `SPOT`.
+    Types BingX adds later are kept as plain strings, never rejected.
+    """
+
+    SPOT = "spot"
+    STANDARD_FUTURES = "stdFutures"
+    COIN_M_PERP = "coinMPerp"
+    USDT_M_PERP = "USDTMPerp"
+    COPY_TRADING = "copyTrading"
+    GRID = "grid"
+    WEALTH = "eran"
+    C2C = "c2c"
+
+
+# The live API spells the spot account "sopt"; BingX's English docs spell it "spot".
+_WIRE_ALIASES = {"sopt": AccountType.SPOT}
+_BY_VALUE: dict[str, AccountType] = {t.value: t for t in AccountType} | _WIRE_ALIASES
+
+
+def parse_account_type(value: AccountType | str) -> AccountType:
+    """A user's account type, as the enum; unknown values raise `ConfigurationError`."""
+    if isinstance(value, AccountType):
+        return value
+    if isinstance(value, str) and value in _BY_VALUE:
+        return _BY_VALUE[value]
+    known = ", ".join(t.value for t in AccountType)
+    raise ConfigurationError(f"unknown account type {value!r}; expected one of: {known}")
+
+
+def account_type_from_wire(value: str) -> AccountType | str:
+    return _BY_VALUE.get(value, value)
+
+
+class Balance(msgspec.Struct, frozen=True):
+    """One account's value in USDT, exact.
+
+    `account_type` is an `AccountType` for the documented types (compare it with the
+    enum or a plain string: `AccountType` is a `str`), or the raw string BingX sent for
+    a type it added later.
+    """
+
+    account_type: AccountType | str
+    usdt_balance: Decimal
+
+
+class AssetOverview(Sequence[Balance]):
+    """Every account's USDT value for one API key, in the order BingX sent them.
+
+    A sequence of `Balance`; `total` adds them up exactly and `get` finds one by type.
+    """
+
+    __slots__ = ("_balances", "server_time_ms")
+
+    def __init__(self, balances: Sequence[Balance], *, server_time_ms: int | None = None) -> None:
+        self._balances = tuple(balances)
+        self.server_time_ms = server_time_ms
+        """BingX's `timestamp` on the answer (epoch ms, server clock), when it sent one."""
+
+    @property
+    def total(self) -> Decimal:
+        """The sum of all balances in USDT."""
+        return sum((b.usdt_balance for b in self._balances), Decimal(0))
+
+    def get(self, account_type: AccountType | str) -> Balance | None:
+        """The balance of `account_type` (`"spot"` and `"sopt"` are the same), or None."""
+        wanted = account_type_from_wire(account_type)
+        return next((b for b in self._balances if b.account_type == wanted), None)
+
+    def as_dict(self) -> dict[str, Decimal]:
+        """`{account_type: usdt_balance}`, handy for printing and JSON."""
+        return {str(b.account_type): b.usdt_balance for b in self._balances}
+
+    @overload
+    def __getitem__(self, index: int) -> Balance: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Balance]: ...
+    def __getitem__(self, index: int | slice) -> Balance | Sequence[Balance]:
+        return self._balances[index]
+
+    def __len__(self) -> int:
+        return len(self._balances)
+
+    def __iter__(self) -> Iterator[Balance]:
+        return iter(self._balances)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AssetOverview):
+            return self._balances == other._balances
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{b.account_type}={b.usdt_balance}" for b in self._balances)
+        return f"AssetOverview({inner})"

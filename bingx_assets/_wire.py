@@ -1,0 +1,132 @@
+"""Decoding BingX's answers: one reusable msgspec decoder per shape.
+
+The envelope is decoded first with `data` left raw, so an error answer whose `data` has
+any shape at all still yields its `code` and `msg`; `data` is decoded only on success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from ._exceptions import DecodeError, error_from_answer
+from ._models import AssetOverview, Balance, account_type_from_wire
+
+__all__ = [
+    "BALANCES",
+    "SERVER_TIME",
+    "UID",
+    "DataDecoder",
+    "decode_envelope_data",
+]
+
+T = TypeVar("T")
+_EXCERPT_CHARS = 200
+
+
+class _Envelope(msgspec.Struct):
+    # BingX has been seen sending "0" as well as 0.
+    code: int | str
+    msg: str | None = None
+    data: msgspec.Raw = msgspec.Raw(b"null")
+    timestamp: int | None = None
+
+
+class _WireBalance(msgspec.Struct, rename="camel"):
+    account_type: str
+    usdt_balance: Decimal
+
+
+class _WirePage(msgspec.Struct, rename="camel"):
+    result: list[_WireBalance]
+
+
+class _WireUid(msgspec.Struct):
+    uid: int
+
+
+class _WireServerTime(msgspec.Struct, rename="camel"):
+    server_time: int
+
+
+class DataDecoder(Generic[T]):
+    """Turns the raw `data` of a successful envelope into `T`."""
+
+    def __init__(self, wire_type: Any, convert: Callable[[Any, int | None], T]) -> None:
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(wire_type)
+        self._convert = convert
+
+    def decode(self, raw: bytes, server_time_ms: int | None) -> T:
+        return self._convert(self._decoder.decode(raw), server_time_ms)
+
+
+def _to_overview(wire: list[_WireBalance] | _WirePage, server_time_ms: int | None) -> AssetOverview:
+    rows = wire.result if isinstance(wire, _WirePage) else wire
+    balances = [Balance(account_type_from_wire(r.account_type), r.usdt_balance) for r in rows]
+    return AssetOverview(balances, server_time_ms=server_time_ms)
+
+
+BALANCES: DataDecoder[AssetOverview] = DataDecoder(list[_WireBalance] | _WirePage, _to_overview)
+UID: DataDecoder[int] = DataDecoder(_WireUid, lambda wire, _: wire.uid)
+SERVER_TIME: DataDecoder[int] = DataDecoder(_WireServerTime, lambda wire, _: wire.server_time)
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+
+
+def excerpt(body: bytes) -> str:
+    """The start of a body, printable, for error messages."""
+    text = body[:_EXCERPT_CHARS].decode("utf-8", "replace")
+    return text + ("…" if len(body) > _EXCERPT_CHARS else "")
+
+
+def decode_envelope_data(
+    body: bytes,
+    *,
+    status_code: int,
+    headers: Mapping[str, str],
+    data: DataDecoder[T],
+) -> T:
+    """The decoded `data` of a successful answer; a typed error for everything else."""
+    try:
+        envelope = _ENVELOPE.decode(body)
+    except msgspec.DecodeError:
+        if status_code >= 400:
+            # An HTTP error with an HTML or empty body: the status says what happened.
+            raise error_from_answer(
+                None, excerpt(body), status_code=status_code, retry_after=headers.get("retry-after")
+            ) from None
+        raise DecodeError(
+            "answer is not a BingX JSON envelope", status_code=status_code, excerpt=excerpt(body)
+        ) from None
+    code = _parse_code(envelope.code, status_code, body)
+    msg = envelope.msg or ""
+    if code != 0:
+        raise error_from_answer(
+            code, msg, status_code=status_code, retry_after=headers.get("retry-after")
+        )
+    if status_code >= 400:
+        raise error_from_answer(
+            None, msg, status_code=status_code, retry_after=headers.get("retry-after")
+        )
+    if bytes(envelope.data) == b"null":
+        raise DecodeError("success without data", status_code=status_code, excerpt=excerpt(body))
+    try:
+        return data.decode(envelope.data, envelope.timestamp)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(
+            f"unexpected data ({exc})", status_code=status_code, excerpt=excerpt(body)
+        ) from None
+
+
+def _parse_code(code: int | str, status_code: int, body: bytes) -> int:
+    if isinstance(code, int):
+        return code
+    try:
+        return int(code)
+    except ValueError:
+        raise DecodeError(
+            f"non-numeric code {code[:20]!r}", status_code=status_code, excerpt=excerpt(body)
+        ) from None

@@ -1,0 +1,9 @@
+"""Test your code against a fake BingX: `BingXSimulator`, and a `LoopClock` for virtual time.
+
+Shipped with the package so that you can test code that uses `AssetsClient` without
+a BingX account or a network.
+"""
+
+from ._simulator import BingXSimulator, LoopClock, ReceivedRequest, SimKey
+
+__all__ = ["BingXSimulator", "LoopClock", "ReceivedRequest", "SimKey"]

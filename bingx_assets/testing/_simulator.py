@@ -1,0 +1,422 @@
+"""An in-process BingX for the asset overview, strict the way the real one is."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import string
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from urllib.parse import parse_qsl
+
+import httpx
+import msgspec
+
+from .._clock import Clock, SystemClock
+from .._constants import (
+    API_KEY_HEADER,
+    ASSET_OVERVIEW_PATH,
+    MAX_RECV_WINDOW_MS,
+    SERVER_TIME_PATH,
+    UID_PATH,
+)
+from .._limits import Rate, RateLimits
+from .._signing import sign
+
+__all__ = ["BingXSimulator", "LoopClock", "ReceivedRequest", "SimKey"]
+
+# BingX's own wording, from its docs and from captures (see shared/api/bingx-facts.md).
+MSG_BAD_KEY = "Incorrect apiKey"
+MSG_NULL_SIGNATURE = "Null signature"
+MSG_BAD_SIGNATURE = "Signature verification failed"
+MSG_TIMESTAMP = (
+    "Null timestamp or timestamp mismatch, try to run our sample code from the link "
+    "https://bingx-api.github.io/docs/#/en-us/spot/account-api.html#Query%20Assets"
+)
+MSG_TIMESTAMP_INVALID = "timestamp is invalid"
+MSG_WHITELIST = (
+    "IP does not match IP whitelist , please go to https://bingx.com/en/account/api/ "
+    "to verify the ip you have set"
+)
+MSG_PERMISSION = "Permission denied as the API key was created without the permission"
+MSG_RATE_LIMITED = "rate limited"
+MSG_DISABLED = (
+    "code:100410:The endpoint trigger frequency limit rule is currently in the disabled "
+    "period and will be unblocked after {until}"
+)
+MSG_TOO_MANY_ERRORS = (
+    "over {limit} error code:{code} requests within {period_ms} ms for this api, "
+    "please verify and fix it ,can retry after time: {until}"
+)
+
+GROUP_2_PATHS = frozenset({ASSET_OVERVIEW_PATH, UID_PATH})
+ACCOUNT_TYPES = frozenset(
+    {"spot", "sopt", "stdFutures", "coinMPerp", "USDTMPerp", "copyTrading", "grid", "eran", "c2c"}
+)
+# The live capture of 2025-03, with made-up amounts.
+DEFAULT_BALANCES: Mapping[str, str] = {
+    "sopt": "80.00",
+    "stdFutures": "0.00000000",
+    "coinMPerp": "0",
+    "USDTMPerp": "1523.44710000",
+    "copyTrading": "0.00",
+    "grid": "0",
+    "eran": "12.5",
+}
+_ALPHABET = string.ascii_letters + string.digits
+
+
+class LoopClock:
+    """A clock that reads the event loop's time, wall clock included.
+
+    Under a fast-forwarding loop (`looptime` in tests) sleeps cost no real time and the
+    client, the simulator and the wall clock all move together.
+    """
+
+    def __init__(self, start_ms: int = 1_767_225_600_000) -> None:
+        self.start_ms = start_ms
+
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def wall_ms(self) -> int:
+        return self.start_ms + round(self.monotonic() * 1000)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass
+class SimKey:
+    """One API key the simulator knows."""
+
+    api_key: str
+    secret_key: str = field(repr=False)
+    uid: int
+    balances: dict[str, str]
+    can_read: bool = True
+    ip_whitelist: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRequest:
+    """One request as the server saw it."""
+
+    arrived: float
+    """Server monotonic seconds at arrival (after network jitter)."""
+    server_ms: int
+    path: str
+    api_key: str | None
+    uid: int | None
+    query: str
+    status: int
+    code: int | None
+    msg: str
+    while_disabled: bool
+    """It arrived while its UID was in a disabled period: the client should never do this."""
+
+
+class _Envelope(msgspec.Struct, omit_defaults=True):
+    code: int | str
+    msg: str = ""
+    timestamp: int | None = None
+    data: object = None
+
+
+class _Answer(Exception):
+    """Control flow inside the simulator: the answer to send."""
+
+    def __init__(
+        self, code: int, msg: str, *, status: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.status, self.headers = code, msg, status, headers or {}
+
+
+class _Windows:
+    """Arrival times per key, for strict sliding-window counting."""
+
+    def __init__(self) -> None:
+        self._arrivals: dict[str, deque[float]] = {}
+
+    def add(self, key: str, now: float, rate: Rate) -> int:
+        """Record an arrival; the count in [now - period, now], this one included."""
+        arrivals = self._arrivals.setdefault(key, deque())
+        arrivals.append(now)
+        while arrivals and arrivals[0] < now - rate.period:
+            arrivals.popleft()
+        return len(arrivals)
+
+    def free_in(self, key: str, now: float, rate: Rate) -> float:
+        arrivals = self._arrivals.get(key)
+        if not arrivals or len(arrivals) < rate.limit:
+            return 0.0
+        return max(0.0, arrivals[-rate.limit] + rate.period - now)
+
+
+class BingXSimulator:
+    """A fake BingX for the asset overview, usable as an httpx transport.
+
+    It checks what BingX checks (API key header, signature over the exact query string,
+    `timestamp` within `recvWindow` of its own clock, parameters) and answers with
+    BingX's envelopes and messages. It enforces BingX's limits strictly: sliding
+    windows per UID and endpoint and per IP, counted on arrival after `jitter`;
+    too many rejections or errors disable the UID's endpoint for `disable_seconds`,
+    answered with the two 100410 message forms. `requests` records every request as
+    the server saw it.
+
+    ```python
+    sim = BingXSimulator()
+    key = sim.add_key(uid=1001)
+    async with AssetsClient(key.api_key, key.secret_key, http_client=sim.http_client()) as c:
+        print(await c.asset_overview())
+    ```
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        limits: RateLimits | None = None,
+        skew_ms: int = 0,
+        latency: float = 0.0,
+        jitter: float = 0.0,
+        client_ip: str = "127.0.0.1",
+        rejections_before_disable: int = 5,
+        error_limit: int = 20,
+        error_period: float = 480.0,
+        disable_seconds: float = 300.0,
+        page_envelope: bool = False,
+        string_codes: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.limits = limits if limits is not None else RateLimits()
+        self.skew_ms = skew_ms
+        """Server clock minus the client's wall clock, in ms. Change it to make the clock jump."""
+        self.latency = latency
+        self.jitter = jitter
+        self.client_ip = client_ip
+        self.rejections_before_disable = rejections_before_disable
+        self.error_limit = error_limit
+        self.error_period = error_period
+        self.disable_seconds = disable_seconds
+        self.page_envelope = page_envelope
+        self.string_codes = string_codes
+        self.requests: list[ReceivedRequest] = []
+        self._rng = random.Random(seed)
+        self._keys: dict[str, SimKey] = {}
+        self._windows = _Windows()
+        self._rejections = _Windows()
+        self._errors = _Windows()
+        self._disabled_until: dict[tuple[int, str], tuple[int, str]] = {}
+
+    # -- set-up -------------------------------------------------------------------
+
+    def add_key(
+        self,
+        api_key: str | None = None,
+        secret_key: str | None = None,
+        *,
+        uid: int,
+        balances: Mapping[str, str | Decimal] | None = None,
+        can_read: bool = True,
+        ip_whitelist: tuple[str, ...] | None = None,
+    ) -> SimKey:
+        """Register a key of `uid`; keys and secrets are made up when not given."""
+        key = SimKey(
+            api_key=api_key or self._token(),
+            secret_key=secret_key or self._token(),
+            uid=uid,
+            balances={k: str(v) for k, v in (balances or DEFAULT_BALANCES).items()},
+            can_read=can_read,
+            ip_whitelist=ip_whitelist,
+        )
+        self._keys[key.api_key] = key
+        return key
+
+    def _token(self) -> str:
+        return "".join(self._rng.choices(_ALPHABET, k=64))
+
+    def disable(self, uid: int, seconds: float, *, path: str = ASSET_OVERVIEW_PATH) -> int:
+        """Put `uid`'s `path` into a disabled period now; returns its end (server ms)."""
+        return self._disable(uid, path, seconds, code=100410)
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        return httpx.MockTransport(self.handle)
+
+    def http_client(self, **kwargs: object) -> httpx.AsyncClient:
+        """An `httpx.AsyncClient` whose requests all go to this simulator."""
+        return httpx.AsyncClient(transport=self.transport(), **kwargs)  # type: ignore[arg-type]
+
+    # -- what tests read ----------------------------------------------------------
+
+    def server_ms(self) -> int:
+        return self.clock.wall_ms() + self.skew_ms
+
+    @property
+    def rejections(self) -> list[ReceivedRequest]:
+        """Requests refused for rate: 100410 or HTTP 429."""
+        return [r for r in self.requests if r.code == 100410 or r.status == 429]
+
+    def peak(
+        self, *, path: str = ASSET_OVERVIEW_PATH, uid: int | None = None, period: float = 1.0
+    ) -> int:
+        """The most requests of `uid` (or of everyone) to `path` in any `period` window."""
+        times = sorted(
+            r.arrived for r in self.requests if r.path == path and (uid is None or r.uid == uid)
+        )
+        best, start = 0, 0
+        for end, t in enumerate(times):
+            while times[start] < t - period:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
+
+    # -- serving ------------------------------------------------------------------
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        if self.latency or self.jitter:
+            await self.clock.sleep(self.latency + self._rng.uniform(0, self.jitter))
+        arrived, server_ms = self.clock.monotonic(), self.server_ms()
+        path = request.url.path
+        query = request.url.query.decode("ascii", "replace")
+        key = self._keys.get(request.headers.get(API_KEY_HEADER, ""))
+        uid = key.uid if key else None
+        while_disabled = uid is not None and (uid, path) in self._disabled_now(server_ms)
+        status, code, msg, headers = 200, 0, "", {}
+        data: object = None
+        try:
+            data = self._serve(path, query, key, arrived, server_ms)
+        except _Answer as answer:
+            status, code, msg, headers = answer.status, answer.code, answer.msg, answer.headers
+            if uid is not None and status == 200:
+                self._count_error(uid, path, code, arrived, server_ms)
+        self.requests.append(
+            ReceivedRequest(
+                arrived, server_ms, path, key.api_key if key else None, uid, query,
+                status, code if status == 200 else None, msg, while_disabled,
+            )
+        )  # fmt: skip
+        if self.latency:
+            await self.clock.sleep(self.latency)
+        if status != 200:
+            return httpx.Response(status, text=msg, headers=headers)
+        body = _Envelope(
+            code=str(code) if self.string_codes else code,
+            msg=msg,
+            timestamp=server_ms if code == 0 else None,
+            data=data,
+        )
+        return httpx.Response(200, content=msgspec.json.encode(body), headers={
+            "content-type": "application/json",
+        })  # fmt: skip
+
+    def _serve(
+        self, path: str, query: str, key: SimKey | None, now: float, server_ms: int
+    ) -> object:
+        if path == SERVER_TIME_PATH:
+            return {"serverTime": server_ms}
+        if path not in GROUP_2_PATHS:
+            raise _Answer(0, "<html><body><h1>404 Not Found</h1></body></html>", status=404)
+        self._check_ip_windows(path, now)
+        if key is None:
+            raise _Answer(100413, MSG_BAD_KEY)
+        self._check_uid(key.uid, path, now, server_ms)
+        params = self._check_signature(query, key)
+        self._check_time(params, server_ms)
+        if key.ip_whitelist is not None and self.client_ip not in key.ip_whitelist:
+            raise _Answer(100419, MSG_WHITELIST)
+        if not key.can_read:
+            raise _Answer(100004, MSG_PERMISSION)
+        if path == UID_PATH:
+            return {"uid": key.uid}
+        return self._balances(key, params.get("accountType"))
+
+    def _check_ip_windows(self, path: str, now: float) -> None:
+        for name, rate in (
+            (f"ip:{self.client_ip}:{path}", self.limits.per_ip_endpoint),
+            (f"ip:{self.client_ip}:group2", self.limits.per_ip_group),
+        ):
+            if self._windows.add(name, now, rate) > rate.limit:
+                retry_after = self._windows.free_in(name, now, rate)
+                raise _Answer(
+                    0, "Too Many Requests", status=429,
+                    headers={"Retry-After": f"{max(1, round(retry_after))}"},
+                )  # fmt: skip
+
+    def _check_uid(self, uid: int, path: str, now: float, server_ms: int) -> None:
+        disabled = self._disabled_now(server_ms).get((uid, path))
+        if disabled is not None:
+            # Sending during a disabled period counts against the UID again.
+            until, message = disabled
+            raise _Answer(100410, message)
+        rate = self.limits.per_uid
+        if self._windows.add(f"uid:{uid}:{path}", now, rate) > rate.limit:
+            recent = self._rejections.add(f"{uid}:{path}", now, Rate(1_000_000, 60.0))
+            if recent >= self.rejections_before_disable:
+                until = self._disable(uid, path, self.disable_seconds, code=100410)
+                raise _Answer(100410, MSG_DISABLED.format(until=until))
+            raise _Answer(100410, MSG_RATE_LIMITED)
+
+    def _check_signature(self, query: str, key: SimKey) -> dict[str, str]:
+        signed, sep, signature = query.rpartition("&signature=")
+        if not sep or not signature:
+            raise _Answer(100412, MSG_NULL_SIGNATURE)
+        if sign(key.secret_key.encode(), signed) != signature:
+            raise _Answer(100001, MSG_BAD_SIGNATURE)
+        return dict(parse_qsl(signed, keep_blank_values=True))
+
+    def _check_time(self, params: Mapping[str, str], server_ms: int) -> None:
+        timestamp = params.get("timestamp")
+        if not timestamp:
+            raise _Answer(100421, MSG_TIMESTAMP)
+        if not timestamp.isdigit():
+            raise _Answer(80014, MSG_TIMESTAMP_INVALID)
+        recv_window = params.get("recvWindow", "5000")
+        if not recv_window.isdigit() or not 0 < int(recv_window) <= MAX_RECV_WINDOW_MS:
+            raise _Answer(100400, f"Invalid parameters, recvWindow: {recv_window}")
+        if abs(server_ms - int(timestamp)) > int(recv_window):
+            raise _Answer(100421, MSG_TIMESTAMP)
+
+    def _balances(self, key: SimKey, account_type: str | None) -> object:
+        if account_type is not None and account_type not in ACCOUNT_TYPES:
+            raise _Answer(100400, f"Invalid parameters, accountType: {account_type}")
+        wanted = {"spot": "sopt"}.get(account_type or "", account_type)
+        rows = [
+            {"accountType": name, "usdtBalance": value}
+            for name, value in key.balances.items()
+            if wanted is None or name == wanted
+        ]
+        if self.page_envelope:
+            return {"result": rows, "pageId": 1, "total": len(rows)}
+        return rows
+
+    # -- disabled periods ---------------------------------------------------------
+
+    def _disabled_now(self, server_ms: int) -> dict[tuple[int, str], tuple[int, str]]:
+        expired = [k for k, (until, _) in self._disabled_until.items() if until <= server_ms]
+        for k in expired:
+            del self._disabled_until[k]
+        return self._disabled_until
+
+    def _disable(self, uid: int, path: str, seconds: float, *, code: int) -> int:
+        until = self.server_ms() + round(seconds * 1000)
+        if code == 100410:
+            message = MSG_DISABLED.format(until=until)
+        else:
+            message = MSG_TOO_MANY_ERRORS.format(
+                limit=self.error_limit, code=code, period_ms=round(self.error_period * 1000),
+                until=until,
+            )  # fmt: skip
+        self._disabled_until[(uid, path)] = (until, message)
+        return until
+
+    def _count_error(self, uid: int, path: str, code: int, now: float, server_ms: int) -> None:
+        if (uid, path) in self._disabled_now(server_ms):
+            return
+        rate = Rate(self.error_limit, self.error_period)
+        if self._errors.add(f"{uid}:{path}", now, rate) > rate.limit:
+            self._disable(uid, path, self.disable_seconds, code=code)
