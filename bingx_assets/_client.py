@@ -53,10 +53,10 @@ __all__ = ["AssetsClient"]
 T = TypeVar("T")
 
 # Busy servers and lost connections: back off, with jitter so many clients spread out.
-_busy_backoff = wait_exponential_jitter(initial=0.5, max=8.0, jitter=0.5)
+_busy_backoff = wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)
 # Rate-limited with no time given (someone else used the UID's budget): start at a full
 # window and double, so the UID's own window has certainly moved on.
-_rate_backoff = wait_exponential_jitter(initial=1.0, max=60.0, jitter=1.0)
+_rate_backoff = wait_exponential_jitter(multiplier=1.0, max=60.0, jitter=1.0)
 
 
 class AssetsClient:
@@ -186,7 +186,6 @@ class AssetsClient:
             stop=stop_after_attempt(self.max_retries + 1),
             wait=_wait_before_retry,
             retry=retry_if_exception(retryable),
-            sleep=self.limiter.clock.sleep,
             before_sleep=self._log_retry,
             reraise=True,
         )

@@ -1,7 +1,9 @@
 """Time: the local clocks the client reads, and the measured offset to BingX's clock.
 
-Everything that waits goes through a `Clock`, so tests can swap in a virtual one
-(`bingx_assets.testing.LoopClock`) and never sleep for real.
+Waiting is always done on the event loop (`asyncio.sleep`, `asyncio.timeout`), so a
+`Clock`'s monotonic time *is* the running loop's time. Under a fast-forwarding loop
+(`looptime` in tests) every wait is then virtual; `bingx_assets.testing.LoopClock`
+derives the wall clock from the loop too, so nothing in a test sleeps for real.
 """
 
 from __future__ import annotations
@@ -14,32 +16,25 @@ __all__ = ["Clock", "ServerClock", "SystemClock"]
 
 
 class Clock(Protocol):
-    """The three things the client needs from time."""
+    """The two things the client reads from time."""
 
     def monotonic(self) -> float:
-        """Seconds on a clock that never jumps; what the limiter measures windows on."""
+        """The running event loop's time, in seconds: what windows and gates are kept on."""
         ...
 
     def wall_ms(self) -> int:
         """Epoch milliseconds on the local wall clock; what `timestamp` is built from."""
         ...
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait `seconds` on the monotonic clock."""
-        ...
-
 
 class SystemClock:
-    """The real clocks: `time.monotonic`, `time.time` and `asyncio.sleep`."""
+    """The real clocks: the event loop's monotonic time and `time.time`."""
 
     def monotonic(self) -> float:
-        return time.monotonic()
+        return asyncio.get_running_loop().time()
 
     def wall_ms(self) -> int:
         return time.time_ns() // 1_000_000
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
     def __repr__(self) -> str:
         return "SystemClock()"

@@ -15,12 +15,15 @@ smaller than the margin. Either way no window the server measures can hold more 
 
 Who waits: a request checks its gate and all its windows (UID first, then IP) at once
 and takes a slot in all of them or in none, so it never holds one budget while waiting
-for another. Requests of one UID queue in order behind one lock per gate.
+for another. Requests of one UID queue in order behind one lock per gate; the one at
+the head sleeps until a slot frees, and wakes early when an answer of its UID arrives
+(its slot's anchor moved earlier, so the wait may be shorter now).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -156,6 +159,8 @@ class _Window:
 
     def wait(self, now: float) -> float:
         """Seconds until this window admits one more request."""
+        # The nanosecond forgives float error in `anchor + period`, nothing more.
+        now += 1e-9
         expiry = self.rate.period + _BOUNDARY
         slots = self._slots
         while slots and slots[0].anchor + expiry <= now:
@@ -232,8 +237,7 @@ class RateLimiter:
         if self.backend is None:
             self.backend = MemoryBackend(self.clock)
         self.server_clock = ServerClock(self.clock)
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_state: tuple[asyncio.AbstractEventLoop, _LoopState] | None = None
 
     _default: ClassVar[RateLimiter | None] = None
 
@@ -255,22 +259,20 @@ class RateLimiter:
             ),
         )
 
-    def _lock(self, key: str) -> asyncio.Lock:
-        # Locks belong to one event loop; a limiter reused under a new asyncio.run
-        # starts a fresh set instead of failing.
+    def _state(self) -> _LoopState:
+        # Locks and events belong to one event loop; a limiter reused under a new
+        # asyncio.run starts a fresh set instead of failing.
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop, self._locks = loop, {}
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
+        if self._loop_state is None or self._loop_state[0] is not loop:
+            self._loop_state = (loop, _LoopState())
+        return self._loop_state[1]
 
     async def acquire(self, scope: Scope, *, max_wait: float) -> Permit:
         """Wait for a slot in `scope`; `GateTooLong` if its gate stays shut past `max_wait`."""
         assert self.backend is not None
+        state = self._state()
         waited = False
-        async with self._lock(scope.gate):
+        async with state.lock(scope.gate):
             while True:
                 outcome = await self.backend.try_acquire(scope, self.limits.safety_margin)
                 if isinstance(outcome, GateClosed):
@@ -283,12 +285,15 @@ class RateLimiter:
                     delay = outcome
                 else:
                     self.stats.acquired += 1
-                    return outcome
+                    return _WakingPermit(outcome, state, scope.gate)
                 if not waited:
                     waited = True
                     self.stats.waits += 1
+                # Never sleep less than the boundary: float error can leave a wait of
+                # 1e-15 s, which a clock with millisecond steps would never get past.
+                delay = max(delay, _BOUNDARY)
                 self.stats.wait_seconds += delay
-                await self.clock.sleep(delay)
+                await state.pause(scope.gate, delay)
 
     async def close_gate(self, scope: Scope, seconds: float) -> None:
         assert self.backend is not None
@@ -307,3 +312,43 @@ class GateTooLong(Exception):
     def __init__(self, seconds: float) -> None:
         super().__init__(seconds)
         self.seconds = seconds
+
+
+class _LoopState:
+    """One event loop's locks (a FIFO queue per gate) and wake-up events."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._wakers: dict[str, asyncio.Event] = {}
+
+    def lock(self, gate: str) -> asyncio.Lock:
+        lock = self._locks.get(gate)
+        if lock is None:
+            lock = self._locks[gate] = asyncio.Lock()
+        return lock
+
+    async def pause(self, gate: str, seconds: float) -> None:
+        """Sleep `seconds`, or less if an answer for `gate` arrives first."""
+        waker = self._wakers.setdefault(gate, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await waker.wait()
+
+    def wake(self, gate: str) -> None:
+        waker = self._wakers.pop(gate, None)
+        if waker is not None:
+            waker.set()
+
+
+class _WakingPermit:
+    """A backend's permit that, once answered, wakes whoever waits on its gate."""
+
+    __slots__ = ("_gate", "_permit", "_state")
+
+    def __init__(self, permit: Permit, state: _LoopState, gate: str) -> None:
+        self._permit, self._state, self._gate = permit, state, gate
+
+    async def settle(self, *, answered: bool) -> None:
+        await self._permit.settle(answered=answered)
+        if answered:
+            self._state.wake(self._gate)

@@ -84,9 +84,6 @@ class LoopClock:
     def wall_ms(self) -> int:
         return self.start_ms + round(self.monotonic() * 1000)
 
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
 
 @dataclass
 class SimKey:
@@ -240,9 +237,20 @@ class BingXSimulator:
     def _token(self) -> str:
         return "".join(self._rng.choices(_ALPHABET, k=64))
 
-    def disable(self, uid: int, seconds: float, *, path: str = ASSET_OVERVIEW_PATH) -> int:
-        """Put `uid`'s `path` into a disabled period now; returns its end (server ms)."""
-        return self._disable(uid, path, seconds, code=100410)
+    def disable(
+        self,
+        uid: int,
+        seconds: float,
+        *,
+        path: str = ASSET_OVERVIEW_PATH,
+        too_many_errors: bool = False,
+    ) -> int:
+        """Put `uid`'s `path` into a disabled period now; returns its end (server ms).
+
+        Answers then carry the "unblocked after" message, or with `too_many_errors`
+        the "can retry after time" one.
+        """
+        return self._disable(uid, path, seconds, code=100202 if too_many_errors else 100410)
 
     def transport(self) -> httpx.AsyncBaseTransport:
         return httpx.MockTransport(self.handle)
@@ -279,7 +287,7 @@ class BingXSimulator:
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         if self.latency or self.jitter:
-            await self.clock.sleep(self.latency + self._rng.uniform(0, self.jitter))
+            await asyncio.sleep(self.latency + self._rng.uniform(0, self.jitter))
         arrived, server_ms = self.clock.monotonic(), self.server_ms()
         path = request.url.path
         query = request.url.query.decode("ascii", "replace")
@@ -301,7 +309,7 @@ class BingXSimulator:
             )
         )  # fmt: skip
         if self.latency:
-            await self.clock.sleep(self.latency)
+            await asyncio.sleep(self.latency)
         if status != 200:
             return httpx.Response(status, text=msg, headers=headers)
         body = _Envelope(

@@ -1,0 +1,167 @@
+"""The limiter on its own: sliding windows, slots, gates, cancellation, event loops."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bingx_assets import ConfigurationError, Rate, RateLimiter, RateLimits
+from bingx_assets._limits import GateTooLong, MemoryBackend
+from bingx_assets.testing import LoopClock
+
+ONE_UID = RateLimits(per_uid=Rate(5, 1.0), safety_margin=0.0)
+
+
+def most_in_any_window(times: list[float], period: float) -> int:
+    times = sorted(times)
+    return max(sum(1 for t in times[i:] if t <= start + period) for i, start in enumerate(times))
+
+
+async def take(limiter: RateLimiter, uid: str, log: list[float], *, answered: bool = True) -> None:
+    permit = await limiter.acquire(limiter.scope(uid, "/x"), max_wait=60)
+    log.append(limiter.clock.monotonic())
+    await permit.settle(answered=answered)
+
+
+@pytest.mark.parametrize("calls", [6, 50, 137])
+async def test_no_window_ever_holds_more_than_the_limit(calls: int) -> None:
+    limiter = RateLimiter(ONE_UID, clock=LoopClock())
+    times: list[float] = []
+    await asyncio.gather(*(take(limiter, "u", times) for _ in range(calls)))
+    assert most_in_any_window(times, 1.0) == 5
+    # ... and uses the budget: batches of five, one period (and a millisecond) apart.
+    assert max(times) == pytest.approx(((calls - 1) // 5) * 1.001, abs=1e-6)
+
+
+async def test_a_burst_is_served_first_come_first_served() -> None:
+    limiter = RateLimiter(ONE_UID, clock=LoopClock())
+    order: list[int] = []
+
+    async def numbered(n: int) -> None:
+        await limiter.acquire(limiter.scope("u", "/x"), max_wait=60)
+        order.append(n)
+
+    await asyncio.gather(*(numbered(n) for n in range(23)))
+    assert order == list(range(23))
+
+
+async def test_unanswered_slot_counts_from_send_plus_margin() -> None:
+    clock = LoopClock()
+    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 1.0), safety_margin=0.3), clock=clock)
+    scope = limiter.scope("u", "/x")
+    await limiter.acquire(scope, max_wait=60)  # never settled: in flight
+    await limiter.acquire(scope, max_wait=60)
+    assert clock.monotonic() == pytest.approx(1.301)
+
+
+async def test_an_answer_frees_the_slot_from_when_it_arrived() -> None:
+    clock = LoopClock()
+    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 1.0), safety_margin=0.3), clock=clock)
+    scope = limiter.scope("u", "/x")
+    permit = await limiter.acquire(scope, max_wait=60)
+    await asyncio.sleep(0.05)
+    await permit.settle(answered=True)
+    await limiter.acquire(scope, max_wait=60)
+    assert clock.monotonic() == pytest.approx(1.051)
+
+
+async def test_a_request_that_got_no_answer_counts_until_it_was_given_up() -> None:
+    clock = LoopClock()
+    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 1.0), safety_margin=0.3), clock=clock)
+    scope = limiter.scope("u", "/x")
+    permit = await limiter.acquire(scope, max_wait=60)
+    await asyncio.sleep(2.0)  # a timeout: it may have reached the server just now
+    await permit.settle(answered=False)
+    await limiter.acquire(scope, max_wait=60)
+    assert clock.monotonic() == pytest.approx(3.001)
+
+
+async def test_ip_windows_are_shared_by_all_uids() -> None:
+    limits = RateLimits(per_uid=Rate(5, 1.0), per_ip_endpoint=Rate(7, 10.0), safety_margin=0)
+    limiter = RateLimiter(limits, clock=LoopClock())
+    times: list[float] = []
+    await asyncio.gather(*(take(limiter, f"uid{n % 4}", times) for n in range(20)))
+    assert most_in_any_window(times, 10.0) == 7
+
+
+async def test_the_group_window_spans_endpoints() -> None:
+    limits = RateLimits(per_ip_group=Rate(3, 10.0), safety_margin=0)
+    limiter = RateLimiter(limits, clock=LoopClock())
+    times: list[float] = []
+    for endpoint in ("/a", "/b", "/c", "/d"):
+        permit = await limiter.acquire(limiter.scope("u", endpoint), max_wait=60)
+        times.append(limiter.clock.monotonic())
+        await permit.settle(answered=True)
+    assert times[3] == pytest.approx(10.001)
+
+
+async def test_a_closed_gate_holds_every_request_of_the_uid_until_it_opens() -> None:
+    limiter = RateLimiter(ONE_UID, clock=LoopClock())
+    scope = limiter.scope("u", "/x")
+    await limiter.close_gate(scope, 12.5)
+    other_uid = await limiter.acquire(limiter.scope("v", "/x"), max_wait=0)
+    assert other_uid is not None and limiter.clock.monotonic() == 0
+    times: list[float] = []
+    await asyncio.gather(*(take(limiter, "u", times) for _ in range(3)))
+    assert min(times) == pytest.approx(12.5)
+    assert limiter.stats.gate_closures == 1
+
+
+async def test_gates_only_ever_lengthen() -> None:
+    limiter = RateLimiter(ONE_UID, clock=LoopClock())
+    scope = limiter.scope("u", "/x")
+    await limiter.close_gate(scope, 10)
+    await limiter.close_gate(scope, 3)
+    assert await limiter.gate_remaining(scope) == pytest.approx(10)
+
+
+async def test_a_gate_longer_than_max_wait_is_refused_at_once() -> None:
+    limiter = RateLimiter(ONE_UID, clock=LoopClock())
+    scope = limiter.scope("u", "/x")
+    await limiter.close_gate(scope, 300)
+    with pytest.raises(GateTooLong) as caught:
+        await limiter.acquire(scope, max_wait=60)
+    assert caught.value.seconds == pytest.approx(300)
+    assert limiter.clock.monotonic() == 0
+
+
+async def test_cancelled_waiters_take_no_slot_and_leave_no_lock_held() -> None:
+    limiter = RateLimiter(ONE_UID, clock=LoopClock())
+    times: list[float] = []
+    waiting = [asyncio.create_task(take(limiter, "u", times)) for _ in range(12)]
+    await asyncio.sleep(0.5)  # five went through; seven wait for the window
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    assert len(times) == 5
+    assert not limiter._state().lock("gate:u:/x").locked()
+    await take(limiter, "u", times)  # the next one gets the first free slot
+    assert times[-1] == pytest.approx(1.001)
+    assert {t for t in asyncio.all_tasks() if not t.done()} == {asyncio.current_task()}
+
+
+def test_one_limiter_serves_several_event_loops() -> None:
+    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 0.01), safety_margin=0))
+
+    async def contend() -> None:
+        times: list[float] = []
+        await asyncio.gather(*(take(limiter, "u", times) for _ in range(3)))
+
+    asyncio.run(contend())
+    asyncio.run(contend())
+    assert limiter.stats.acquired == 6
+
+
+def test_limits_are_validated() -> None:
+    with pytest.raises(ConfigurationError):
+        Rate(0, 1.0)
+    with pytest.raises(ConfigurationError):
+        Rate(5, 0)
+    with pytest.raises(ConfigurationError):
+        RateLimits(safety_margin=-1)
+
+
+def test_the_default_limiter_is_shared() -> None:
+    assert RateLimiter.default() is RateLimiter.default()
+    assert isinstance(RateLimiter.default().backend, MemoryBackend)
