@@ -26,3 +26,10 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     session.install("-e", ".[lint]")
     session.run("mypy", "--strict", "bingx_assets")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: ratios and counts, written to benchmarks/results/."""
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/bench_limits.py")
