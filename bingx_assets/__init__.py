@@ -2,6 +2,7 @@
 
 from ._client import AssetsClient
 from ._clock import Clock, SystemClock
+from ._credentials import Credentials
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -18,6 +19,7 @@ from ._exceptions import (
 )
 from ._limits import LimiterStats, Rate, RateLimiter, RateLimits
 from ._models import AccountType, AssetOverview, Balance
+from ._pool import AssetsPool, KeyResult, Snapshot
 
 __version__ = "0.1.0"
 
@@ -28,13 +30,16 @@ __all__ = [
     "AccountType",
     "AssetOverview",
     "AssetsClient",
+    "AssetsPool",
     "AuthenticationError",
     "Balance",
     "BingXError",
     "Clock",
     "ConfigurationError",
+    "Credentials",
     "DecodeError",
     "InvalidArgumentError",
+    "KeyResult",
     "LimiterStats",
     "PermissionDeniedError",
     "Rate",
@@ -42,6 +47,7 @@ __all__ = [
     "RateLimiter",
     "RateLimits",
     "ServerBusyError",
+    "Snapshot",
     "SystemClock",
     "TimestampError",
     "__version__",

@@ -33,6 +33,7 @@ from ._constants import (
     UID_PATH,
     USER_AGENT,
 )
+from ._credentials import check_credential, check_uid, mask
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -93,9 +94,9 @@ class AssetsClient:
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         secret_key = secret_key if secret_key is not None else os.environ.get(SECRET_KEY_ENV)
-        self.api_key = _check_credential(api_key, "api_key", API_KEY_ENV)
-        self._secret = _check_credential(secret_key, "secret_key", SECRET_KEY_ENV).encode()
-        self._uid = _check_uid(uid)
+        self.api_key = check_credential(api_key, "api_key", API_KEY_ENV)
+        self._secret = check_credential(secret_key, "secret_key", SECRET_KEY_ENV).encode()
+        self._uid = check_uid(uid)
         self.base_url = _check_base_url(base_url)
         if not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be an int >= 0, not {max_retries!r}")
@@ -319,30 +320,6 @@ def _transport_error(exc: httpx.TransportError, path: str) -> APIConnectionError
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"GET {path}: no answer in time ({type(exc).__name__})")
     return APIConnectionError(f"GET {path}: {type(exc).__name__}")
-
-
-def mask(api_key: str) -> str:
-    """An API key as shown in reprs and logs: its last four characters."""
-    return f"…{api_key[-4:]}" if len(api_key) > 8 else "…"
-
-
-def _check_credential(value: Any, name: str, env: str) -> str:
-    if value is None or value == "":
-        raise ConfigurationError(f"no {name}: pass {name}= or set {env}")
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{name} must be a str, not {type(value).__name__}")
-    if not value.isascii() or not value.isprintable() or any(c.isspace() for c in value):
-        raise ConfigurationError(f"{name} has spaces or non-printable characters")
-    return value
-
-
-def _check_uid(uid: Any) -> str | None:
-    if uid is None:
-        return None
-    text = str(uid)
-    if isinstance(uid, bool) or not text.isdigit():
-        raise ConfigurationError(f"uid must be BingX's numeric UID, not {uid!r}")
-    return text
 
 
 def _check_base_url(base_url: Any) -> str:

@@ -27,3 +27,5 @@ DEFAULT_MAX_WAIT = 60.0
 FIREWALL_BAN_SECONDS = 300.0
 # Wake this long after a gate opens, so the first request lands after it on the server.
 GATE_SLACK_SECONDS = 0.01
+# Keys read at once by a pool; the limiter, not this, decides how fast.
+DEFAULT_CONCURRENCY = 32

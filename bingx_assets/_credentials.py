@@ -1,0 +1,163 @@
+"""API credentials: one key pair with its label, from code, a TOML file or the environment."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._constants import API_KEY_ENV, SECRET_KEY_ENV
+from ._exceptions import ConfigurationError
+
+__all__ = ["Credentials", "check_credential", "check_uid", "check_unique", "mask"]
+
+log = logging.getLogger("bingx_assets")
+
+
+def mask(api_key: str) -> str:
+    """An API key as shown in reprs, logs and tables: its last four characters."""
+    return f"…{api_key[-4:]}" if len(api_key) > 8 else "…"
+
+
+def check_credential(value: Any, name: str, env: str) -> str:
+    if value is None or value == "":
+        raise ConfigurationError(f"no {name}: pass {name}= or set {env}")
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a str, not {type(value).__name__}")
+    if not value.isascii() or not value.isprintable() or any(c.isspace() for c in value):
+        raise ConfigurationError(f"{name} has spaces or non-printable characters")
+    return value
+
+
+def check_uid(uid: Any) -> str | None:
+    if uid is None:
+        return None
+    text = str(uid)
+    if isinstance(uid, bool) or not isinstance(uid, int | str) or not text.isdigit():
+        raise ConfigurationError(f"uid must be BingX's numeric UID, not {uid!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """One API key pair. `label` names it in results (default: the key's last four
+    characters); `uid`, when known, saves a lookup and lets keys of one UID be
+    scheduled together from the start."""
+
+    api_key: str
+    secret_key: str = field(repr=False)
+    label: str = ""
+    uid: str | None = None
+
+    def __post_init__(self) -> None:
+        where = f" (key {self.label!r})" if self.label else ""
+        try:
+            check_credential(self.api_key, "api_key", API_KEY_ENV)
+            check_credential(self.secret_key, "secret_key", SECRET_KEY_ENV)
+            uid = check_uid(self.uid)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{exc}{where}") from None
+        object.__setattr__(self, "uid", uid)
+        if not self.label:
+            object.__setattr__(self, "label", mask(self.api_key))
+
+    def __repr__(self) -> str:
+        key = mask(self.api_key)
+        return f"Credentials(label={self.label!r}, api_key={key!r}, uid={self.uid!r})"
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> list[Credentials]:
+        """Read a TOML file of keys:
+
+        ```toml
+        [[keys]]
+        label = "main"        # optional
+        api_key = "..."
+        secret_key = "..."
+        uid = 16844999        # optional
+        ```
+
+        A file others can read is warned about: it holds secrets.
+        """
+        file = Path(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+            document = tomllib.loads(text)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {file}: {exc.strerror}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"{file} is not valid TOML: {exc}") from None
+        _warn_if_readable_by_others(file)
+        entries = document.get("keys")
+        if not isinstance(entries, list) or not entries:
+            raise ConfigurationError(f"{file}: expected one or more [[keys]] tables")
+        return [cls._from_table(entry, f"{file}, key #{n}") for n, entry in enumerate(entries, 1)]
+
+    @classmethod
+    def _from_table(cls, entry: object, where: str) -> Credentials:
+        if not isinstance(entry, Mapping):
+            raise ConfigurationError(f"{where}: expected a table with api_key and secret_key")
+        unknown = set(entry) - {"label", "api_key", "secret_key", "uid"}
+        if unknown:
+            raise ConfigurationError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        label = entry.get("label", "")
+        if not isinstance(label, str):
+            raise ConfigurationError(f"{where}: label must be a string")
+        try:
+            return cls(entry.get("api_key"), entry.get("secret_key"), label, entry.get("uid"))  # type: ignore[arg-type]
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{where}: {exc}") from None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> list[Credentials]:
+        """`BINGX_API_KEY` / `BINGX_SECRET_KEY`, and any `BINGX_API_KEY_<LABEL>` /
+        `BINGX_SECRET_KEY_<LABEL>` pairs (labelled `<label>` in lower case)."""
+        env = os.environ if environ is None else environ
+        found = []
+        for name in sorted(env):
+            if name != API_KEY_ENV and not name.startswith(API_KEY_ENV + "_"):
+                continue
+            suffix = name[len(API_KEY_ENV) :]
+            secret_name = SECRET_KEY_ENV + suffix
+            if secret_name not in env:
+                raise ConfigurationError(f"{name} is set but {secret_name} is not")
+            found.append(cls(env[name], env[secret_name], suffix.lstrip("_").lower()))
+        if not found:
+            raise ConfigurationError(f"no keys in the environment: set {API_KEY_ENV}")
+        return found
+
+
+def check_unique(credentials: Iterable[Credentials]) -> list[Credentials]:
+    """The credentials as a list; the same key or label twice is an error."""
+    keys: dict[str, str] = {}
+    labels: set[str] = set()
+    result = []
+    for creds in credentials:
+        if not isinstance(creds, Credentials):
+            raise ConfigurationError(f"expected Credentials, not {type(creds).__name__}")
+        if creds.api_key in keys:
+            raise ConfigurationError(
+                f"the same API key is listed twice: {keys[creds.api_key]!r} and {creds.label!r}"
+            )
+        if creds.label in labels:
+            raise ConfigurationError(f"the label {creds.label!r} is used twice")
+        keys[creds.api_key] = creds.label
+        labels.add(creds.label)
+        result.append(creds)
+    if not result:
+        raise ConfigurationError("no credentials given")
+    return result
+
+
+def _warn_if_readable_by_others(file: Path) -> None:
+    try:
+        mode = file.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        log.warning("%s holds secrets and others can read it: chmod 600 %s", file, file)

@@ -1,0 +1,208 @@
+"""`AssetsPool`: many API keys read at once, as fast as the limits allow, none lost."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+import httpx
+
+from ._client import AssetsClient
+from ._constants import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_WAIT,
+    DEFAULT_RECV_WINDOW_MS,
+    DEFAULT_TIMEOUT,
+)
+from ._credentials import Credentials, check_unique
+from ._exceptions import ConfigurationError
+from ._limits import RateLimiter
+from ._models import AccountType, AssetOverview, parse_account_type
+
+__all__ = ["AssetsPool", "KeyResult", "Snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyResult:
+    """One key's outcome: its `overview`, or the `error` that stopped it (never both)."""
+
+    label: str
+    overview: AssetOverview | None = None
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One round of `AssetsPool.watch`: every key's result, in the order given."""
+
+    round: int
+    results: tuple[KeyResult, ...]
+    changed: frozenset[str]
+    """Labels whose balances differ from their last successful read (all, on round 1)."""
+
+
+class AssetsPool:
+    """Reads many API keys through one connection pool and one limiter.
+
+    ```python
+    async with AssetsPool(Credentials.from_file("keys.toml")) as pool:
+        async for result in pool.stream():          # as each key completes
+            print(result.label, result.overview.total if result.ok else result.error)
+    ```
+
+    Keys of one UID share its 5/s and its 100410 gate; different UIDs run side by side.
+    At most `concurrency` keys are read at once, their UIDs interleaved so that one
+    busy UID does not hold up the others. Every key ends with exactly one `KeyResult`;
+    an error on one key never stops the rest. The same key or label twice raises
+    `ConfigurationError` at construction.
+    """
+
+    def __init__(
+        self,
+        credentials: Iterable[Credentials],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_wait: float = DEFAULT_MAX_WAIT,
+        recv_window: int = DEFAULT_RECV_WINDOW_MS,
+        http_client: httpx.AsyncClient | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.credentials = check_unique(credentials)
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError(f"concurrency must be an int >= 1, not {concurrency!r}")
+        self.concurrency = concurrency
+        self.limiter = limiter if limiter is not None else RateLimiter.default()
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else httpx.AsyncClient()
+        self._clients = [
+            AssetsClient(
+                c.api_key,
+                c.secret_key,
+                uid=c.uid,
+                base_url=base_url,
+                timeout=timeout,
+                max_retries=max_retries,
+                max_wait=max_wait,
+                recv_window=recv_window,
+                http_client=self._http,
+                limiter=self.limiter,
+            )
+            for c in self.credentials
+        ]
+        self._schedule = _interleave_by_uid(self.credentials)
+
+    def __repr__(self) -> str:
+        return f"AssetsPool({len(self.credentials)} keys, concurrency={self.concurrency})"
+
+    async def __aenter__(self) -> AssetsPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client the pool opened (an injected one is left open)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def stream(
+        self, account_type: AccountType | str | None = None
+    ) -> AsyncIterator[KeyResult]:
+        """Each key's `KeyResult`, as it completes.
+
+        Leaving the loop early, or cancelling it, cancels the reads still under way.
+        Wrap it in `contextlib.aclosing` to have that happen at once rather than when
+        the iterator is garbage-collected.
+        """
+        wanted = parse_account_type(account_type) if account_type is not None else None
+        pending: asyncio.Queue[int] = asyncio.Queue()
+        for index in self._schedule:
+            pending.put_nowait(index)
+        done: asyncio.Queue[KeyResult] = asyncio.Queue()
+
+        async def worker() -> None:
+            while not pending.empty():
+                done.put_nowait(await self._read(pending.get_nowait(), wanted))
+
+        workers = [
+            asyncio.create_task(worker()) for _ in range(min(self.concurrency, len(self._clients)))
+        ]
+        try:
+            for _ in self._clients:
+                yield await done.get()
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def gather(self, account_type: AccountType | str | None = None) -> list[KeyResult]:
+        """Every key's `KeyResult`, in the order the credentials were given."""
+        position = {c.label: n for n, c in enumerate(self.credentials)}
+        results = [r async for r in self.stream(account_type)]
+        return sorted(results, key=lambda r: position[r.label])
+
+    async def watch(
+        self,
+        interval: float,
+        *,
+        account_type: AccountType | str | None = None,
+        changes_only: bool = False,
+    ) -> AsyncIterator[Snapshot]:
+        """A `Snapshot` of every key every `interval` seconds, for ever.
+
+        Rounds start on a steady beat (a round that overruns skips the beats it
+        missed); the limiter still has the last word, so a short interval with many
+        keys of one UID makes rounds longer, never rejected. Errors, disabled periods
+        included, are reported in the snapshot and the watch goes on. With
+        `changes_only`, rounds in which no balance changed are not yielded.
+        """
+        if not interval > 0:
+            raise ConfigurationError(f"interval must be > 0 seconds, not {interval!r}")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        last: dict[str, AssetOverview] = {}
+        round_number = 0
+        while True:
+            results = await self.gather(account_type)
+            round_number += 1
+            changed = frozenset(
+                r.label
+                for r in results
+                if r.overview is not None and last.get(r.label) != r.overview
+            )
+            last.update((r.label, r.overview) for r in results if r.overview is not None)
+            if changed or not changes_only:
+                yield Snapshot(round_number, tuple(results), changed)
+            beats = math.floor((loop.time() - start) / interval) + 1
+            await asyncio.sleep(start + beats * interval - loop.time())
+
+    async def _read(self, index: int, wanted: AccountType | None) -> KeyResult:
+        label = self.credentials[index].label
+        try:
+            overview = await self._clients[index].asset_overview(wanted)
+        except Exception as exc:  # any failure is this key's outcome, never the pool's
+            return KeyResult(label, error=exc)
+        return KeyResult(label, overview=overview)
+
+
+def _interleave_by_uid(credentials: list[Credentials]) -> list[int]:
+    """Indexes taking one key of each UID in turn (unknown UIDs count as their own)."""
+    groups: dict[str, list[int]] = {}
+    for n, creds in enumerate(credentials):
+        groups.setdefault(creds.uid or f"key:{n}", []).append(n)
+    queues = list(groups.values())
+    order: list[int] = []
+    for depth in range(max(len(q) for q in queues)):
+        order.extend(q[depth] for q in queues if depth < len(q))
+    return order
