@@ -12,6 +12,7 @@ from ._exceptions import (
     ConfigurationError,
     DecodeError,
     InvalidArgumentError,
+    LimiterUnavailableError,
     PermissionDeniedError,
     RateLimitError,
     ServerBusyError,
@@ -22,6 +23,20 @@ from ._models import AccountType, AssetOverview, Balance
 from ._pool import AssetsPool, KeyResult, Snapshot
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # RedisBackend needs the optional `redis` package: import it only when asked for.
+    if name == "RedisBackend":
+        try:
+            from ._redis import RedisBackend
+        except ImportError as exc:
+            raise ImportError(
+                "RedisBackend needs redis: pip install 'bingx-assets[redis]'"
+            ) from exc
+        return RedisBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "APIConnectionError",
@@ -41,11 +56,13 @@ __all__ = [
     "InvalidArgumentError",
     "KeyResult",
     "LimiterStats",
+    "LimiterUnavailableError",
     "PermissionDeniedError",
     "Rate",
     "RateLimitError",
     "RateLimiter",
     "RateLimits",
+    "RedisBackend",
     "ServerBusyError",
     "Snapshot",
     "SystemClock",

@@ -6,6 +6,7 @@ BingXError                     base of everything raised here
 ├── APIConnectionError         no answer: connection refused or reset, DNS, TLS
 │   └── APITimeoutError        no answer in time
 ├── DecodeError                an answer that is not BingX's JSON envelope (status, excerpt)
+├── LimiterUnavailableError    the shared (Redis) limiter cannot be reached; nothing was sent
 └── APIError                   BingX answered with an error: code, msg, status_code
     ├── RateLimitError         100410, HTTP 429 / 418 / 403; unblock time when BingX gives one
     ├── AuthenticationError    100413 bad API key, 100412 no signature, 100001 bad signature
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigurationError",
     "DecodeError",
     "InvalidArgumentError",
+    "LimiterUnavailableError",
     "PermissionDeniedError",
     "RateLimitError",
     "ServerBusyError",
@@ -64,6 +66,10 @@ class DecodeError(BingXError):
         super().__init__(f"{message} (HTTP {status_code}): {excerpt!r}")
         self.status_code = status_code
         self.excerpt = excerpt
+
+
+class LimiterUnavailableError(BingXError):
+    """The shared limiter's store (Redis) cannot be reached: nothing was sent."""
 
 
 class APIError(BingXError):

@@ -49,7 +49,7 @@ log = logging.getLogger("bingx_assets")
 
 # A slot frees this long after its window's period, so that a server counting its
 # window as closed at both ends ([t - period, t]) still sees at most `limit`.
-_BOUNDARY = 0.001
+BOUNDARY = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +161,7 @@ class _Window:
         """Seconds until this window admits one more request."""
         # The nanosecond forgives float error in `anchor + period`, nothing more.
         now += 1e-9
-        expiry = self.rate.period + _BOUNDARY
+        expiry = self.rate.period + BOUNDARY
         slots = self._slots
         while slots and slots[0].anchor + expiry <= now:
             slots.popleft()
@@ -291,7 +291,7 @@ class RateLimiter:
                     self.stats.waits += 1
                 # Never sleep less than the boundary: float error can leave a wait of
                 # 1e-15 s, which a clock with millisecond steps would never get past.
-                delay = max(delay, _BOUNDARY)
+                delay = max(delay, BOUNDARY)
                 self.stats.wait_seconds += delay
                 await state.pause(scope.gate, delay)
 

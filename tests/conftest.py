@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -62,3 +65,26 @@ async def make_client(sim: BingXSimulator, limiter: RateLimiter) -> AsyncIterato
 
     yield make
     await http.aclose()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a unix socket of its own, for the whole session."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.fail("redis-server is not installed: apt-get install -y redis-server")
+    folder = tmp_path_factory.mktemp("redis")
+    socket = folder / "redis.sock"
+    server = subprocess.Popen(
+        [executable, "--port", "0", "--unixsocket", str(socket), "--save", "",
+         "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not socket.exists():
+        if server.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"redis-server did not start (exit code {server.poll()})")
+        time.sleep(0.02)
+    yield f"unix://{socket}"
+    server.terminate()
+    server.wait(timeout=10)

@@ -1,0 +1,141 @@
+"""The Redis backend against a real redis-server: the same guarantees across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from bingx_assets import (
+    AssetsClient,
+    LimiterUnavailableError,
+    Rate,
+    RateLimiter,
+    RateLimits,
+    RedisBackend,
+)
+from bingx_assets._limits import GateTooLong
+from bingx_assets.testing import BingXSimulator, SimulatorServer
+
+from .test_limits import most_in_any_window
+
+# Redis keeps real time: the event loop must too.
+pytestmark = pytest.mark.looptime(False)
+
+FAST = RateLimits(per_uid=Rate(5, 0.5), safety_margin=0.0)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+def limiter_on(redis: Redis, namespace: str, limits: RateLimits = FAST) -> RateLimiter:
+    return RateLimiter(limits, backend=RedisBackend(redis, namespace=namespace))
+
+
+async def test_limiters_sharing_redis_never_overfill_a_window(redis: Redis, namespace: str) -> None:
+    limiters = [limiter_on(redis, namespace) for _ in range(3)]  # three "processes"
+    times: list[float] = []
+
+    async def take(limiter: RateLimiter) -> None:
+        permit = await limiter.acquire(limiter.scope("uid1", "/x"), max_wait=60)
+        times.append(asyncio.get_running_loop().time())
+        await permit.settle(answered=True)
+
+    await asyncio.gather(*(take(limiters[n % 3]) for n in range(18)))
+    assert most_in_any_window(times, 0.5) == 5
+    assert max(times) - min(times) >= 3 * 0.5  # 18 at 5 per 0.5 s: three more windows
+
+
+async def test_a_gate_closed_by_one_process_holds_the_others(redis: Redis, namespace: str) -> None:
+    first, second = limiter_on(redis, namespace), limiter_on(redis, namespace)
+    scope = first.scope("uid1", "/x")
+    await first.close_gate(scope, 0.4)
+    await first.close_gate(scope, 0.1)  # gates only lengthen
+    assert 0.3 < await second.gate_remaining(scope) <= 0.4
+    with pytest.raises(GateTooLong):
+        await second.acquire(scope, max_wait=0.1)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await second.acquire(scope, max_wait=1)
+    assert 0.3 < loop.time() - start < 0.5
+
+
+async def test_an_answer_frees_a_slot_early_and_a_timeout_holds_it(
+    redis: Redis, namespace: str
+) -> None:
+    limiter = limiter_on(redis, namespace, RateLimits(per_uid=Rate(1, 0.3), safety_margin=5.0))
+    scope = limiter.scope("uid1", "/x")
+    loop = asyncio.get_running_loop()
+    permit = await limiter.acquire(scope, max_wait=60)
+    start = loop.time()
+    await permit.settle(answered=True)  # without it the slot would count for 5.3 s
+    await limiter.acquire(scope, max_wait=60)
+    assert loop.time() - start < 0.5
+
+
+async def test_keys_are_namespaced_and_expire(redis: Redis, namespace: str) -> None:
+    limiter = limiter_on(redis, namespace)
+    scope = limiter.scope("uid1", "/x")
+    await limiter.acquire(scope, max_wait=60)
+    await limiter.close_gate(scope, 2.0)
+    keys = [k.decode() for k in await redis.keys("*") if k.decode().startswith(namespace)]
+    assert len(keys) == 4  # the gate and three windows
+    # Each expires a second after the last moment it can matter.
+    longest = {"gate": 2.0, "uid": 0.5, "ip": 10.0}
+    for key in keys:
+        kind = key.split(":")[1]
+        assert 0 < await redis.pttl(key) <= (longest[kind] + 1.01) * 1000
+
+
+async def test_redis_down_is_a_clear_error_and_nothing_is_sent() -> None:
+    sim = BingXSimulator()
+    key = sim.add_key(uid=1)
+    backend = RedisBackend(Redis.from_url("unix:///nonexistent/redis.sock"))
+    client = AssetsClient(
+        key.api_key, key.secret_key, uid=1, http_client=sim.http_client(),
+        limiter=RateLimiter(backend=backend),
+    )  # fmt: skip
+    with pytest.raises(LimiterUnavailableError, match="nothing was sent"):
+        await client.asset_overview()
+    assert [r.path for r in sim.requests if r.path.endswith("allAccountBalance")] == []
+    await backend.redis.aclose()
+
+
+async def test_processes_sharing_redis_hit_one_simulator_without_rejection(
+    redis_url: str, namespace: str
+) -> None:
+    sim = BingXSimulator(limits=RateLimits(per_uid=Rate(5, 0.5)), jitter=0.005)
+    keys = [sim.add_key(uid=77) for _ in range(6)]
+    async with SimulatorServer(sim) as server:
+        workers = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.redis_worker",
+                server.url,
+                redis_url,
+                namespace,
+                "4",
+                *(f"{k.api_key}:{k.secret_key}:77" for k in keys[n * 2 : n * 2 + 2]),
+            )
+            for n in range(3)
+        ]
+        codes = await asyncio.gather(*(w.wait() for w in workers))
+    assert codes == [0, 0, 0]
+    served = [r for r in sim.requests if r.path.endswith("allAccountBalance")]
+    assert len(served) == 24
+    assert sim.rejections == []
+    assert sim.peak(uid=77, period=0.5) <= 5
