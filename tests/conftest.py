@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from bingx_assets import AssetsClient, RateLimiter
-from bingx_assets.testing import BingXSimulator, LoopClock, SimKey
+from bingx_assets.testing import BingXSimulator, LoopClock, SimKey, redis_server
 
 MakeClient = Callable[..., AssetsClient]
 
@@ -68,23 +65,10 @@ async def make_client(sim: BingXSimulator, limiter: RateLimiter) -> AsyncIterato
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server on a unix socket of its own, for the whole session."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.fail("redis-server is not installed: apt-get install -y redis-server")
-    folder = tmp_path_factory.mktemp("redis")
-    socket = folder / "redis.sock"
-    server = subprocess.Popen(
-        [executable, "--port", "0", "--unixsocket", str(socket), "--save", "",
-         "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while not socket.exists():
-        if server.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"redis-server did not start (exit code {server.poll()})")
-        time.sleep(0.02)
-    yield f"unix://{socket}"
-    server.terminate()
-    server.wait(timeout=10)
+def redis_url() -> Iterator[str]:
+    """A real redis-server for the whole session. Missing, it fails the tests: never a skip."""
+    try:
+        with redis_server() as url:
+            yield url
+    except RuntimeError as exc:
+        pytest.fail(str(exc))

@@ -120,15 +120,14 @@ async def test_processes_sharing_redis_hit_one_simulator_without_rejection(
     sim = BingXSimulator(limits=RateLimits(per_uid=Rate(5, 0.5)), jitter=0.005)
     keys = [sim.add_key(uid=77) for _ in range(6)]
     async with SimulatorServer(sim) as server:
+        common = ["--base-url", server.url, "--redis", redis_url, "--namespace", namespace]
+        common += ["--calls", "4", "--uid-period", "0.5"]
         workers = [
             await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "tests.redis_worker",
-                server.url,
-                redis_url,
-                namespace,
-                "4",
+                "bingx_assets.testing.load",
+                *common,
                 *(f"{k.api_key}:{k.secret_key}:77" for k in keys[n * 2 : n * 2 + 2]),
             )
             for n in range(3)

@@ -4,7 +4,15 @@ Shipped with the package so that you can test code that uses `AssetsClient` with
 a BingX account or a network.
 """
 
+from ._redis_server import redis_server
 from ._server import SimulatorServer
 from ._simulator import BingXSimulator, LoopClock, ReceivedRequest, SimKey
 
-__all__ = ["BingXSimulator", "LoopClock", "ReceivedRequest", "SimKey", "SimulatorServer"]
+__all__ = [
+    "BingXSimulator",
+    "LoopClock",
+    "ReceivedRequest",
+    "SimKey",
+    "SimulatorServer",
+    "redis_server",
+]
