@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import shutil
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 
+def _ensure_redis_server(session: nox.Session) -> None:
+    """The Redis tests run a real redis-server: install Debian's package when it is missing."""
+    if shutil.which("redis-server"):
+        return
+    if not shutil.which("apt-get"):
+        session.error("redis-server is missing: install it (the Redis tests need it)")
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run("apt-get", "install", "-y", "-qq", "redis-server", external=True)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite (Redis tests start their own redis-server)."""
+    """The whole test suite; the Redis tests start their own redis-server."""
+    _ensure_redis_server(session)
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
 
@@ -31,5 +44,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: ratios and counts, written to benchmarks/results/."""
+    _ensure_redis_server(session)
     session.install("-e", ".[bench]")
-    session.run("python", "benchmarks/bench_limits.py")
+    for bench in ("bench_limits.py", "bench_fanout.py", "bench_redis.py"):
+        session.run("python", f"benchmarks/{bench}")

@@ -12,12 +12,11 @@ apart, the pacing most wrappers use.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import httpx
+from _report import report  # type: ignore[import-not-found]
 from aiolimiter import AsyncLimiter
 
 from bingx_assets import AssetsClient, RateLimiter, RateLimits
@@ -25,7 +24,6 @@ from bingx_assets._constants import API_KEY_HEADER, ASSET_OVERVIEW_PATH
 from bingx_assets._signing import signed_query
 from bingx_assets.testing import BingXSimulator, SimKey
 
-RESULTS = Path(__file__).parent / "results" / "limits.json"
 JITTER = 0.02
 
 
@@ -124,19 +122,7 @@ async def main() -> None:
         ),
         await scenario("fixed 200 ms spacing", every_200ms, uids=1, keys_per_uid=1, calls=50),
     ]
-    print(
-        f"{'scenario':<50} {'calls':>5} {'elapsed':>8} {'ideal':>6} {'ratio':>6} "
-        f"{'rej':>4} {'peak':>4}"
-    )
-    for r in rows:
-        ratio = f"{r['ratio']:.3f}" if r["ratio"] else "-"
-        print(
-            f"{r['scenario']:<50} {r['calls']:>5} {r['elapsed_s']:>8.2f} {r['ideal_s']:>6.1f} "
-            f"{ratio:>6} {r['rejections']:>4} {r['peak_per_1s']:>4}"
-        )
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
-    print(f"\nwritten to {RESULTS}")
+    report("limits", rows)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,108 @@
+"""The Redis backend: its cost per call against the in-memory one, and utilisation
+when K processes share one UID through it.
+
+Starts its own redis-server (unix socket). Per-call costs are medians of repeated
+batches, reported with their ratio; utilisation is wall time over the physical minimum
+against the simulator served on loopback.
+
+    python benchmarks/bench_redis.py        # or: nox -s bench
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+
+from _report import report  # type: ignore[import-not-found]
+from redis.asyncio import Redis
+
+from bingx_assets import Rate, RateLimiter, RateLimits, RedisBackend
+from bingx_assets.testing import BingXSimulator, SimulatorServer, redis_server
+
+# Limits so high that nothing waits: what is left is the backend's own cost.
+UNLIMITED = RateLimits(
+    per_uid=Rate(10**9, 1.0), per_ip_endpoint=Rate(10**9, 10.0), per_ip_group=Rate(10**9, 10.0)
+)
+BATCH, REPEATS = 500, 7
+
+
+async def per_acquire_us(limiter: RateLimiter) -> list[float]:
+    scope = limiter.scope("bench", "/x")
+    samples = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        for _ in range(BATCH):
+            permit = await limiter.acquire(scope, max_wait=1)
+            await permit.settle(answered=True)
+        samples.append((time.perf_counter() - start) / BATCH * 1e6)
+    return samples
+
+
+async def overhead(redis_url: str) -> list[dict[str, object]]:
+    redis = Redis.from_url(redis_url)
+    memory = await per_acquire_us(RateLimiter(UNLIMITED))
+    shared = await per_acquire_us(
+        RateLimiter(UNLIMITED, backend=RedisBackend(redis, namespace=uuid.uuid4().hex))
+    )
+    await redis.aclose()
+    rows: list[dict[str, object]] = []
+    for name, samples in (("memory", memory), ("redis (unix socket)", shared)):
+        rows.append({
+            "backend": name,
+            "median_us_per_call": round(statistics.median(samples), 1),
+            "min_us": round(min(samples), 1),
+            "max_us": round(max(samples), 1),
+            "ratio_to_memory": round(statistics.median(samples) / statistics.median(memory), 2),
+        })  # fmt: skip
+    return rows
+
+
+async def utilisation(redis_url: str, processes: int, calls: int = 40) -> dict[str, object]:
+    sim = BingXSimulator(jitter=0.005)
+    keys = [sim.add_key(uid=500) for _ in range(processes)]
+    namespace = uuid.uuid4().hex
+    async with SimulatorServer(sim) as server:
+        start = time.perf_counter()
+        workers = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bingx_assets.testing.load",
+                "--base-url",
+                server.url,
+                "--redis",
+                redis_url,
+                "--namespace",
+                namespace,
+                "--calls",
+                str(calls // processes),
+                f"{k.api_key}:{k.secret_key}:500",
+            )
+            for k in keys
+        ]
+        await asyncio.gather(*(w.wait() for w in workers))
+        elapsed = time.perf_counter() - start
+    served = [r for r in sim.requests if r.path.endswith("allAccountBalance")]
+    minimum = (len(served) - 1) // 5 * 1.0
+    return {
+        "processes": processes,
+        "calls": len(served),
+        "elapsed_s": round(elapsed, 3),
+        "minimum_s": minimum,
+        "ratio": round(elapsed / minimum, 3),
+        "rejections": len(sim.rejections),
+        "peak_per_1s": sim.peak(uid=500),
+    }
+
+
+async def main() -> None:
+    with redis_server() as url:
+        report("redis_overhead", await overhead(url))
+        report("redis_processes", [await utilisation(url, k) for k in (1, 2, 4)])
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
