@@ -110,5 +110,5 @@ class AssetOverview(Sequence[Balance]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{b.account_type}={b.usdt_balance}" for b in self._balances)
+        inner = ", ".join(f"{b.account_type}={b.usdt_balance:f}" for b in self._balances)
         return f"AssetOverview({inner})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 
 import httpx
@@ -118,7 +118,7 @@ class AssetsPool:
 
     async def stream(
         self, account_type: AccountType | str | None = None
-    ) -> AsyncIterator[KeyResult]:
+    ) -> AsyncGenerator[KeyResult, None]:
         """Each key's `KeyResult`, as it completes.
 
         Leaving the loop early, or cancelling it, cancels the reads still under way.
@@ -158,7 +158,7 @@ class AssetsPool:
         *,
         account_type: AccountType | str | None = None,
         changes_only: bool = False,
-    ) -> AsyncIterator[Snapshot]:
+    ) -> AsyncGenerator[Snapshot, None]:
         """A `Snapshot` of every key every `interval` seconds, for ever.
 
         Rounds start on a steady beat (a round that overruns skips the beats it

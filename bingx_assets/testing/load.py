@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from .. import AssetsClient, Rate, RateLimiter, RateLimits, RedisBackend
+from .. import AssetsClient, Rate, RateLimiter, RateLimits
+from .._redis import RedisBackend
 
 
 async def run(args: argparse.Namespace) -> None:
