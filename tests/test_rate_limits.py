@@ -17,7 +17,7 @@ from bingx_assets import (
     TimestampError,
 )
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH
-from bingx_assets.testing import BingXSimulator, LoopClock, SimKey
+from bingx_assets.testing import BingXSimulator, Fault, LoopClock, SimKey
 
 from .conftest import MakeClient
 
@@ -221,21 +221,15 @@ async def test_a_clock_jump_is_corrected_and_retried_once(
 
 
 async def test_a_timestamp_error_that_persists_is_raised(
-    sim: BingXSimulator, make_client: MakeClient, key: SimKey, monkeypatch: pytest.MonkeyPatch
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey
 ) -> None:
     client = make_client(key, uid=key.uid)
     await client.asset_overview()
-    # The server's clock answers one thing and checks another: correcting cannot help.
-    monkeypatch.setattr(sim, "_check_time", lambda params, server_ms: _raise_timestamp())
+    # The server keeps refusing the time: correcting the clock cannot help.
+    sim.inject(*[Fault.answer(100421, "Null timestamp or timestamp mismatch")] * 3)
     with pytest.raises(TimestampError):
         await client.asset_overview()
     assert len(overview_requests(sim)) == 3  # the first call, then one try and one retry
-
-
-def _raise_timestamp() -> None:
-    from bingx_assets.testing._simulator import MSG_TIMESTAMP, _Answer
-
-    raise _Answer(100421, MSG_TIMESTAMP)
 
 
 async def test_cancelling_calls_leaks_nothing_and_sent_requests_still_count(

@@ -4,12 +4,14 @@ Shipped with the package so that you can test code that uses `AssetsClient` with
 a BingX account or a network.
 """
 
+from ._faults import Fault
 from ._redis_server import redis_server
 from ._server import SimulatorServer
 from ._simulator import BingXSimulator, LoopClock, ReceivedRequest, SimKey
 
 __all__ = [
     "BingXSimulator",
+    "Fault",
     "LoopClock",
     "ReceivedRequest",
     "SimKey",

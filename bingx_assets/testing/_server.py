@@ -75,7 +75,11 @@ class SimulatorServer:
                 request = await self._next_request(connection, reader)
                 if request is None:
                     break
-                response = await self.simulator.handle(request)
+                try:
+                    response = await self.simulator.handle(request)
+                except httpx.TransportError:
+                    writer.transport.abort()  # an injected reset or timeout: no answer
+                    break
                 headers = [(k, v) for k, v in response.headers.items() if k != "content-length"]
                 headers.append(("content-length", str(len(response.content))))
                 data = connection.send(

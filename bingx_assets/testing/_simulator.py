@@ -6,7 +6,7 @@ import asyncio
 import random
 import string
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import parse_qsl
@@ -24,32 +24,21 @@ from .._constants import (
 )
 from .._limits import Rate, RateLimits
 from .._signing import sign
+from ._faults import Fault
+from ._messages import (
+    MSG_BAD_KEY,
+    MSG_BAD_SIGNATURE,
+    MSG_DISABLED,
+    MSG_NULL_SIGNATURE,
+    MSG_PERMISSION,
+    MSG_RATE_LIMITED,
+    MSG_TIMESTAMP,
+    MSG_TIMESTAMP_INVALID,
+    MSG_TOO_MANY_ERRORS,
+    MSG_WHITELIST,
+)
 
 __all__ = ["BingXSimulator", "LoopClock", "ReceivedRequest", "SimKey"]
-
-# BingX's own wording, from its docs and from captures (see shared/api/bingx-facts.md).
-MSG_BAD_KEY = "Incorrect apiKey"
-MSG_NULL_SIGNATURE = "Null signature"
-MSG_BAD_SIGNATURE = "Signature verification failed"
-MSG_TIMESTAMP = (
-    "Null timestamp or timestamp mismatch, try to run our sample code from the link "
-    "https://bingx-api.github.io/docs/#/en-us/spot/account-api.html#Query%20Assets"
-)
-MSG_TIMESTAMP_INVALID = "timestamp is invalid"
-MSG_WHITELIST = (
-    "IP does not match IP whitelist , please go to https://bingx.com/en/account/api/ "
-    "to verify the ip you have set"
-)
-MSG_PERMISSION = "Permission denied as the API key was created without the permission"
-MSG_RATE_LIMITED = "rate limited"
-MSG_DISABLED = (
-    "code:100410:The endpoint trigger frequency limit rule is currently in the disabled "
-    "period and will be unblocked after {until}"
-)
-MSG_TOO_MANY_ERRORS = (
-    "over {limit} error code:{code} requests within {period_ms} ms for this api, "
-    "please verify and fix it ,can retry after time: {until}"
-)
 
 GROUP_2_PATHS = frozenset({ASSET_OVERVIEW_PATH, UID_PATH})
 ACCOUNT_TYPES = frozenset(
@@ -113,6 +102,10 @@ class ReceivedRequest:
     msg: str
     while_disabled: bool
     """It arrived while its UID was in a disabled period: the client should never do this."""
+    sent: float = 0.0
+    """Server monotonic seconds when the client handed it over (before network delay)."""
+    injected: bool = False
+    """Answered by a scripted `Fault`, not by the simulator's own rules."""
 
 
 class _Envelope(msgspec.Struct, omit_defaults=True):
@@ -209,6 +202,8 @@ class BingXSimulator:
         self._rejections = _Windows()
         self._errors = _Windows()
         self._disabled_until: dict[tuple[int, str], tuple[int, str]] = {}
+        self._scripted: list[tuple[str, Fault]] = []
+        self._random_faults: tuple[float, tuple[Fault, ...]] = (0.0, ())
 
     # -- set-up -------------------------------------------------------------------
 
@@ -252,6 +247,25 @@ class BingXSimulator:
         """
         return self._disable(uid, path, seconds, code=100202 if too_many_errors else 100410)
 
+    def inject(self, *faults: Fault, path: str = ASSET_OVERVIEW_PATH) -> None:
+        """Answer the next requests to `path` with `faults`, one each, in order."""
+        self._scripted.extend((path, fault) for fault in faults)
+
+    def random_faults(self, probability: float, choices: Sequence[Fault]) -> None:
+        """From now on, answer each asset-overview request with a random one of `choices`
+        with `probability` (seeded: the same run gives the same faults)."""
+        self._random_faults = (probability, tuple(choices))
+
+    def _next_fault(self, path: str) -> Fault | None:
+        for n, (fault_path, fault) in enumerate(self._scripted):
+            if fault_path == path:
+                del self._scripted[n]
+                return fault
+        probability, choices = self._random_faults
+        if path == ASSET_OVERVIEW_PATH and choices and self._rng.random() < probability:
+            return self._rng.choice(choices)
+        return None
+
     def transport(self) -> httpx.AsyncBaseTransport:
         return httpx.MockTransport(self.handle)
 
@@ -266,8 +280,10 @@ class BingXSimulator:
 
     @property
     def rejections(self) -> list[ReceivedRequest]:
-        """Requests refused for rate: 100410 or HTTP 429."""
-        return [r for r in self.requests if r.code == 100410 or r.status == 429]
+        """Requests the simulator's own rules refused for rate: 100410 or HTTP 429."""
+        return [
+            r for r in self.requests if not r.injected and (r.code == 100410 or r.status == 429)
+        ]
 
     def peak(
         self, *, path: str = ASSET_OVERVIEW_PATH, uid: int | None = None, period: float = 1.0
@@ -286,6 +302,10 @@ class BingXSimulator:
     # -- serving ------------------------------------------------------------------
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
+        sent = self.clock.monotonic()
+        fault = self._next_fault(request.url.path)
+        if fault is not None and fault.raises is httpx.RemoteProtocolError:
+            raise fault.raises("connection reset by peer", request=request)
         if self.latency or self.jitter:
             await asyncio.sleep(self.latency + self._rng.uniform(0, self.jitter))
         arrived, server_ms = self.clock.monotonic(), self.server_ms()
@@ -294,6 +314,23 @@ class BingXSimulator:
         key = self._keys.get(request.headers.get(API_KEY_HEADER, ""))
         uid = key.uid if key else None
         while_disabled = uid is not None and (uid, path) in self._disabled_now(server_ms)
+
+        def record(status: int, code: int | None, msg: str, injected: bool) -> None:
+            self.requests.append(
+                ReceivedRequest(
+                    arrived, server_ms, path, key.api_key if key else None, uid, query,
+                    status, code, msg, while_disabled, sent, injected,
+                )
+            )  # fmt: skip
+
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if not fault.passes_through:
+                record(fault.status, None, "injected fault", injected=True)
+                if fault.raises is not None:
+                    raise fault.raises("injected fault", request=request)
+                return fault.response()
         status, code, msg, headers = 200, 0, "", {}
         data: object = None
         try:
@@ -302,12 +339,7 @@ class BingXSimulator:
             status, code, msg, headers = answer.status, answer.code, answer.msg, answer.headers
             if uid is not None and status == 200:
                 self._count_error(uid, path, code, arrived, server_ms)
-        self.requests.append(
-            ReceivedRequest(
-                arrived, server_ms, path, key.api_key if key else None, uid, query,
-                status, code if status == 200 else None, msg, while_disabled,
-            )
-        )  # fmt: skip
+        record(status, code if status == 200 else None, msg, injected=False)
         if self.latency:
             await asyncio.sleep(self.latency)
         if status != 200:
