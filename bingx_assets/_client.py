@@ -75,7 +75,9 @@ class AssetsClient:
     `RateLimiter.default()` unless given a `limiter`, so two clients holding keys of one
     UID share its 5/s. Pass `uid` to skip the one-time UID lookup.
 
-    An injected `http_client` is used as it is and never closed here.
+    An injected `http_client` is used as it is and never closed here. The client's own
+    verifies TLS. Plain `http://` is refused except on loopback, unless
+    `allow_insecure_http` says otherwise.
     """
 
     def __init__(
@@ -91,13 +93,14 @@ class AssetsClient:
         recv_window: int = DEFAULT_RECV_WINDOW_MS,
         http_client: httpx.AsyncClient | None = None,
         limiter: RateLimiter | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         secret_key = secret_key if secret_key is not None else os.environ.get(SECRET_KEY_ENV)
         self.api_key = check_credential(api_key, "api_key", API_KEY_ENV)
         self._secret = check_credential(secret_key, "secret_key", SECRET_KEY_ENV).encode()
         self._uid = check_uid(uid)
-        self.base_url = _check_base_url(base_url)
+        self.base_url = _check_base_url(base_url, allow_insecure_http)
         if not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be an int >= 0, not {max_retries!r}")
         if not max_wait >= 0:
@@ -261,7 +264,8 @@ class AssetsClient:
         seconds = max(seconds, GATE_SLACK_SECONDS)
         if exc.unblock_at_ms is None:
             exc.unblock_at_ms = server_clock.now_ms() + int(seconds * 1000)
-        log.warning("BingX rate-limited UID %s (%s); pausing it %.2f s", scope.gate, exc, seconds)
+        # Log text, not the exception: a handler that keeps records would keep its frames.
+        log.warning("BingX rate-limited %s (%s); pausing it %.2f s", scope.gate, str(exc), seconds)
         await self.limiter.close_gate(scope, seconds)
 
     def _seconds_until(self, exc: RateLimitError) -> float:
@@ -322,15 +326,18 @@ def _transport_error(exc: httpx.TransportError, path: str) -> APIConnectionError
     return APIConnectionError(f"GET {path}: {type(exc).__name__}")
 
 
-def _check_base_url(base_url: Any) -> str:
+def _check_base_url(base_url: Any, allow_insecure_http: bool) -> str:
     try:
         url = httpx.URL(base_url)
     except (TypeError, httpx.InvalidURL) as exc:
         raise ConfigurationError(f"base_url is not a URL: {base_url!r}") from exc
     if url.scheme not in ("https", "http") or not url.host:
         raise ConfigurationError(f"base_url must be an https:// URL, not {base_url!r}")
-    if url.scheme == "http" and not _is_loopback(url.host):
-        raise ConfigurationError(f"plain http is allowed only on loopback, not {url.host!r}")
+    if url.scheme == "http" and not _is_loopback(url.host) and not allow_insecure_http:
+        raise ConfigurationError(
+            f"plain http to {url.host!r} would send the API key in clear: use https, "
+            "or pass allow_insecure_http=True"
+        )
     return str(base_url).rstrip("/")
 
 

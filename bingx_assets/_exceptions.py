@@ -23,6 +23,7 @@ Messages never contain the secret key or a signature.
 
 from __future__ import annotations
 
+import math
 import re
 
 __all__ = [
@@ -159,7 +160,7 @@ def parse_retry_after(value: str | None) -> float | None:
         seconds = float(value)
     except ValueError:
         return None
-    return seconds if seconds >= 0 else None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def error_from_answer(

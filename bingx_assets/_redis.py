@@ -195,4 +195,4 @@ class _RedisPermit:
             await self._backend.settle(self._windows, self._member, answered)
         except LimiterUnavailableError as exc:
             # The request is done; its slot keeps counting from send + margin.
-            log.warning("%s", exc)
+            log.warning("%s", str(exc))

@@ -100,12 +100,18 @@ class ReceivedRequest:
     status: int
     code: int | None
     msg: str
-    while_disabled: bool
-    """It arrived while its UID was in a disabled period: the client should never do this."""
+    disabled_until: int | None
+    """The end (server ms) of the disabled period it arrived in, if its UID was in one."""
     sent: float = 0.0
     """Server monotonic seconds when the client handed it over (before network delay)."""
     injected: bool = False
     """Answered by a scripted `Fault`, not by the simulator's own rules."""
+
+    @property
+    def while_disabled(self) -> bool:
+        """It arrived while its UID was disabled: a client should do this only until it
+        has heard of the period."""
+        return self.disabled_until is not None
 
 
 class _Envelope(msgspec.Struct, omit_defaults=True):
@@ -313,13 +319,14 @@ class BingXSimulator:
         query = request.url.query.decode("ascii", "replace")
         key = self._keys.get(request.headers.get(API_KEY_HEADER, ""))
         uid = key.uid if key else None
-        while_disabled = uid is not None and (uid, path) in self._disabled_now(server_ms)
+        disabled = self._disabled_now(server_ms).get((uid, path)) if uid is not None else None
+        disabled_until = disabled[0] if disabled is not None else None
 
         def record(status: int, code: int | None, msg: str, injected: bool) -> None:
             self.requests.append(
                 ReceivedRequest(
                     arrived, server_ms, path, key.api_key if key else None, uid, query,
-                    status, code, msg, while_disabled, sent, injected,
+                    status, code, msg, disabled_until, sent, injected,
                 )
             )  # fmt: skip
 

@@ -1,0 +1,168 @@
+"""Every fault the simulator can inject ends in a result or the right typed error."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bingx_assets import (
+    APIConnectionError,
+    APITimeoutError,
+    AssetsPool,
+    Credentials,
+    DecodeError,
+    RateLimiter,
+    RateLimitError,
+    ServerBusyError,
+)
+from bingx_assets._constants import ASSET_OVERVIEW_PATH
+from bingx_assets.testing import BingXSimulator, Fault, LoopClock, SimKey
+from bingx_assets.testing._messages import MSG_SYSTEM_BUSY
+
+from .conftest import MakeClient
+
+TRANSIENT = [
+    pytest.param(Fault.http(500), id="500"),
+    pytest.param(Fault.html(502), id="502-html"),
+    pytest.param(Fault.http(503), id="503"),
+    pytest.param(Fault.html(504), id="504-html"),
+    pytest.param(Fault.reset(), id="reset"),
+    pytest.param(Fault.timeout(after=2.0), id="timeout"),
+    pytest.param(Fault.answer(100500, "Internal error"), id="100500"),
+    pytest.param(Fault.answer(100503, "Server busy"), id="100503"),
+    pytest.param(Fault.answer(100410, MSG_SYSTEM_BUSY), id="100410-busy"),
+    pytest.param(Fault.answer(100421, MSG_SYSTEM_BUSY), id="100421-busy"),
+    pytest.param(Fault.slow(3.0), id="slow"),
+]
+
+
+@pytest.mark.parametrize("fault", TRANSIENT)
+async def test_transient_faults_are_retried_to_success(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey, limiter: RateLimiter, fault: Fault
+) -> None:
+    sim.inject(fault, fault)
+    overview = await make_client(key, uid=key.uid).asset_overview()
+    assert overview.total > 0
+    assert limiter.stats.retries == (0 if fault.passes_through else 2)
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (Fault.http(503), ServerBusyError),
+        (Fault.reset(), APIConnectionError),
+        (Fault.timeout(), APITimeoutError),
+    ],
+)
+async def test_transient_faults_that_persist_raise_after_max_retries(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey, fault: Fault, error: type
+) -> None:
+    sim.inject(*[fault] * 3)
+    with pytest.raises(error):
+        await make_client(key, uid=key.uid, max_retries=2).asset_overview()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.body(b'{"code":0,"data":[{"accountType":"sopt","usdtBal'),
+        Fault.body(b"{not json}"),
+        Fault.body(b"<html>hello</html>", content_type="text/html"),
+        Fault.body(b'{"code":0,"data":[]}'[:0]),
+        Fault.body(b'{"code":0,"data":"nope"}', content_type="text/plain"),
+    ],
+    ids=["truncated", "malformed", "html-200", "empty", "wrong-shape"],
+)
+async def test_unreadable_answers_are_decode_errors_and_not_retried(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey, fault: Fault
+) -> None:
+    sim.inject(fault)
+    with pytest.raises(DecodeError) as caught:
+        await make_client(key, uid=key.uid).asset_overview()
+    assert caught.value.status_code == 200
+    assert len([r for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "pause"),
+    [
+        (Fault.http(429, retry_after=4), 4.0),
+        (Fault.html(418), 300.0),
+        (Fault.html(403), 300.0),
+    ],
+)
+async def test_http_rate_faults_pause_the_uid(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey, clock: LoopClock,
+    fault: Fault, pause: float,
+) -> None:  # fmt: skip
+    sim.inject(fault)
+    await make_client(key, uid=key.uid, max_wait=600).asset_overview()
+    first, second = [r for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]
+    assert second.arrived - first.arrived >= pause
+
+
+@pytest.mark.parametrize("too_many_errors", [False, True])
+async def test_injected_disabled_period_is_honoured_to_the_millisecond(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey, too_many_errors: bool
+) -> None:
+    sim.skew_ms = -12_345
+    until = sim.server_ms() + 7_000
+    sim.inject(Fault.rate_limited(until, too_many_errors=too_many_errors))
+    await make_client(key, uid=key.uid).asset_overview()
+    _, retry = [r for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]
+    assert 0 <= retry.server_ms - until <= 50
+
+
+async def test_a_clock_jump_mid_run_costs_one_retry(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey
+) -> None:
+    client = make_client(key, uid=key.uid)
+    await client.asset_overview()
+    sim.skew_ms += 90_000
+    await client.asset_overview()
+    assert [r.code for r in sim.requests if r.path == ASSET_OVERVIEW_PATH] == [0, 100421, 0]
+
+
+async def test_a_disabled_period_that_starts_mid_fan_out(clock: LoopClock) -> None:
+    sim = BingXSimulator(clock=clock, jitter=0.01)
+    keys = [sim.add_key(uid=1 + n % 3) for n in range(45)]  # 15 keys on each of 3 UIDs
+    credentials = [
+        Credentials(k.api_key, k.secret_key, f"k{n}", str(k.uid)) for n, k in enumerate(keys)
+    ]
+
+    async def disable_uid_2() -> None:
+        await asyncio.sleep(1.5)
+        sim.disable(2, 5.0)
+
+    async with AssetsPool(
+        credentials, http_client=sim.http_client(), limiter=RateLimiter(clock=clock)
+    ) as pool:
+        _, results = await asyncio.gather(disable_uid_2(), pool.gather())
+    assert all(r.ok for r in results)
+    during = [r for r in sim.requests if r.while_disabled]
+    assert len(during) == 1
+    assert sim.rejections == during  # the one that found out; nothing else was refused
+
+
+async def test_a_disabled_period_longer_than_max_wait_fails_only_that_uid(clock: LoopClock) -> None:
+    sim = BingXSimulator(clock=clock)
+    keys = [sim.add_key(uid=1 + n % 2) for n in range(10)]
+    credentials = [
+        Credentials(k.api_key, k.secret_key, f"k{n}", str(k.uid)) for n, k in enumerate(keys)
+    ]
+    until = sim.disable(2, 600.0)
+    async with AssetsPool(
+        credentials, http_client=sim.http_client(), limiter=RateLimiter(clock=clock)
+    ) as pool:
+        results = await pool.gather()
+    by_uid = {
+        uid: [r for r, k in zip(results, keys, strict=True) if k.uid == uid] for uid in (1, 2)
+    }
+    assert all(r.ok for r in by_uid[1])
+    assert all(isinstance(r.error, RateLimitError) for r in by_uid[2])
+    assert all(
+        r.error.unblock_at_ms is not None and abs(r.error.unblock_at_ms - until) <= 50
+        for r in by_uid[2]
+    )  # type: ignore[union-attr]
+    assert len([r for r in sim.requests if r.uid == 2 and r.path == ASSET_OVERVIEW_PATH]) == 1
