@@ -29,7 +29,7 @@ import httpx
 from ._constants import DEFAULT_BASE_URL, DEFAULT_MAX_WAIT
 from ._credentials import Credentials
 from ._exceptions import APIError, BingXError, ConfigurationError
-from ._limits import RateLimiter
+from ._limits import Rate, RateLimiter, RateLimits
 from ._models import AccountType
 from ._pool import AssetsPool, KeyResult
 from .testing import BingXSimulator, SimulatorServer
@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_simulation_options(simulate)
     simulate.add_argument(
         "--write-keys", type=Path, help="write the simulated keys here (TOML, mode 600)"
+    )
+    simulate.add_argument(
+        "--unlimited", action="store_true", help="no rate limits: for measuring overhead"
     )
     simulate.set_defaults(command=_simulate)
     return parser
@@ -192,7 +195,8 @@ async def _watch(args: argparse.Namespace) -> int:
 
 
 async def _simulate(args: argparse.Namespace) -> int:
-    simulator = BingXSimulator(jitter=0.01)
+    limits = RateLimits(Rate(10**9, 1.0), Rate(10**9, 10.0), Rate(10**9, 10.0))
+    simulator = BingXSimulator(jitter=0.01, limits=limits if args.unlimited else None)
     credentials = _simulated_keys(simulator, args.simulated_keys, args.simulated_uids)
     async with SimulatorServer(simulator, args.host, args.port) as server:
         if args.write_keys is not None:

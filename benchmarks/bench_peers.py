@@ -1,0 +1,283 @@
+"""bingx-assets against its peers, side by side in one run, over real HTTP on loopback.
+
+Peers: ccxt's async BingX client (`account_v1_private_get_allaccountbalance`) and a
+minimal hand-written httpx call (the floor). The simulator runs in its own process
+(`bingx-assets simulate`), so client CPU is measured alone. Reported: medians with
+min and max over repeats, and ratios; never one timing.
+
+    python benchmarks/bench_peers.py        # or: nox -s bench (installs ccxt there only)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import ccxt.async_support as ccxt
+import httpx
+from _report import report  # type: ignore[import-not-found]
+
+from bingx_assets import (
+    AssetsClient,
+    AssetsPool,
+    Credentials,
+    Rate,
+    RateLimiter,
+    RateLimits,
+)
+from bingx_assets._constants import API_KEY_HEADER, ASSET_OVERVIEW_PATH
+from bingx_assets._signing import signed_query
+from bingx_assets.testing import BingXSimulator
+
+UNLIMITED = RateLimits(Rate(10**9, 1.0), Rate(10**9, 10.0), Rate(10**9, 10.0))
+REPEATS = 5
+Key = dict[str, Any]
+
+
+@contextlib.asynccontextmanager
+async def simulator(
+    keys: int, uids: int, *, unlimited: bool
+) -> AsyncIterator[tuple[str, list[Key]]]:
+    """`bingx-assets simulate` in its own process: its URL and keys."""
+    with tempfile.TemporaryDirectory() as folder:
+        keys_file = Path(folder) / "keys.toml"
+        argv = [
+            sys.executable,
+            "-m",
+            "bingx_assets",
+            "simulate",
+            "--write-keys",
+            str(keys_file),
+            "--simulated-keys",
+            str(keys),
+            "--simulated-uids",
+            str(uids),
+        ]
+        server = await asyncio.create_subprocess_exec(
+            *argv, *(["--unlimited"] if unlimited else []), stdout=subprocess.PIPE
+        )
+        assert server.stdout is not None
+        url = (await server.stdout.readline()).decode().split()[-1]
+        await server.stdout.readline()  # "keys written to ..."
+        try:
+            yield url, tomllib.loads(keys_file.read_text())["keys"]
+        finally:
+            server.terminate()
+            await server.wait()
+
+
+def ccxt_client(url: str, key: Key, *, rate_limit: bool = True) -> Any:
+    exchange = ccxt.bingx(
+        {"apiKey": key["api_key"], "secret": key["secret_key"], "enableRateLimit": rate_limit}
+    )
+    for name in list(exchange.urls["api"]):
+        exchange.urls["api"][name] = f"{url}/openApi"
+    return exchange
+
+
+# -- CPU and wall time per call ---------------------------------------------------------
+
+
+async def per_call(calls: Callable[[int], Awaitable[object]], n: int) -> tuple[float, float]:
+    """(CPU µs, wall µs) per call over `n` sequential calls."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    for i in range(n):
+        await calls(i)
+    return (time.process_time() - cpu) / n * 1e6, (time.perf_counter() - wall) / n * 1e6
+
+
+async def cpu_and_wall() -> list[dict[str, object]]:
+    n = 200
+    async with simulator(50, 50, unlimited=True) as (url, keys):
+        ours_limiter = RateLimiter(UNLIMITED)
+        http = httpx.AsyncClient()
+        ours = [
+            AssetsClient(
+                k["api_key"],
+                k["secret_key"],
+                uid=k["uid"],
+                base_url=url,
+                http_client=http,
+                limiter=ours_limiter,
+            )
+            for k in keys
+        ]
+        peers = [ccxt_client(url, k, rate_limit=False) for k in keys]
+
+        async def floor(i: int) -> object:
+            key = keys[i % len(keys)]
+            query = signed_query({"timestamp": int(time.time() * 1000)}, key["secret_key"].encode())
+            response = await http.get(
+                f"{url}{ASSET_OVERVIEW_PATH}?{query}", headers={API_KEY_HEADER: key["api_key"]}
+            )
+            return response.json()
+
+        runners: dict[str, Callable[[int], Awaitable[object]]] = {
+            "httpx floor": floor,
+            "bingx-assets": lambda i: ours[i % len(ours)].asset_overview(),
+            "ccxt": lambda i: peers[i % len(peers)].account_v1_private_get_allaccountbalance(),
+        }
+        for run in runners.values():  # warm up: connections, server time, imports
+            await per_call(run, len(keys))
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
+        for _ in range(REPEATS):  # interleaved, so drift in the machine hits all alike
+            for name, run in runners.items():
+                samples[name].append(await per_call(run, n))
+        await http.aclose()
+        for exchange in peers:
+            await exchange.close()
+    floor_cpu = statistics.median(s[0] for s in samples["httpx floor"])
+    ccxt_cpu = statistics.median(s[0] for s in samples["ccxt"])
+    rows: list[dict[str, object]] = []
+    for name, runs in samples.items():
+        cpu = [s[0] for s in runs]
+        wall = [s[1] for s in runs]
+        rows.append(
+            {
+                "client": name,
+                "cpu_us_median": round(statistics.median(cpu)),
+                "cpu_us_min_max": f"{min(cpu):.0f}-{max(cpu):.0f}",
+                "wall_us_median": round(statistics.median(wall)),
+                "wall_us_min_max": f"{min(wall):.0f}-{max(wall):.0f}",
+                "cpu_vs_floor": round(statistics.median(cpu) / floor_cpu, 2),
+                "cpu_vs_ccxt": round(statistics.median(cpu) / ccxt_cpu, 2),
+            }
+        )
+    return rows
+
+
+# -- import time ----------------------------------------------------------------------
+
+
+def import_seconds(module: str) -> list[float]:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    return [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(REPEATS)
+    ]
+
+
+def import_times() -> list[dict[str, object]]:
+    ours, theirs = import_seconds("bingx_assets"), import_seconds("ccxt.async_support")
+    return [
+        {
+            "module": name,
+            "median_ms": round(statistics.median(s) * 1000, 1),
+            "min_max_ms": f"{min(s) * 1000:.0f}-{max(s) * 1000:.0f}",
+            "ratio_to_ccxt": round(statistics.median(s) / statistics.median(theirs), 3),
+        }
+        for name, s in (("bingx_assets", ours), ("ccxt.async_support", theirs))
+    ]
+
+
+# -- utilisation and rejections ---------------------------------------------------------
+
+
+async def utilisation() -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    scenarios = [
+        ("50 calls, 1 key", 1, 1, 50),
+        ("60 calls, 4 keys of 1 UID", 4, 1, 60),
+        ("100 calls, 10 UIDs", 10, 10, 100),
+    ]
+    for scenario, n_keys, n_uids, calls in scenarios:
+        for name in ("bingx-assets", "ccxt"):
+            async with simulator(n_keys, n_uids, unlimited=False) as (url, keys):
+                if name == "bingx-assets":
+                    limiter = RateLimiter()
+                    clients = [
+                        AssetsClient(
+                            k["api_key"],
+                            k["secret_key"],
+                            uid=k["uid"],
+                            base_url=url,
+                            limiter=limiter,
+                        )
+                        for k in keys
+                    ]
+                    call = [c.asset_overview for c in clients]
+                else:
+                    clients = [ccxt_client(url, k) for k in keys]
+                    call = [c.account_v1_private_get_allaccountbalance for c in clients]
+                start = time.perf_counter()
+                results = await asyncio.gather(
+                    *(call[i % len(call)]() for i in range(calls)), return_exceptions=True
+                )
+                elapsed = time.perf_counter() - start
+                for client in clients:
+                    await client.close() if name == "ccxt" else await client.aclose()
+            per_uid = -(-calls // n_uids)
+            minimum = (per_uid - 1) // 5 * 1.0
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "client": name,
+                    "elapsed_s": round(elapsed, 2),
+                    "ratio_to_minimum": round(elapsed / minimum, 3),
+                    "rejected": sum(isinstance(r, Exception) for r in results),
+                }
+            )
+    return rows
+
+
+# -- memory per 1,000 keys ------------------------------------------------------------
+
+
+async def memory_per_thousand_keys() -> list[dict[str, object]]:
+    sim = BingXSimulator(limits=UNLIMITED)
+    keys = [sim.add_key(uid=n // 5) for n in range(1000)]
+    credentials = [
+        Credentials(k.api_key, k.secret_key, f"k{n}", str(k.uid)) for n, k in enumerate(keys)
+    ]
+    leave_out = [tracemalloc.Filter(False, "*/bingx_assets/testing/*")]
+    gc.collect()
+    tracemalloc.start()
+    async with AssetsPool(
+        credentials, http_client=sim.http_client(), limiter=RateLimiter(UNLIMITED)
+    ) as pool:
+        results = await pool.gather()
+        held = sum(
+            s.size
+            for s in tracemalloc.take_snapshot().filter_traces(leave_out).statistics("filename")
+        )
+    tracemalloc.stop()
+    assert all(r.ok for r in results)
+    gc.collect()
+    tracemalloc.start()
+    exchanges = [ccxt.bingx({"apiKey": k.api_key, "secret": k.secret_key}) for k in keys[:100]]
+    ccxt_held = tracemalloc.get_traced_memory()[0] * 10  # 100 instances, scaled to 1,000
+    tracemalloc.stop()
+    for exchange in exchanges:
+        await exchange.close()
+    ours_name = "bingx-assets (pool of 1,000 keys, after reading all)"
+    ccxt_name = "ccxt (1,000 bingx instances, before any call; 100 measured x 10)"
+    return [
+        {"client": ours_name, "MiB": round(held / 2**20, 1)},
+        {"client": ccxt_name, "MiB": round(ccxt_held / 2**20, 1)},
+    ]
+
+
+async def main() -> None:
+    report("peers_cpu", await cpu_and_wall())
+    report("peers_import", import_times())
+    report("peers_utilisation", await utilisation())
+    report("peers_memory", await memory_per_thousand_keys())
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
