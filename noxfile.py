@@ -1,4 +1,4 @@
-"""Tasks: `nox` runs tests, lint and type checks; `nox -s bench` and `nox -s docs` on demand."""
+"""Tasks: `nox` runs tests, lint, type checks and the strict docs build; `nox -s bench`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -50,3 +50,12 @@ def bench(session: nox.Session) -> None:
     session.install("aiolimiter", "ccxt")
     for bench in ("bench_limits.py", "bench_fanout.py", "bench_redis.py", "bench_peers.py"):
         session.run("python", f"benchmarks/{bench}")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, built with --strict: a broken reference fails it."""
+    session.install("-e", ".[docs,redis]")
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", "site", env={"NO_MKDOCS_2_WARNING": "1"}
+    )
