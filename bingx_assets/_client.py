@@ -43,6 +43,7 @@ from ._exceptions import (
     ServerBusyError,
     TimestampError,
 )
+from ._http import OwnsHttpClient
 from ._limits import GateTooLong, RateLimiter, Scope
 from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
@@ -60,7 +61,7 @@ _busy_backoff = wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)
 _rate_backoff = wait_exponential_jitter(multiplier=1.0, max=60.0, jitter=1.0)
 
 
-class AssetsClient:
+class AssetsClient(OwnsHttpClient):
     """Reads BingX's asset overview for one API key, inside BingX's rate limits.
 
     ```python
@@ -114,8 +115,7 @@ class AssetsClient:
         self.max_wait = float(max_wait)
         self.recv_window = recv_window
         self.limiter = limiter if limiter is not None else RateLimiter.default()
-        self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else httpx.AsyncClient()
+        super().__init__(http_client)
         self._headers = {API_KEY_HEADER: self.api_key, "User-Agent": USER_AGENT}
         self._uid_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         install_redaction()
@@ -125,17 +125,6 @@ class AssetsClient:
             f"AssetsClient(api_key={mask(self.api_key)!r}, uid={self._uid!r}, "
             f"base_url={self.base_url!r})"
         )
-
-    async def __aenter__(self) -> AssetsClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client this client opened (an injected one is left open)."""
-        if self._owns_http:
-            await self._http.aclose()
 
     async def asset_overview(self, account_type: AccountType | str | None = None) -> AssetOverview:
         """Every account's USDT value, or only `account_type`'s.

@@ -20,6 +20,7 @@ from ._constants import (
 )
 from ._credentials import Credentials, check_unique
 from ._exceptions import ConfigurationError
+from ._http import OwnsHttpClient
 from ._limits import RateLimiter
 from ._models import AccountType, AssetOverview, parse_account_type
 
@@ -49,7 +50,7 @@ class Snapshot:
     """Labels whose balances differ from their last successful read (all, on round 1)."""
 
 
-class AssetsPool:
+class AssetsPool(OwnsHttpClient):
     """Reads many API keys through one connection pool and one limiter.
 
     ```python
@@ -83,8 +84,7 @@ class AssetsPool:
             raise ConfigurationError(f"concurrency must be an int >= 1, not {concurrency!r}")
         self.concurrency = concurrency
         self.limiter = limiter if limiter is not None else RateLimiter.default()
-        self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else httpx.AsyncClient()
+        super().__init__(http_client)
         self._clients = [
             AssetsClient(
                 c.api_key,
@@ -104,17 +104,6 @@ class AssetsPool:
 
     def __repr__(self) -> str:
         return f"AssetsPool({len(self.credentials)} keys, concurrency={self.concurrency})"
-
-    async def __aenter__(self) -> AssetsPool:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client the pool opened (an injected one is left open)."""
-        if self._owns_http:
-            await self._http.aclose()
 
     async def stream(
         self, account_type: AccountType | str | None = None
