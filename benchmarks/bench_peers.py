@@ -77,6 +77,19 @@ async def simulator(
             await server.wait()
 
 
+def our_client(
+    url: str, key: Key, limiter: RateLimiter, http: httpx.AsyncClient | None = None
+) -> AssetsClient:
+    return AssetsClient(
+        key["api_key"],
+        key["secret_key"],
+        uid=key["uid"],
+        base_url=url,
+        http_client=http,
+        limiter=limiter,
+    )
+
+
 def ccxt_client(url: str, key: Key, *, rate_limit: bool = True) -> Any:
     exchange = ccxt.bingx(
         {"apiKey": key["api_key"], "secret": key["secret_key"], "enableRateLimit": rate_limit}
@@ -102,17 +115,7 @@ async def cpu_and_wall() -> list[dict[str, object]]:
     async with simulator(50, 50, unlimited=True) as (url, keys):
         ours_limiter = RateLimiter(UNLIMITED)
         http = httpx.AsyncClient()
-        ours = [
-            AssetsClient(
-                k["api_key"],
-                k["secret_key"],
-                uid=k["uid"],
-                base_url=url,
-                http_client=http,
-                limiter=ours_limiter,
-            )
-            for k in keys
-        ]
+        ours = [our_client(url, k, ours_limiter, http) for k in keys]
         peers = [ccxt_client(url, k, rate_limit=False) for k in keys]
 
         async def floor(i: int) -> object:
@@ -200,16 +203,7 @@ async def utilisation() -> list[dict[str, object]]:
             async with simulator(n_keys, n_uids, unlimited=False) as (url, keys):
                 if name == "bingx-assets":
                     limiter = RateLimiter()
-                    clients = [
-                        AssetsClient(
-                            k["api_key"],
-                            k["secret_key"],
-                            uid=k["uid"],
-                            base_url=url,
-                            limiter=limiter,
-                        )
-                        for k in keys
-                    ]
+                    clients = [our_client(url, k, limiter) for k in keys]
                     call = [c.asset_overview for c in clients]
                 else:
                     clients = [ccxt_client(url, k) for k in keys]

@@ -46,35 +46,26 @@ async def test_a_burst_is_served_first_come_first_served() -> None:
     assert order == list(range(23))
 
 
-async def test_unanswered_slot_counts_from_send_plus_margin() -> None:
-    clock = LoopClock()
-    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 1.0), safety_margin=0.3), clock=clock)
-    scope = limiter.scope("u", "/x")
-    await limiter.acquire(scope, max_wait=60)  # never settled: in flight
-    await limiter.acquire(scope, max_wait=60)
-    assert clock.monotonic() == pytest.approx(1.301)
-
-
-async def test_an_answer_frees_the_slot_from_when_it_arrived() -> None:
-    clock = LoopClock()
-    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 1.0), safety_margin=0.3), clock=clock)
-    scope = limiter.scope("u", "/x")
-    permit = await limiter.acquire(scope, max_wait=60)
-    await asyncio.sleep(0.05)
-    await permit.settle(answered=True)
-    await limiter.acquire(scope, max_wait=60)
-    assert clock.monotonic() == pytest.approx(1.051)
-
-
-async def test_a_request_that_got_no_answer_counts_until_it_was_given_up() -> None:
+@pytest.mark.parametrize(
+    ("settle_after", "answered", "next_slot_at"),
+    [
+        pytest.param(None, False, 1.301, id="in-flight: from send + margin"),
+        pytest.param(0.05, True, 1.051, id="answered: from when the answer came"),
+        pytest.param(2.0, False, 3.001, id="no answer: until it was given up"),
+    ],
+)
+async def test_how_long_a_slot_counts(
+    settle_after: float | None, answered: bool, next_slot_at: float
+) -> None:
     clock = LoopClock()
     limiter = RateLimiter(RateLimits(per_uid=Rate(1, 1.0), safety_margin=0.3), clock=clock)
     scope = limiter.scope("u", "/x")
     permit = await limiter.acquire(scope, max_wait=60)
-    await asyncio.sleep(2.0)  # a timeout: it may have reached the server just now
-    await permit.settle(answered=False)
+    if settle_after is not None:
+        await asyncio.sleep(settle_after)
+        await permit.settle(answered=answered)
     await limiter.acquire(scope, max_wait=60)
-    assert clock.monotonic() == pytest.approx(3.001)
+    assert clock.monotonic() == pytest.approx(next_slot_at)
 
 
 async def test_ip_windows_are_shared_by_all_uids() -> None:
