@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 from typing import Any, TypeVar
@@ -117,7 +116,6 @@ class AssetsClient(OwnsHttpClient):
         self.limiter = limiter if limiter is not None else RateLimiter.default()
         super().__init__(http_client)
         self._headers = {API_KEY_HEADER: self.api_key, "User-Agent": USER_AGENT}
-        self._uid_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         install_redaction()
 
     def __repr__(self) -> str:
@@ -147,7 +145,7 @@ class AssetsClient(OwnsHttpClient):
         """The UID this key belongs to: given to the constructor, or looked up once."""
         if self._uid is not None:
             return self._uid
-        async with self._lookup_lock():
+        async with self.limiter.lock(f"uid-lookup:{self.api_key}"):
             if self._uid is None:
                 # Before the UID is known, every lookup shares one window of the UID
                 # rate, so keys that turn out to share a UID stay inside it.
@@ -155,12 +153,6 @@ class AssetsClient(OwnsHttpClient):
                 uid: int = await self._request(UID_PATH, UID, scope)
                 self._uid = str(uid)
         return self._uid
-
-    def _lookup_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        if self._uid_lock is None or self._uid_lock[0] is not loop:
-            self._uid_lock = (loop, asyncio.Lock())
-        return self._uid_lock[1]
 
     async def _request(self, path: str, data: DataDecoder[T], scope: Scope) -> T:
         timestamp_retried = False
@@ -183,7 +175,7 @@ class AssetsClient(OwnsHttpClient):
             reraise=True,
         )
         if not self.limiter.server_clock.attempted:
-            await self._measure_server_time()
+            await self._sync_clock()
         async for attempt in retrying:
             with attempt:
                 return await self._attempt(path, data, scope, attempt.retry_state)
@@ -228,8 +220,7 @@ class AssetsClient(OwnsHttpClient):
             await self._close_gate(scope, exc, retry_state)
             raise
         except TimestampError:
-            limiter.server_clock.forget()
-            await self._measure_server_time()
+            await self._sync_clock(stale_before_ms=sent_ms)
             raise
         if isinstance(result, AssetOverview) and result.server_time_ms is not None:
             server_clock.observe(result.server_time_ms, sent_ms, received_ms)
@@ -242,7 +233,7 @@ class AssetsClient(OwnsHttpClient):
         server_clock = self.limiter.server_clock
         if exc.unblock_at_ms is not None:
             if not server_clock.measured:
-                await self._measure_server_time()
+                await self._sync_clock(stale_before_ms=self.limiter.clock.wall_ms())
             seconds = server_clock.seconds_until(exc.unblock_at_ms) + GATE_SLACK_SECONDS
         elif exc.retry_after is not None:
             seconds = exc.retry_after
@@ -272,10 +263,31 @@ class AssetsClient(OwnsHttpClient):
             unblock_at_ms=unblock_at_ms,
         )
 
+    async def _sync_clock(self, *, stale_before_ms: int | None = None) -> None:
+        """Measure the offset to BingX's clock, once for everyone waiting on it.
+
+        Without `stale_before_ms`, only if nobody has tried yet (before the first call);
+        with it, only if the last measurement is older (after a timestamp error, every
+        request in flight gets one, and one measurement answers them all). Concurrent
+        calls going ahead on a wrong offset would each earn an error, and errors add up
+        to a disabled period.
+        """
+        server_clock = self.limiter.server_clock
+        async with self.limiter.lock("server-time"):
+            if stale_before_ms is None and server_clock.attempted:
+                return
+            if stale_before_ms is not None and server_clock.measured_at_ms > stale_before_ms:
+                return
+            if stale_before_ms is not None:
+                server_clock.forget()  # the clocks jumped: the old offset is no guide
+            try:
+                await self._measure_server_time()
+            finally:
+                server_clock.attempted = True
+
     async def _measure_server_time(self) -> None:
         """Measure the offset to BingX's clock; failures leave the old offset in place."""
         server_clock, clock = self.limiter.server_clock, self.limiter.clock
-        server_clock.attempted = True
         sent_ms = clock.wall_ms()
         try:
             response = await self._http.get(

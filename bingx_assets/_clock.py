@@ -55,6 +55,8 @@ class ServerClock:
         self.uncertainty_ms = 0
         self.attempted = False
         """Whether a measurement was tried; the client measures once before its first call."""
+        self.measured_at_ms = -1
+        """Local wall time of the last sample (-1: none)."""
 
     @property
     def measured(self) -> bool:
@@ -66,11 +68,13 @@ class ServerClock:
             return
         self.offset_ms = server_ms - (sent_ms + half_trip)
         self.uncertainty_ms = half_trip
+        self.measured_at_ms = received_ms
 
     def forget(self) -> None:
         """Drop the offset: the clocks jumped (a timestamp error says so)."""
         self.offset_ms = None
         self.uncertainty_ms = 0
+        self.measured_at_ms = -1
 
     def now_ms(self) -> int:
         """The server's time now, as well as it is known."""

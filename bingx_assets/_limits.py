@@ -267,6 +267,10 @@ class RateLimiter:
             self._loop_state = (loop, _LoopState())
         return self._loop_state[1]
 
+    def lock(self, name: str) -> asyncio.Lock:
+        """A lock named `name`, shared by everyone using this limiter in this event loop."""
+        return self._state().lock(name)
+
     async def acquire(self, scope: Scope, *, max_wait: float) -> Permit:
         """Wait for a slot in `scope`; `GateTooLong` if its gate stays shut past `max_wait`."""
         assert self.backend is not None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from bingx_assets import AssetsClient, RateLimiter
-from bingx_assets.testing import BingXSimulator, LoopClock, SimKey, redis_server
+from bingx_assets.testing import BingXSimulator, LoopClock, ReceivedRequest, SimKey, redis_server
 
 MakeClient = Callable[..., AssetsClient]
 
@@ -72,3 +73,17 @@ def redis_url() -> Iterator[str]:
             yield url
     except RuntimeError as exc:
         pytest.fail(str(exc))
+
+
+def assert_nothing_sent_into_a_known_disabled_period(requests: list[ReceivedRequest]) -> None:
+    """A request may meet a disabled period only if it left before the client learnt of
+    it: from the first 100410 of that period the simulator itself answered (an injected
+    fault in its place tells the client nothing)."""
+    periods: dict[tuple[int | None, int], list[ReceivedRequest]] = defaultdict(list)
+    for r in requests:
+        if r.disabled_until is not None:
+            periods[(r.uid, r.disabled_until)].append(r)
+    for met in periods.values():
+        told = [r.arrived for r in met if not r.injected]  # no latency: answered on arrival
+        if told:
+            assert all(r.sent <= min(told) for r in met), met

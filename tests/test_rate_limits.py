@@ -16,7 +16,7 @@ from bingx_assets import (
     RateLimits,
     TimestampError,
 )
-from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH
+from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH, UID_PATH
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock, SimKey
 
 from .conftest import MakeClient
@@ -54,7 +54,7 @@ async def test_slow_answers_fall_back_to_the_safety_margin(
         await asyncio.gather(*(client.asset_overview() for _ in range(50)))
         elapsed = clock.monotonic() - start
     assert sim.rejections == []
-    assert elapsed <= 9.0 * 1.03 + 0.1  # plus the last answer's trip home
+    assert elapsed <= 9.0 * 1.03 + 0.2  # plus two round trips: the clock's, the last answer's
 
 
 async def test_many_keys_of_one_uid_share_its_budget(
@@ -247,3 +247,22 @@ async def test_cancelling_calls_leaks_nothing_and_sent_requests_still_count(
     assert sim.rejections == []
     assert sim.peak(uid=key.uid) == 5
     assert not limiter._state().lock(f"gate:{key.uid}:{ASSET_OVERVIEW_PATH}").locked()
+
+
+async def test_concurrent_first_calls_share_one_clock_measurement(
+    sim: BingXSimulator, make_client: MakeClient
+) -> None:
+    sim.skew_ms, sim.latency = 30_000, 0.05  # the measurement takes a while
+    clients = [make_client(sim.add_key(uid=n), uid=n) for n in range(10)]
+    await asyncio.gather(*(c.asset_overview() for c in clients for _ in range(2)))
+    assert [r.path for r in sim.requests].count(SERVER_TIME_PATH) == 1
+    assert all(r.code == 0 for r in overview_requests(sim))
+
+
+async def test_concurrent_first_calls_look_the_uid_up_once(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey
+) -> None:
+    sim.latency = 0.05
+    client = make_client(key)
+    await asyncio.gather(*(client.asset_overview() for _ in range(6)))
+    assert [r.path for r in sim.requests].count(UID_PATH) == 1

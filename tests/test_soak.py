@@ -12,14 +12,14 @@ import gc
 import os
 import random
 import tracemalloc
-from collections import defaultdict
 
 import pytest
 
 from bingx_assets import AssetsPool, Credentials, RateLimiter
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock, SimulatorServer
 from bingx_assets.testing._messages import MSG_SYSTEM_BUSY
-from bingx_assets.testing._simulator import ReceivedRequest
+
+from .conftest import assert_nothing_sent_into_a_known_disabled_period
 
 FAULTS = [
     Fault.http(500), Fault.html(502), Fault.http(503), Fault.html(504), Fault.reset(),
@@ -27,20 +27,6 @@ FAULTS = [
     Fault.answer(100410, MSG_SYSTEM_BUSY), Fault.answer(100421, MSG_SYSTEM_BUSY),
     Fault.http(429, retry_after=1), Fault.body(b'{"code":0,"data":[{"accou'),
 ]  # fmt: skip
-
-
-def assert_nothing_sent_into_a_known_disabled_period(requests: list[ReceivedRequest]) -> None:
-    """A request may meet a disabled period only if it left before the client learnt of
-    it: from the first 100410 of that period the simulator itself answered (an injected
-    fault in its place tells the client nothing)."""
-    periods: dict[tuple[int | None, int], list[ReceivedRequest]] = defaultdict(list)
-    for r in requests:
-        if r.disabled_until is not None:
-            periods[(r.uid, r.disabled_until)].append(r)
-    for met in periods.values():
-        told = [r.arrived for r in met if not r.injected]  # no latency: answered on arrival
-        if told:
-            assert all(r.sent <= min(told) for r in met), met
 
 
 def client_memory() -> int:
