@@ -136,13 +136,16 @@ async def _open_pool(args: argparse.Namespace) -> AsyncIterator[AssetsPool]:
         await pool.aclose()
         if http_client is not None:
             await http_client.aclose()
+        await limiter.aclose()
 
 
 def _limiter(args: argparse.Namespace) -> RateLimiter:
     if not args.redis:
         return RateLimiter()
-    from ._redis import RedisBackend
-
+    try:
+        from ._redis import RedisBackend
+    except ImportError:
+        raise ConfigurationError("--redis needs redis: pip install 'bingx-assets[redis]'") from None
     return RateLimiter(backend=RedisBackend.from_url(args.redis))
 
 

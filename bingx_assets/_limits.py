@@ -137,6 +137,10 @@ class LimiterBackend(Protocol):
         """Seconds until `gate` opens; 0 when open."""
         ...
 
+    async def aclose(self) -> None:
+        """Release what the backend opened (connections); nothing for memory."""
+        ...
+
 
 class _Slot:
     __slots__ = ("_clock", "anchor")
@@ -214,6 +218,9 @@ class MemoryBackend:
 
     async def gate_remaining(self, gate: str) -> float:
         return max(0.0, self._gates.get(gate, 0.0) - self._clock.monotonic())
+
+    async def aclose(self) -> None:
+        pass
 
 
 @dataclass(eq=False)
@@ -308,6 +315,11 @@ class RateLimiter:
     async def gate_remaining(self, scope: Scope) -> float:
         assert self.backend is not None
         return await self.backend.gate_remaining(scope.gate)
+
+    async def aclose(self) -> None:
+        """Close the backend's connections (a Redis client made by `from_url`)."""
+        assert self.backend is not None
+        await self.backend.aclose()
 
 
 class GateTooLong(Exception):

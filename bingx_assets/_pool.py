@@ -78,6 +78,7 @@ class AssetsPool(OwnsHttpClient):
         recv_window: int = DEFAULT_RECV_WINDOW_MS,
         http_client: httpx.AsyncClient | None = None,
         limiter: RateLimiter | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
         self.credentials = check_unique(credentials)
         if not isinstance(concurrency, int) or concurrency < 1:
@@ -97,6 +98,7 @@ class AssetsPool(OwnsHttpClient):
                 recv_window=recv_window,
                 http_client=self._http,
                 limiter=self.limiter,
+                allow_insecure_http=allow_insecure_http,
             )
             for c in self.credentials
         ]

@@ -121,6 +121,7 @@ class RedisBackend:
         self, redis: Redis, *, namespace: str = "bingx-assets", poll_interval: float = 0.05
     ) -> None:
         self.redis = redis
+        self._owns_redis = False
         self.namespace = namespace
         self.poll_interval = poll_interval
         self._acquire = redis.register_script(_ACQUIRE)
@@ -131,8 +132,15 @@ class RedisBackend:
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "bingx-assets") -> RedisBackend:
-        """A backend on a new `redis.asyncio.Redis` client for `url`."""
-        return cls(Redis.from_url(url), namespace=namespace)
+        """A backend on a new `redis.asyncio.Redis` client for `url`, closed by `aclose`."""
+        backend = cls(Redis.from_url(url), namespace=namespace)
+        backend._owns_redis = True
+        return backend
+
+    async def aclose(self) -> None:
+        """Close the Redis client `from_url` opened (one passed in is left open)."""
+        if self._owns_redis:
+            await self.redis.aclose()
 
     def __repr__(self) -> str:
         return f"RedisBackend(namespace={self.namespace!r})"

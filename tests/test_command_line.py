@@ -169,3 +169,22 @@ def _simulated(sim: BingXSimulator) -> type[httpx.AsyncClient]:
             super().__init__(transport=sim.transport(), **kwargs)
 
     return Simulated
+
+
+@pytest.mark.looptime(False)
+def test_redis_limits_from_the_command_line(
+    capsys: pytest.CaptureFixture[str], redis_url: str
+) -> None:
+    argv = ["balances", "--simulate", "--simulated-keys", "3", "--redis", redis_url, "--json"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    assert Decimal(json.loads(out)["total"]) == 3 * EXPECTED_TOTAL
+
+
+def test_redis_option_without_redis_installed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "bingx_assets._redis", None)  # as if not installed
+    code, _, err = run(capsys, "balances", "--simulate", "--redis", "redis://localhost")
+    assert code == 2
+    assert "pip install 'bingx-assets[redis]'" in err

@@ -30,7 +30,7 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         for client in clients:
             await client.aclose()
-        await backend.redis.aclose()
+        await backend.aclose()
 
 
 def main() -> None:
