@@ -241,8 +241,8 @@ class RateLimiter:
     server_clock: ServerClock = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.backend is None:
-            self.backend = MemoryBackend(self.clock)
+        self._backend: LimiterBackend = self.backend or MemoryBackend(self.clock)
+        self.backend = self._backend
         self.server_clock = ServerClock(self.clock)
         self._loop_state: tuple[asyncio.AbstractEventLoop, _LoopState] | None = None
 
@@ -280,12 +280,11 @@ class RateLimiter:
 
     async def acquire(self, scope: Scope, *, max_wait: float) -> Permit:
         """Wait for a slot in `scope`; `GateTooLong` if its gate stays shut past `max_wait`."""
-        assert self.backend is not None
         state = self._state()
         waited = False
         async with state.lock(scope.gate):
             while True:
-                outcome = await self.backend.try_acquire(scope, self.limits.safety_margin)
+                outcome = await self._backend.try_acquire(scope, self.limits.safety_margin)
                 if isinstance(outcome, GateClosed):
                     if outcome.seconds > max_wait:
                         raise GateTooLong(outcome.seconds)
@@ -307,19 +306,16 @@ class RateLimiter:
                 await state.pause(scope.gate, delay)
 
     async def close_gate(self, scope: Scope, seconds: float) -> None:
-        assert self.backend is not None
         self.stats.gate_closures += 1
         log.debug("closing %s for %.3f s", scope.gate, seconds)
-        await self.backend.close_gate(scope.gate, seconds)
+        await self._backend.close_gate(scope.gate, seconds)
 
     async def gate_remaining(self, scope: Scope) -> float:
-        assert self.backend is not None
-        return await self.backend.gate_remaining(scope.gate)
+        return await self._backend.gate_remaining(scope.gate)
 
     async def aclose(self) -> None:
         """Close the backend's connections (a Redis client made by `from_url`)."""
-        assert self.backend is not None
-        await self.backend.aclose()
+        await self._backend.aclose()
 
 
 class GateTooLong(Exception):

@@ -55,35 +55,48 @@ async def test_limiters_sharing_redis_never_overfill_a_window(redis: Redis, name
         await permit.settle(answered=True)
 
     await asyncio.gather(*(take(limiters[n % 3]) for n in range(18)))
-    assert most_in_any_window(times, 0.5) == 5
+    # Stamped here after Redis admitted them, so allow for scheduling delay: 0.45 s.
+    assert most_in_any_window(times, 0.45) == 5
     assert max(times) - min(times) >= 3 * 0.5  # 18 at 5 per 0.5 s: three more windows
 
 
 async def test_a_gate_closed_by_one_process_holds_the_others(redis: Redis, namespace: str) -> None:
     first, second = limiter_on(redis, namespace), limiter_on(redis, namespace)
     scope = first.scope("uid1", "/x")
-    await first.close_gate(scope, 0.4)
+    await first.close_gate(scope, 1.0)
     await first.close_gate(scope, 0.1)  # gates only lengthen
-    assert 0.3 < await second.gate_remaining(scope) <= 0.4
+    remaining = await second.gate_remaining(scope)
+    assert 0.5 < remaining <= 1.0
     with pytest.raises(GateTooLong):
         await second.acquire(scope, max_wait=0.1)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    await second.acquire(scope, max_wait=1)
-    assert 0.3 < loop.time() - start < 0.5
+    await second.acquire(scope, max_wait=2)
+    # Real time on a shared machine: only "not before it opened" is exact.
+    assert loop.time() - start >= remaining - 0.05
 
 
-async def test_an_answer_frees_a_slot_early_and_a_timeout_holds_it(
-    redis: Redis, namespace: str
-) -> None:
+async def test_an_answer_frees_a_slot_early(redis: Redis, namespace: str) -> None:
     limiter = limiter_on(redis, namespace, RateLimits(per_uid=Rate(1, 0.3), safety_margin=5.0))
     scope = limiter.scope("uid1", "/x")
     loop = asyncio.get_running_loop()
     permit = await limiter.acquire(scope, max_wait=60)
     start = loop.time()
-    await permit.settle(answered=True)  # without it the slot would count for 5.3 s
+    await permit.settle(answered=True)
     await limiter.acquire(scope, max_wait=60)
-    assert loop.time() - start < 0.5
+    assert loop.time() - start < 3.0  # without the answer the slot would count for 5.3 s
+
+
+async def test_a_request_without_answer_counts_until_given_up(redis: Redis, namespace: str) -> None:
+    limiter = limiter_on(redis, namespace, RateLimits(per_uid=Rate(1, 0.3), safety_margin=0.0))
+    scope = limiter.scope("uid1", "/x")
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    permit = await limiter.acquire(scope, max_wait=60)
+    await asyncio.sleep(0.4)  # a timeout: the request may have arrived only now
+    await permit.settle(answered=False)
+    await limiter.acquire(scope, max_wait=60)
+    assert loop.time() - start >= 0.4 + 0.3 - 0.02
 
 
 async def test_keys_are_namespaced_and_expire(redis: Redis, namespace: str) -> None:
@@ -121,7 +134,7 @@ async def test_processes_sharing_redis_hit_one_simulator_without_rejection(
     keys = [sim.add_key(uid=77) for _ in range(6)]
     async with SimulatorServer(sim) as server:
         common = ["--base-url", server.url, "--redis", redis_url, "--namespace", namespace]
-        common += ["--calls", "4", "--uid-period", "0.5"]
+        common += ["--calls", "4", "--uid-period", "0.5", "--safety-margin", "0.25"]
         workers = [
             await asyncio.create_subprocess_exec(
                 sys.executable,
