@@ -96,12 +96,13 @@ class AssetsPool(OwnsHttpClient):
                 max_retries=max_retries,
                 max_wait=max_wait,
                 recv_window=recv_window,
-                http_client=self._http,
                 limiter=self.limiter,
                 allow_insecure_http=allow_insecure_http,
             )
             for c in self.credentials
         ]
+        for client in self._clients:
+            client._http_clients = self._http_clients  # one connection pool for every key
         self._schedule = _interleave_by_uid(self.credentials)
 
     def __repr__(self) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from decimal import Decimal
 
 import httpx
@@ -21,7 +23,7 @@ from bingx_assets import (
     ServerBusyError,
 )
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH, UID_PATH
-from bingx_assets.testing import BingXSimulator, SimKey
+from bingx_assets.testing import BingXSimulator, SimKey, SimulatorServer
 
 from .conftest import MakeClient
 
@@ -255,3 +257,27 @@ async def test_logs_never_show_secret_or_signature(
     assert "signature=***" in text  # httpx's request lines were there, redacted
     assert key.secret_key not in text
     assert all(len(part) < 64 for part in text.split("signature=")[1:] if not part.startswith("*"))
+
+
+def test_a_client_serves_one_asyncio_run_after_another() -> None:
+    sim = BingXSimulator()
+    key = sim.add_key(uid=1)
+    server_loop = asyncio.new_event_loop()
+    server = SimulatorServer(sim)
+    server_loop.run_until_complete(server.start())
+    thread = threading.Thread(target=server_loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        client = AssetsClient(key.api_key, key.secret_key, uid=1, base_url=server.url)
+
+        async def read_once() -> Decimal:
+            async with client:  # closes this loop's connections, and the client stays usable
+                return (await client.asset_overview()).total
+
+        totals = [asyncio.run(read_once()) for _ in range(3)]
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), server_loop).result(timeout=10)
+        server_loop.call_soon_threadsafe(server_loop.stop)
+        thread.join(timeout=10)
+        server_loop.close()
+    assert totals == [sum(Decimal(v) for v in key.balances.values())] * 3
