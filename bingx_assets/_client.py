@@ -109,6 +109,12 @@ class AssetsClient(OwnsHttpClient):
             raise ConfigurationError(
                 f"recv_window is in milliseconds, 1 to {MAX_RECV_WINDOW_MS}; got {recv_window!r}"
             )
+        if not isinstance(timeout, httpx.Timeout) and not (
+            isinstance(timeout, int | float) and timeout > 0
+        ):
+            raise ConfigurationError(
+                f"timeout must be seconds > 0 or an httpx.Timeout, not {timeout!r}"
+            )
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.max_retries = max_retries
         self.max_wait = float(max_wait)

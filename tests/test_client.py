@@ -65,6 +65,9 @@ def test_missing_or_malformed_credentials_fail_at_construction(
     ("option", "value"),
     [
         ("max_retries", -1),
+        ("timeout", 0),
+        ("timeout", -3.0),
+        ("timeout", "10"),
         ("max_wait", -0.5),
         ("recv_window", 0),
         ("recv_window", 60_001),
