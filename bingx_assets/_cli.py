@@ -50,12 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = asyncio.run(args.command(args))
         return code
-    except ConfigurationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except BingXError as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_SOME_FAILED
+        print(f"error: {_describe(exc)}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_SOME_FAILED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 
@@ -247,6 +244,13 @@ def _error_json(error: Exception | None) -> dict[str, object]:
     return shown
 
 
+def _describe(error: BaseException | None) -> str:
+    """`Type: message` on one line: BingX's messages and HTML bodies may hold line
+    breaks, and a terminal should never get control characters from a server."""
+    text = "".join(c if c.isprintable() else " " for c in str(error))
+    return f"{type(error).__name__}: {' '.join(text.split())}"
+
+
 def _grand_total(results: list[KeyResult]) -> Decimal:
     return sum((r.overview.total for r in results if r.overview is not None), Decimal(0))
 
@@ -255,7 +259,7 @@ def _as_table(results: list[KeyResult]) -> str:
     rows: list[tuple[str, str, str]] = []
     for r in results:
         if r.overview is None:
-            rows.append((r.label, "error", f"{type(r.error).__name__}: {r.error}"))
+            rows.append((r.label, "error", _describe(r.error)))
             continue
         rows += [(r.label, str(b.account_type), f"{b.usdt_balance:f}") for b in r.overview]
         if len(results) > 1:
