@@ -27,6 +27,8 @@ from ._constants import (
     FIREWALL_BAN_SECONDS,
     GATE_SLACK_SECONDS,
     MAX_RECV_WINDOW_MS,
+    RATE_EXPIRE_HEADER,
+    RATE_REMAIN_HEADER,
     SECRET_KEY_ENV,
     SERVER_TIME_PATH,
     UID_PATH,
@@ -55,9 +57,6 @@ T = TypeVar("T")
 
 # Busy servers and lost connections: back off, with jitter so many clients spread out.
 _busy_backoff = wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)
-# Rate-limited with no time given (someone else used the UID's budget): start at a full
-# window and double, so the UID's own window has certainly moved on.
-_rate_backoff = wait_exponential_jitter(multiplier=1.0, max=60.0, jitter=1.0)
 
 
 class AssetsClient(OwnsHttpClient):
@@ -161,15 +160,14 @@ class AssetsClient(OwnsHttpClient):
         return self._uid
 
     async def _request(self, path: str, data: DataDecoder[T], scope: Scope) -> T:
-        timestamp_retried = False
+        call = _Call()
 
         def retryable(exc: BaseException) -> bool:
-            nonlocal timestamp_retried
             if isinstance(exc, RateLimitError):
                 return self._seconds_until(exc) <= self.max_wait
             if isinstance(exc, TimestampError):
                 # Retry once, after measuring the clocks again; twice means it won't help.
-                timestamp_retried, first = True, not timestamp_retried
+                call.timestamp_retried, first = True, not call.timestamp_retried
                 return first
             return isinstance(exc, ServerBusyError | APIConnectionError)
 
@@ -184,19 +182,19 @@ class AssetsClient(OwnsHttpClient):
             await self._sync_clock()
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(path, data, scope, attempt.retry_state)
+                return await self._attempt(path, data, scope, call)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    async def _attempt(
-        self, path: str, data: DataDecoder[T], scope: Scope, retry_state: RetryCallState
-    ) -> T:
+    async def _attempt(self, path: str, data: DataDecoder[T], scope: Scope, call: _Call) -> T:
         limiter = self.limiter
         try:
-            permit = await limiter.acquire(scope, max_wait=self.max_wait)
+            ticket = await limiter.acquire(
+                scope, max_wait=self.max_wait, recv_window_ms=self.recv_window
+            )
         except GateTooLong as closed:
-            raise self._refusal(closed.seconds) from None
+            raise self._not_sent(scope, closed) from None
         server_clock, clock = limiter.server_clock, limiter.clock
-        params = {"timestamp": server_clock.now_ms(), "recvWindow": self.recv_window}
+        params = {"timestamp": ticket.timestamp_ms, "recvWindow": self.recv_window}
         request = self._http.build_request(
             "GET",
             f"{self.base_url}{path}?{signed_query(params, self._secret)}",
@@ -207,13 +205,16 @@ class AssetsClient(OwnsHttpClient):
         try:
             response = await self._http.send(request)
         except httpx.TransportError as exc:
-            await permit.settle(answered=False)
+            await ticket.settle(answered=False)
             raise _transport_error(exc, path) from None
         except BaseException:
-            await permit.settle(answered=False)
+            await ticket.settle(answered=False)
             raise
-        await permit.settle(answered=True)
+        remaining, expires_ms = _server_window(response.headers)
+        await ticket.settle(answered=True, server_remaining=remaining)
         received_ms = clock.wall_ms()
+        if remaining == 0 and expires_ms is not None:
+            await self._hold_until_server_window_expires(scope, expires_ms)
         try:
             result = decode_envelope_data(
                 response.content,
@@ -223,7 +224,8 @@ class AssetsClient(OwnsHttpClient):
             )
         except RateLimitError as exc:
             limiter.stats.rejections += 1
-            await self._close_gate(scope, exc, retry_state)
+            call.refusals += 1
+            await self._after_refusal(scope, exc, call.refusals)
             raise
         except TimestampError:
             await self._sync_clock(stale_before_ms=sent_ms)
@@ -232,39 +234,75 @@ class AssetsClient(OwnsHttpClient):
             server_clock.observe(result.server_time_ms, sent_ms, received_ms)
         return result
 
-    async def _close_gate(
-        self, scope: Scope, exc: RateLimitError, retry_state: RetryCallState
-    ) -> None:
-        """Stop every request of this UID until BingX lets it through again."""
-        server_clock = self.limiter.server_clock
+    async def _hold_until_server_window_expires(self, scope: Scope, expires_ms: int) -> None:
+        """BingX says the UID's window is full until `expires_ms`: when that is later than
+        our own window can know of, hold the UID until then."""
+        seconds = self.limiter.server_clock.seconds_until(expires_ms)
+        if seconds > self.limiter.limits.per_uid.period:
+            await self.limiter.close_gate(scope.uid_gate, seconds + GATE_SLACK_SECONDS)
+
+    async def _after_refusal(self, scope: Scope, exc: RateLimitError, refusals: int) -> None:
+        """Pause what BingX refused (the UID or this IP) exactly as long as it said, or,
+        when it gave no time, as long as the window that was full can last."""
+        limiter, server_clock = self.limiter, self.limiter.server_clock
+        limits = limiter.limits
         if exc.unblock_at_ms is not None:
             if not server_clock.measured:
-                await self._sync_clock(stale_before_ms=self.limiter.clock.wall_ms())
+                await self._sync_clock(stale_before_ms=limiter.clock.wall_ms())
             seconds = server_clock.seconds_until(exc.unblock_at_ms) + GATE_SLACK_SECONDS
-        elif exc.retry_after is not None:
-            seconds = exc.retry_after
-        elif exc.status_code in (418, 403):
-            seconds = FIREWALL_BAN_SECONDS
-        else:
-            seconds = _rate_backoff(retry_state)
+            await limiter.close_gate(scope.uid_gate, seconds)
+            whom, why = f"UID {scope.uid}", "disabled it"
+        elif exc.code is None:  # HTTP 429, 418, 403: this IP's budget, or a ban of it
+            whom = f"this IP ({scope.ip})"
+            if exc.retry_after is not None:
+                seconds, why = exc.retry_after, f"said to retry after {exc.retry_after:g} s"
+                await limiter.close_gate(scope.ip_gate, seconds)
+            elif exc.status_code == 429:
+                seconds, why = limits.per_ip_endpoint.period, "found its window full"
+                await limiter.fill_window(scope, 1)
+                await limiter.fill_window(scope, 2)
+            else:
+                seconds, why = FIREWALL_BAN_SECONDS, "banned it"
+                await limiter.close_gate(scope.ip_gate, seconds)
+        else:  # a bare 100410: the UID's window was full, with requests not ours
+            whom, why = f"UID {scope.uid}", "found its window full (someone else uses it)"
+            seconds = limits.per_uid.period
+            if refusals == 1:
+                await limiter.fill_window(scope, 0)
+            else:
+                # Refused again: back off, so that refusals do not add up to a disabled UID.
+                seconds *= min(2 ** (refusals - 1), 64)
+                await limiter.close_gate(scope.uid_gate, seconds)
         seconds = max(seconds, GATE_SLACK_SECONDS)
         if exc.unblock_at_ms is None:
             exc.unblock_at_ms = server_clock.now_ms() + int(seconds * 1000)
+        until = server_clock.local_time(exc.unblock_at_ms)
+        said = f"code {exc.code}" if exc.code is not None else f"HTTP {exc.status_code}"
+        if seconds - GATE_SLACK_SECONDS > self.max_wait:
+            next_step = (
+                f"that is longer than max_wait ({self.max_wait:g} s): calls for it fail until then"
+            )
+        else:
+            next_step = "waiting until then, then going on"
+        exc.explain(
+            f"BingX {why} ({said}): {whom} is paused until {until} ({seconds:.1f} s); {next_step}"
+        )
         # Log text, not the exception: a handler that keeps records would keep its frames.
-        log.warning("BingX rate-limited %s (%s); pausing it %.2f s", scope.gate, str(exc), seconds)
-        await self.limiter.close_gate(scope, seconds)
+        log.warning("%s", str(exc))
 
     def _seconds_until(self, exc: RateLimitError) -> float:
         if exc.unblock_at_ms is None:
             return 0.0
         return self.limiter.server_clock.seconds_until(exc.unblock_at_ms)
 
-    def _refusal(self, seconds: float) -> RateLimitError:
-        unblock_at_ms = self.limiter.server_clock.now_ms() + int(seconds * 1000)
+    def _not_sent(self, scope: Scope, closed: GateTooLong) -> RateLimitError:
+        server_clock = self.limiter.server_clock
+        unblock_at_ms = server_clock.now_ms() + int(closed.seconds * 1000)
+        whom = f"this IP ({scope.ip})" if closed.gate == scope.ip_gate else f"UID {scope.uid}"
         return RateLimitError(
             None,
-            f"not sent: BingX disabled this UID for {seconds:.1f} s more, "
-            f"beyond max_wait={self.max_wait:g} s",
+            f"not sent: BingX paused {whom} until {server_clock.local_time(unblock_at_ms)} "
+            f"({closed.seconds:.1f} s from now), longer than max_wait ({self.max_wait:g} s)",
             status_code=None,
             unblock_at_ms=unblock_at_ms,
         )
@@ -317,6 +355,32 @@ class AssetsClient(OwnsHttpClient):
         log.info(
             "retrying (attempt %d) after %s", retry_state.attempt_number + 1, type(exc).__name__
         )
+
+
+class _Call:
+    """What one call's attempts remember of each other."""
+
+    __slots__ = ("refusals", "timestamp_retried")
+
+    def __init__(self) -> None:
+        self.refusals = 0
+        self.timestamp_retried = False
+
+
+def _server_window(headers: httpx.Headers) -> tuple[int | None, int | None]:
+    """BingX's `X-RateLimit-Requests-Remain` and `-Expire`, when readable: a count, and
+    epoch milliseconds on the server's clock. Their format is undocumented, so anything
+    else reads as absent and changes nothing."""
+    remain, expire = headers.get(RATE_REMAIN_HEADER), headers.get(RATE_EXPIRE_HEADER)
+    remaining = int(remain) if remain is not None and _digits(remain) else None
+    expires_ms = None
+    if expire is not None and _digits(expire) and len(expire) == 13:
+        expires_ms = int(expire)
+    return remaining, expires_ms
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdecimal()
 
 
 def _wait_before_retry(retry_state: RetryCallState) -> float:

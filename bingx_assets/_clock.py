@@ -9,6 +9,7 @@ derives the wall clock from the loop too, so nothing in a test sleeps for real.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 from typing import Protocol
 
@@ -79,6 +80,13 @@ class ServerClock:
     def now_ms(self) -> int:
         """The server's time now, as well as it is known."""
         return self._clock.wall_ms() + (self.offset_ms or 0)
+
+    def local_time(self, server_ms: int) -> str:
+        """The local wall-clock time, with its UTC offset, when the server's clock reads
+        `server_ms`: what a person can read."""
+        local_ms = server_ms - (self.offset_ms or 0)
+        moment = datetime.datetime.fromtimestamp(local_ms / 1000).astimezone()
+        return moment.isoformat(timespec="seconds")
 
     def seconds_until(self, server_ms: int) -> float:
         """Local seconds until the server's clock reads `server_ms`, erring late, never early."""

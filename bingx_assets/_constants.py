@@ -14,6 +14,9 @@ MAX_RECV_WINDOW_MS = 60_000
 API_KEY_ENV = "BINGX_API_KEY"
 SECRET_KEY_ENV = "BINGX_SECRET_KEY"  # noqa: S105 - the variable's name, not a secret
 API_KEY_HEADER = "X-BX-APIKEY"
+# Documented by BingX with no format; read only when they hold plain numbers.
+RATE_REMAIN_HEADER = "X-RateLimit-Requests-Remain"
+RATE_EXPIRE_HEADER = "X-RateLimit-Requests-Expire"
 
 ASSET_OVERVIEW_PATH = "/openApi/account/v1/allAccountBalance"
 UID_PATH = "/openApi/account/v1/uid"

@@ -108,6 +108,10 @@ class RateLimitError(APIError):
         self.unblock_at_ms = unblock_at_ms
         self.retry_after = retry_after
 
+    def explain(self, sentence: str) -> None:
+        """Replace BingX's terse message with what the client understood and does next."""
+        self.args = (sentence,)
+
 
 class AuthenticationError(APIError):
     """The API key is wrong or missing, or the signature does not match (100413/100412/100001)."""

@@ -1,4 +1,4 @@
-"""Rate limiting: strict sliding windows per UID and per IP, and the UID's 100410 gate.
+"""Rate limiting: strict sliding windows per UID and per IP, and gates for disabled periods.
 
 Why not a token or leaky bucket (such as aiolimiter's `AsyncLimiter(5, 1)`): BingX counts
 in sliding windows, so a bucket that refills while it is being drained lets 9 or 10
@@ -6,18 +6,32 @@ requests into one second. Here every request takes a *slot* in each window it co
 against, and a window admits a request only while fewer than `limit` slots are younger
 than `period`.
 
-When does a slot stop counting? The server stamps a request when it arrives, which is
-after the client sends it and before the client reads the answer. So a slot's anchor
-is `min(time the answer arrived, time sent + safety_margin)`: the answer bounds the
-arrival exactly, and the margin bounds it when the network's jitter is known to be
-smaller than the margin. Either way no window the server measures can hold more than
-`limit` requests, and on a fast link the budget is used almost to the last request.
+When does a slot stop counting? BingX stamps a request when it arrives, and the client
+cannot see that moment: only that it came after the request was sent and before its
+answer arrived. A slot must never free before the server's does, so its *anchor* (the
+moment its `period` starts) is the latest moment the server can have stamped it:
 
-Who waits: a request checks its gate and all its windows (UID first, then IP) at once
-and takes a slot in all of them or in none, so it never holds one budget while waiting
-for another. Requests of one UID queue in order behind one lock per gate; the one at
-the head sleeps until a slot frees, and wakes early when an answer of its UID arrives
-(its slot's anchor moved earlier, so the wait may be shorter now).
+- answered: the moment the answer arrived. Exact, whatever the network did.
+- not answered yet, or never (a timeout, a reset): the request may still be on its way.
+  BingX admits a request only while its `timestamp` is within `recvWindow` of the
+  server's clock, so `timestamp + recvWindow`, plus the uncertainty of the measured clock
+  offset, is the last moment it can count. That bound rests on BingX checking the
+  timestamp before it counts the request for rate; a smaller `recv_window` shortens it.
+
+Nothing here assumes the network is fast. `RateLimits.assume_arrival_within` is an
+opt-in bet that every request arrives within that many seconds of being sent; it frees
+in-flight slots sooner and costs a refusal whenever the network loses the bet.
+
+Who waits: a request checks its gates (its UID's and its IP's) and all its windows (UID
+first, then IP) at once and takes a slot in all of them or in none, so it never holds one
+budget while waiting for another. Requests of one UID queue in order behind one lock per
+UID; the one at the head sleeps until the window that blocks it frees, and wakes early
+when an answer settles a slot of that window (its anchor moved earlier).
+
+What the server says is used only to become more careful, never faster: a UID's
+disabled period (100410 with a time) closes its gate, a 429 or a ban closes the IP's,
+and a count of remaining requests lower than ours fills the window with the requests
+someone else made.
 """
 
 from __future__ import annotations
@@ -30,9 +44,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from ._clock import Clock, ServerClock, SystemClock
+from ._constants import DEFAULT_RECV_WINDOW_MS
 from ._exceptions import ConfigurationError
 
 __all__ = [
+    "Blocked",
     "GateClosed",
     "GateTooLong",
     "LimiterBackend",
@@ -43,6 +59,7 @@ __all__ = [
     "RateLimiter",
     "RateLimits",
     "Scope",
+    "Ticket",
 ]
 
 log = logging.getLogger("bingx_assets")
@@ -60,36 +77,64 @@ class Rate:
     period: float
 
     def __post_init__(self) -> None:
-        if not isinstance(self.limit, int) or self.limit < 1:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
             raise ConfigurationError(f"a rate's limit must be a positive int, not {self.limit!r}")
-        if not self.period > 0:
-            raise ConfigurationError(f"a rate's period must be positive, not {self.period!r}")
+        if (
+            isinstance(self.period, bool)
+            or not isinstance(self.period, int | float)
+            or not 0 < self.period < float("inf")
+        ):
+            raise ConfigurationError(f"a rate's period must be seconds > 0, not {self.period!r}")
 
 
 @dataclass(frozen=True, slots=True)
 class RateLimits:
     """BingX's limits for this endpoint. BingX raises them from time to time; so can you.
 
-    `safety_margin` is the most the network may delay one request more than another
-    (seconds). It only matters when answers are slower than it: see `bingx_assets._limits`.
+    `assume_arrival_within` (seconds, default None: no assumption) bets that every
+    request reaches BingX within that long of being sent, so that a slot in flight stops
+    counting from `sent + assume_arrival_within` instead of from its answer. It wins
+    back a slow network's round trip per window, and loses a refusal (a step towards a
+    disabled UID) each time a request is later than that: a cold TLS handshake, a
+    retransmission, a busy event loop. Leave it None unless you measured your worst case.
     """
 
     per_uid: Rate = Rate(5, 1.0)
     per_ip_endpoint: Rate = Rate(300, 10.0)
     per_ip_group: Rate = Rate(2000, 10.0)
-    safety_margin: float = 0.25
+    assume_arrival_within: float | None = None
 
     def __post_init__(self) -> None:
-        if not self.safety_margin >= 0:
-            raise ConfigurationError(f"safety_margin must be >= 0, not {self.safety_margin!r}")
+        for name in ("per_uid", "per_ip_endpoint", "per_ip_group"):
+            if not isinstance(getattr(self, name), Rate):
+                raise ConfigurationError(f"{name} must be a Rate, not {getattr(self, name)!r}")
+        bet = self.assume_arrival_within
+        if bet is not None and (
+            isinstance(bet, bool) or not isinstance(bet, int | float) or not 0 <= bet < 1e9
+        ):
+            raise ConfigurationError(
+                f"assume_arrival_within must be None or seconds >= 0, not {bet!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What one request counts against: a gate and the windows, in the order checked."""
+    """What one request counts against: its gates and windows, in the order checked."""
 
-    gate: str
+    uid: str
+    ip: str
+    gates: tuple[str, ...]
+    """The UID's gate, then the IP's."""
     windows: tuple[tuple[str, Rate], ...]
+    """The UID's window, then the IP's endpoint and group windows."""
+
+    @property
+    def uid_gate(self) -> str:
+        return self.gates[0]
+
+    @property
+    def ip_gate(self) -> str:
+        return self.gates[1]
 
 
 @dataclass(slots=True)
@@ -104,29 +149,56 @@ class LimiterStats:
     retries: int = 0
     rejections: int = 0
     """Answers refused for rate (100410, 429, 418, 403). Zero is the goal."""
+    server_disagreements: int = 0
+    """Answers whose `X-RateLimit-Requests-Remain` said fewer requests were left than the
+    client's own window allowed: someone else used the UID's budget."""
 
 
 @dataclass(slots=True)
 class GateClosed:
-    """A gate that is closed for `seconds` more."""
+    """`gate` is closed for `seconds` more."""
 
     seconds: float
+    gate: str
+
+
+@dataclass(slots=True)
+class Blocked:
+    """`window` (one of the scope's) is full for `seconds` more, unless an answer frees it."""
+
+    seconds: float
+    window: str
 
 
 class Permit(Protocol):
-    """A taken slot. Settle it when the request ends, so it counts as long as it must."""
+    """A backend's taken slot. Settle it when the request ends, so it counts as long as
+    it must."""
 
-    async def settle(self, *, answered: bool) -> None:
-        """`answered`: the server's answer arrived, so the request arrived before now.
-        Otherwise (timeout, reset) it may have arrived as late as now."""
+    async def settle(self, *, answered: bool, server_count: int | None = None) -> bool:
+        """`answered`: the server's answer arrived, so the request arrived before now;
+        otherwise it may arrive until its horizon. `server_count`: how many requests the
+        server said its UID window held, this one included, if it said; when that is more
+        than this client can account for, the difference is added to the window as
+        someone else's requests. Returns whether that happened."""
         ...
 
 
 class LimiterBackend(Protocol):
     """Where window and gate state lives: this process (`MemoryBackend`) or Redis."""
 
-    async def try_acquire(self, scope: Scope, margin: float) -> Permit | float | GateClosed:
-        """Take a slot in every window of `scope` at once, or say how long to wait."""
+    async def try_acquire(
+        self, scope: Scope, in_flight: float, horizon: float
+    ) -> Permit | Blocked | GateClosed:
+        """Take a slot in every window of `scope` at once, or say what to wait for.
+
+        The slot's anchor is `now + in_flight` until it is settled; unanswered, it is
+        `now + horizon`.
+        """
+        ...
+
+    async def occupy(self, window: str, rate: Rate, count: int) -> int:
+        """Make `window` hold at least `count` slots that count from now; returns how
+        many were added (requests someone else made)."""
         ...
 
     async def close_gate(self, gate: str, seconds: float) -> None:
@@ -143,23 +215,25 @@ class LimiterBackend(Protocol):
 
 
 class _Slot:
-    __slots__ = ("_clock", "anchor")
+    __slots__ = ("anchor", "horizon")
 
-    def __init__(self, clock: Clock, anchor: float) -> None:
-        self._clock = clock
+    def __init__(self, anchor: float, horizon: float) -> None:
         self.anchor = anchor
-
-    async def settle(self, *, answered: bool) -> None:
-        now = self._clock.monotonic()
-        self.anchor = min(self.anchor, now) if answered else max(self.anchor, now)
+        self.horizon = horizon
 
 
 class _Window:
-    __slots__ = ("_slots", "rate")
+    __slots__ = ("_slots", "rate", "taken")
 
     def __init__(self, rate: Rate) -> None:
         self.rate = rate
         self._slots: deque[_Slot] = deque()
+        self.taken = 0
+        """Slots ever taken here: tells how many of ours a server's count may include."""
+
+    def alive(self, now: float) -> int:
+        expiry = self.rate.period + BOUNDARY
+        return sum(1 for s in self._slots if s.anchor + expiry > now)
 
     def wait(self, now: float) -> float:
         """Seconds until this window admits one more request."""
@@ -171,7 +245,7 @@ class _Window:
             slots.popleft()
         if len(slots) < self.rate.limit:
             return 0.0
-        # Anchors move earlier when answers arrive, so slots do not always free in the
+        # Anchors move when requests are settled, so slots do not always free in the
         # order they were taken: look at all of them once the window is full.
         alive = sorted(s.anchor for s in slots if s.anchor + expiry > now)
         if len(alive) < self.rate.limit:
@@ -181,6 +255,28 @@ class _Window:
 
     def take(self, slot: _Slot) -> None:
         self._slots.append(slot)
+        self.taken += 1
+
+
+class _MemoryPermit:
+    __slots__ = ("_alive", "_backend", "_clock", "_slot", "_taken", "_window")
+
+    def __init__(self, backend: MemoryBackend, clock: Clock, slot: _Slot, window: _Window) -> None:
+        self._backend, self._clock, self._slot, self._window = backend, clock, slot, window
+        # What this client can account for in the UID window when the server counts
+        # this request: what was alive when it was sent, and whatever was sent since.
+        self._alive, self._taken = window.alive(clock.monotonic()), window.taken
+
+    async def settle(self, *, answered: bool, server_count: int | None = None) -> bool:
+        slot = self._slot
+        if not answered:
+            slot.anchor = max(slot.anchor, slot.horizon)
+            return False
+        slot.anchor = min(slot.anchor, self._clock.monotonic())
+        if server_count is None:
+            return False
+        ours = self._alive + self._window.taken - self._taken
+        return self._backend.fill(self._window, server_count - ours) > 0
 
 
 class MemoryBackend:
@@ -197,19 +293,33 @@ class MemoryBackend:
             window = self._windows[key] = _Window(rate)
         return window
 
-    async def try_acquire(self, scope: Scope, margin: float) -> Permit | float | GateClosed:
+    async def try_acquire(
+        self, scope: Scope, in_flight: float, horizon: float
+    ) -> Permit | Blocked | GateClosed:
         now = self._clock.monotonic()
-        gate_left = self._gates.get(scope.gate, now) - now
-        if gate_left > 0:
-            return GateClosed(gate_left)
+        for gate in scope.gates:
+            gate_left = self._gates.get(gate, now) - now
+            if gate_left > 0:
+                return GateClosed(gate_left, gate)
         windows = [self._window(key, rate) for key, rate in scope.windows]
-        wait = max(w.wait(now) for w in windows)
-        if wait > 0:
-            return wait
-        slot = _Slot(self._clock, now + margin)
+        waits = [w.wait(now) for w in windows]
+        longest = max(waits)
+        if longest > 0:
+            return Blocked(longest, scope.windows[waits.index(longest)][0])
+        slot = _Slot(now + in_flight, now + horizon)
         for window in windows:
             window.take(slot)
-        return slot
+        return _MemoryPermit(self, self._clock, slot, windows[0])
+
+    def fill(self, window: _Window, missing: int) -> int:
+        now = self._clock.monotonic()
+        for _ in range(max(0, missing)):
+            window.take(_Slot(now, now))
+        return max(0, missing)
+
+    async def occupy(self, window: str, rate: Rate, count: int) -> int:
+        found = self._window(window, rate)
+        return self.fill(found, count - found.alive(self._clock.monotonic()))
 
     async def close_gate(self, gate: str, seconds: float) -> None:
         until = self._clock.monotonic() + seconds
@@ -241,6 +351,8 @@ class RateLimiter:
     server_clock: ServerClock = field(init=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.limits, RateLimits):
+            raise ConfigurationError(f"limits must be RateLimits, not {self.limits!r}")
         self._backend: LimiterBackend = self.backend or MemoryBackend(self.clock)
         self.backend = self._backend
         self.server_clock = ServerClock(self.clock)
@@ -258,7 +370,9 @@ class RateLimiter:
     def scope(self, uid: str, endpoint: str, group: int = 2) -> Scope:
         limits = self.limits
         return Scope(
-            gate=f"gate:{uid}:{endpoint}",
+            uid=uid,
+            ip=self.ip,
+            gates=(f"gate:{uid}:{endpoint}", f"gate:ip:{self.ip}"),
             windows=(
                 (f"uid:{uid}:{endpoint}", limits.per_uid),
                 (f"ip:{self.ip}:{endpoint}", limits.per_ip_endpoint),
@@ -278,24 +392,43 @@ class RateLimiter:
         """A lock named `name`, shared by everyone using this limiter in this event loop."""
         return self._state().lock(name)
 
-    async def acquire(self, scope: Scope, *, max_wait: float) -> Permit:
-        """Wait for a slot in `scope`; `GateTooLong` if its gate stays shut past `max_wait`."""
+    def horizon(self, recv_window_ms: int) -> float:
+        """Seconds from now until a request signed now certainly no longer counts as
+        arriving: its `recvWindow`, plus what the clock offset may be wrong by (with no
+        measurement, the offset is only known to be within one more `recvWindow`: a
+        larger error would have every request refused for its timestamp)."""
+        server_clock = self.server_clock
+        error_ms = server_clock.uncertainty_ms if server_clock.measured else recv_window_ms
+        return (recv_window_ms + error_ms) / 1000 + BOUNDARY
+
+    async def acquire(
+        self, scope: Scope, *, max_wait: float, recv_window_ms: int = DEFAULT_RECV_WINDOW_MS
+    ) -> Ticket:
+        """Wait for a slot in `scope`; `GateTooLong` if a gate stays shut past `max_wait`.
+
+        The ticket carries the `timestamp` to sign with, read just before the slot was
+        taken, so that the slot's horizon covers the request's whole `recvWindow`.
+        """
         state = self._state()
+        bet = self.limits.assume_arrival_within
         waited = False
-        async with state.lock(scope.gate):
+        async with state.lock(scope.uid_gate):
             while True:
-                outcome = await self._backend.try_acquire(scope, self.limits.safety_margin)
+                timestamp_ms = self.server_clock.now_ms()
+                horizon = self.horizon(recv_window_ms)
+                in_flight = horizon if bet is None else min(bet, horizon)
+                outcome = await self._backend.try_acquire(scope, in_flight, horizon)
                 if isinstance(outcome, GateClosed):
                     if outcome.seconds > max_wait:
-                        raise GateTooLong(outcome.seconds)
+                        raise GateTooLong(outcome.seconds, outcome.gate)
                     self.stats.gate_waits += 1
-                    log.debug("%s closed, waiting %.3f s", scope.gate, outcome.seconds)
-                    delay = outcome.seconds
-                elif isinstance(outcome, float):
-                    delay = outcome
+                    log.debug("%s closed, waiting %.3f s", outcome.gate, outcome.seconds)
+                    delay, wake_on = outcome.seconds, None
+                elif isinstance(outcome, Blocked):
+                    delay, wake_on = outcome.seconds, outcome.window
                 else:
                     self.stats.acquired += 1
-                    return _WakingPermit(outcome, state, scope.gate)
+                    return Ticket(outcome, timestamp_ms, state, scope, self.stats)
                 if not waited:
                     waited = True
                     self.stats.waits += 1
@@ -303,15 +436,22 @@ class RateLimiter:
                 # 1e-15 s, which a clock with millisecond steps would never get past.
                 delay = max(delay, BOUNDARY)
                 self.stats.wait_seconds += delay
-                await state.pause(scope.gate, delay)
+                await state.pause(wake_on, delay)
 
-    async def close_gate(self, scope: Scope, seconds: float) -> None:
+    async def close_gate(self, gate: str, seconds: float) -> None:
+        """Hold every request behind `gate` (a scope's `uid_gate` or `ip_gate`)."""
         self.stats.gate_closures += 1
-        log.debug("closing %s for %.3f s", scope.gate, seconds)
-        await self._backend.close_gate(scope.gate, seconds)
+        log.debug("closing %s for %.3f s", gate, seconds)
+        await self._backend.close_gate(gate, seconds)
 
-    async def gate_remaining(self, scope: Scope) -> float:
-        return await self._backend.gate_remaining(scope.gate)
+    async def fill_window(self, scope: Scope, index: int) -> None:
+        """Count scope's window `index` as full from now for one period: what a refusal
+        for rate with no time says of it."""
+        window, rate = scope.windows[index]
+        await self._backend.occupy(window, rate, rate.limit)
+
+    async def gate_remaining(self, gate: str) -> float:
+        return await self._backend.gate_remaining(gate)
 
     async def aclose(self) -> None:
         """Close the backend's connections (a Redis client made by `from_url`)."""
@@ -319,48 +459,74 @@ class RateLimiter:
 
 
 class GateTooLong(Exception):
-    """Internal: the gate stays closed past `max_wait`; the client raises RateLimitError."""
+    """Internal: a gate stays closed past `max_wait`; the client raises RateLimitError."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, gate: str) -> None:
         super().__init__(seconds)
         self.seconds = seconds
+        self.gate = gate
 
 
 class _LoopState:
-    """One event loop's locks (a FIFO queue per gate) and wake-up events."""
+    """One event loop's locks (a FIFO queue per UID) and wake-up events per window."""
 
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._wakers: dict[str, asyncio.Event] = {}
 
-    def lock(self, gate: str) -> asyncio.Lock:
-        lock = self._locks.get(gate)
+    def lock(self, name: str) -> asyncio.Lock:
+        lock = self._locks.get(name)
         if lock is None:
-            lock = self._locks[gate] = asyncio.Lock()
+            lock = self._locks[name] = asyncio.Lock()
         return lock
 
-    async def pause(self, gate: str, seconds: float) -> None:
-        """Sleep `seconds`, or less if an answer for `gate` arrives first."""
-        waker = self._wakers.setdefault(gate, asyncio.Event())
+    async def pause(self, window: str | None, seconds: float) -> None:
+        """Sleep `seconds`, or less if a slot of `window` is settled first."""
+        if window is None:
+            await asyncio.sleep(seconds)
+            return
+        waker = self._wakers.setdefault(window, asyncio.Event())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await waker.wait()
 
-    def wake(self, gate: str) -> None:
-        waker = self._wakers.pop(gate, None)
-        if waker is not None:
-            waker.set()
+    def wake(self, windows: tuple[tuple[str, Rate], ...]) -> None:
+        for window, _ in windows:
+            waker = self._wakers.pop(window, None)
+            if waker is not None:
+                waker.set()
 
 
-class _WakingPermit:
-    """A backend's permit that, once answered, wakes whoever waits on its gate."""
+class Ticket:
+    """A taken slot, the `timestamp` to sign the request with, and who to wake when it
+    is settled."""
 
-    __slots__ = ("_gate", "_permit", "_state")
+    __slots__ = ("_permit", "_scope", "_state", "_stats", "timestamp_ms")
 
-    def __init__(self, permit: Permit, state: _LoopState, gate: str) -> None:
-        self._permit, self._state, self._gate = permit, state, gate
+    def __init__(
+        self,
+        permit: Permit,
+        timestamp_ms: int,
+        state: _LoopState,
+        scope: Scope,
+        stats: LimiterStats,
+    ) -> None:
+        self._permit, self._state, self._scope, self._stats = permit, state, scope, stats
+        self.timestamp_ms = timestamp_ms
 
-    async def settle(self, *, answered: bool) -> None:
-        await self._permit.settle(answered=answered)
+    async def settle(self, *, answered: bool, server_remaining: int | None = None) -> None:
+        """End the request: `answered` if an answer arrived. `server_remaining` is what
+        BingX said is left of the UID's window, when it said so readably."""
+        uid_rate = self._scope.windows[0][1]
+        server_count = None
+        if server_remaining is not None and 0 <= server_remaining < uid_rate.limit:
+            server_count = uid_rate.limit - server_remaining
+        if await self._permit.settle(answered=answered, server_count=server_count):
+            self._stats.server_disagreements += 1
+            log.info(
+                "BingX counts more requests of UID %s than this client sent: "
+                "someone else shares its budget; holding its window",
+                self._scope.uid,
+            )
         if answered:
-            self._state.wake(self._gate)
+            self._state.wake(self._scope.windows)

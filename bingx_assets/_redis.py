@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ._exceptions import LimiterUnavailableError
-from ._limits import BOUNDARY, GateClosed, Permit, Scope
+from ._limits import BOUNDARY, Blocked, GateClosed, Permit, Rate, Scope
 
 __all__ = ["RedisBackend"]
 
@@ -36,18 +36,24 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-# KEYS: gate, window... ; ARGV: margin, member, boundary, poll, then limit, period per window.
+# KEYS: gates..., windows..., the UID window's counter of slots taken.
+# ARGV: gate count, in_flight, horizon, member, boundary, poll, then limit, period per window.
 # Numbers go back as strings: Redis would truncate Lua numbers to integers.
 _ACQUIRE = (
     _NOW
     + """
-local gate = tonumber(redis.call('GET', KEYS[1]) or '0')
-if gate > now then return {'gate', tostring(gate - now)} end
-local margin, member = tonumber(ARGV[1]), ARGV[2]
-local boundary, poll = tonumber(ARGV[3]), tonumber(ARGV[4])
-local wait, in_flight = 0, false
-for i = 2, #KEYS do
-  local limit, period = tonumber(ARGV[3 + 2 * (i - 1)]), tonumber(ARGV[4 + 2 * (i - 1)])
+local gates = tonumber(ARGV[1])
+for g = 1, gates do
+  local opens = tonumber(redis.call('GET', KEYS[g]) or '0')
+  if opens > now then return {'gate', tostring(opens - now), tostring(g)} end
+end
+local in_flight, horizon, member = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local boundary, poll = tonumber(ARGV[5]), tonumber(ARGV[6])
+local first, last = gates + 1, #KEYS - 1
+local wait, blocking, unsettled = 0, 0, false
+for i = first, last do
+  local n = i - gates
+  local limit, period = tonumber(ARGV[5 + 2 * n]), tonumber(ARGV[6 + 2 * n])
   local expiry = period + boundary
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - expiry)
   local count = redis.call('ZCARD', KEYS[i])
@@ -55,31 +61,73 @@ for i = 2, #KEYS do
     local freeing = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
     local anchor = tonumber(freeing[2])
     if anchor + expiry - now > wait then
-      wait, in_flight = anchor + expiry - now, anchor > now
+      wait, blocking, unsettled = anchor + expiry - now, n, anchor > now
     end
   end
 end
 if wait > 0 then
-  if in_flight and poll < wait then wait = poll end
-  return {'wait', tostring(wait)}
+  -- A slot still in flight frees when its answer arrives, maybe in another process.
+  if unsettled and poll < wait then wait = poll end
+  return {'wait', tostring(wait), tostring(blocking)}
 end
-for i = 2, #KEYS do
-  local period = tonumber(ARGV[4 + 2 * (i - 1)])
-  redis.call('ZADD', KEYS[i], now + margin, member)
-  redis.call('PEXPIRE', KEYS[i], math.ceil((period + margin + boundary) * 1000) + 1000)
+for i = first, last do
+  local n = i - gates
+  local period = tonumber(ARGV[6 + 2 * n])
+  redis.call('ZADD', KEYS[i], now + in_flight, member)
+  redis.call('PEXPIRE', KEYS[i], math.ceil((period + horizon + boundary) * 1000) + 1000)
 end
-return {'ok', tostring(now)}
+local uid_period = tonumber(ARGV[8])
+local taken = redis.call('INCR', KEYS[#KEYS])
+redis.call('PEXPIRE', KEYS[#KEYS], math.ceil((uid_period + horizon) * 1000) + 1000)
+local oldest = '(' .. tostring(now - uid_period - boundary)
+local alive = redis.call('ZCOUNT', KEYS[first], oldest, '+inf')
+return {'ok', tostring(now), tostring(alive), tostring(taken)}
 """
 )
 
-# KEYS: windows; ARGV: member, 'LT' (answered: no later than now) or 'GT' (not answered).
+# KEYS: windows..., the UID window's counter.
+# ARGV: member, score ('now', or an absolute time for a request given up on), then the
+# server's count of the UID window (-1: none), alive and taken when acquired, period.
 _SETTLE = (
     _NOW
     + """
-for i = 1, #KEYS do
-  redis.call('ZADD', KEYS[i], 'XX', ARGV[2], now, ARGV[1])
+local mode, score = 'LT', now
+if ARGV[2] ~= 'now' then mode, score = 'GT', tonumber(ARGV[2]) end
+for i = 1, #KEYS - 1 do
+  redis.call('ZADD', KEYS[i], 'XX', mode, score, ARGV[1])
 end
-return 1
+local server_count = tonumber(ARGV[3])
+if server_count < 0 then return 0 end
+local taken = tonumber(redis.call('GET', KEYS[#KEYS]) or ARGV[5])
+local missing = server_count - (tonumber(ARGV[4]) + taken - tonumber(ARGV[5]))
+for p = 1, missing do
+  redis.call('ZADD', KEYS[1], now, ARGV[1] .. ':p' .. p)
+end
+if missing > 0 then
+  redis.call('INCRBY', KEYS[#KEYS], missing)
+  redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(ARGV[6]) + 1) * 1000) + 1000)
+  return missing
+end
+return 0
+"""
+)
+
+# KEYS: window, its counter; ARGV: count, period, boundary, member prefix.
+_OCCUPY = (
+    _NOW
+    + """
+local count, period, boundary = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local alive = redis.call('ZCOUNT', KEYS[1], '(' .. tostring(now - period - boundary), '+inf')
+local missing = count - alive
+for p = 1, missing do
+  redis.call('ZADD', KEYS[1], now, ARGV[4] .. ':o' .. p)
+end
+if missing > 0 then
+  redis.call('INCRBY', KEYS[2], missing)
+  redis.call('PEXPIRE', KEYS[1], math.ceil((period + boundary) * 1000) + 1000)
+  return missing
+end
+return 0
 """
 )
 
@@ -126,6 +174,7 @@ class RedisBackend:
         self.poll_interval = poll_interval
         self._acquire = redis.register_script(_ACQUIRE)
         self._settle = redis.register_script(_SETTLE)
+        self._occupy = redis.register_script(_OCCUPY)
         self._close_gate = redis.register_script(_CLOSE_GATE)
         self._gate_remaining = redis.register_script(_GATE_REMAINING)
         self._members = (f"{os.getpid()}-{os.urandom(4).hex()}-{n}" for n in itertools.count())
@@ -148,29 +197,46 @@ class RedisBackend:
     def _key(self, name: str) -> str:
         return f"{self.namespace}:{name}"
 
-    async def try_acquire(self, scope: Scope, margin: float) -> Permit | float | GateClosed:
+    async def try_acquire(
+        self, scope: Scope, in_flight: float, horizon: float
+    ) -> Permit | Blocked | GateClosed:
+        gates = [self._key(name) for name in scope.gates]
         windows = [self._key(name) for name, _ in scope.windows]
-        args: list[str | float] = [margin, next(self._members), BOUNDARY, self.poll_interval]
+        member = next(self._members)
+        args: list[str | float] = [len(gates), in_flight, horizon, member, BOUNDARY]
+        args.append(self.poll_interval)
         for _, rate in scope.windows:
             args += [rate.limit, rate.period]
-        kind, value = await self._run(
-            self._acquire, [self._key(scope.gate), *windows], args, "take a slot"
-        )
+        keys = [*gates, *windows, _counter(windows[0])]
+        answer = await self._run(self._acquire, keys, args, "take a slot, so nothing was sent")
+        kind = answer[0]
         if kind == "gate":
-            return GateClosed(float(value))
+            return GateClosed(float(answer[1]), scope.gates[int(answer[2]) - 1])
         if kind == "wait":
-            return float(value)
-        return _RedisPermit(self, windows, str(args[1]))
+            return Blocked(float(answer[1]), scope.windows[int(answer[2]) - 1][0])
+        acquired, alive, taken = float(answer[1]), int(answer[2]), int(answer[3])
+        return _RedisPermit(
+            self,
+            windows,
+            member,
+            scope.windows[0][1],
+            acquired + horizon,
+            in_flight < horizon,
+            alive,
+            taken,
+        )
+
+    async def occupy(self, window: str, rate: Rate, count: int) -> int:
+        key = self._key(window)
+        args: list[str | float] = [count, rate.period, BOUNDARY, next(self._members)]
+        added = await self._run(self._occupy, [key, _counter(key)], args, "fill a window")
+        return int(added)
 
     async def close_gate(self, gate: str, seconds: float) -> None:
         await self._run(self._close_gate, [self._key(gate)], [seconds], "close a gate")
 
     async def gate_remaining(self, gate: str) -> float:
         return float(await self._run(self._gate_remaining, [self._key(gate)], [], "read a gate"))
-
-    async def settle(self, windows: list[str], member: str, answered: bool) -> None:
-        mode = "LT" if answered else "GT"
-        await self._run(self._settle, windows, [member, mode], "settle a slot")
 
     async def _run(
         self, script: object, keys: Sequence[str], args: Sequence[str | float], what: str
@@ -179,7 +245,7 @@ class RedisBackend:
             answer = await script(keys=keys, args=args)  # type: ignore[operator]
         except (RedisError, OSError) as exc:
             raise LimiterUnavailableError(
-                f"the Redis limiter could not {what} ({type(exc).__name__}); nothing was sent"
+                f"the Redis limiter could not {what} ({type(exc).__name__})"
             ) from exc
         return _text(answer)
 
@@ -192,15 +258,52 @@ def _text(answer: object) -> object:
     return answer
 
 
+def _counter(window: str) -> str:
+    return f"{window}:taken"
+
+
 class _RedisPermit:
-    __slots__ = ("_backend", "_member", "_windows")
+    __slots__ = (
+        "_alive",
+        "_backend",
+        "_bet",
+        "_horizon_at",
+        "_member",
+        "_rate",
+        "_taken",
+        "_windows",
+    )
 
-    def __init__(self, backend: RedisBackend, windows: list[str], member: str) -> None:
-        self._backend, self._windows, self._member = backend, windows, member
+    def __init__(
+        self,
+        backend: RedisBackend,
+        windows: list[str],
+        member: str,
+        rate: Rate,
+        horizon_at: float,
+        bet: bool,
+        alive: int,
+        taken: int,
+    ) -> None:
+        self._backend, self._windows, self._member, self._rate = backend, windows, member, rate
+        self._horizon_at, self._bet, self._alive, self._taken = horizon_at, bet, alive, taken
 
-    async def settle(self, *, answered: bool) -> None:
+    async def settle(self, *, answered: bool, server_count: int | None = None) -> bool:
+        if not answered and not self._bet:
+            return False  # the slot already counts until its horizon
+        score: str | float = "now" if answered else self._horizon_at
+        count = -1 if server_count is None else server_count
+        args = [self._member, score, count, self._alive, self._taken, self._rate.period]
+        keys = [*self._windows, _counter(self._windows[0])]
         try:
-            await self._backend.settle(self._windows, self._member, answered)
+            added = await self._backend._run(self._backend._settle, keys, args, "settle a slot")
         except LimiterUnavailableError as exc:
-            # The request is done; its slot keeps counting from send + margin.
-            log.warning("%s", str(exc))
+            # The request was sent and is over; its slot keeps counting until its horizon,
+            # which is later than its answer: only throughput is lost.
+            log.warning(
+                "the Redis limiter could not record an answer (%s); the request's slot "
+                "counts until its recvWindow ends",
+                type(exc.__cause__).__name__,
+            )
+            return False
+        return int(added) > 0

@@ -183,10 +183,10 @@ def test_bad_input_exits_2_without_a_traceback(
 def test_interrupted_exits_130(
     capsys: pytest.CaptureFixture[str], wired: BingXSimulator, env_key: SimKey
 ) -> None:
-    async def interrupted(request: httpx.Request) -> httpx.Response:
+    async def interrupted(request: httpx.Request, *route: object) -> httpx.Response:
         raise KeyboardInterrupt
 
-    wired.handle = interrupted  # type: ignore[method-assign]
+    wired._deliver = interrupted  # type: ignore[method-assign]
     code, _, err = run(capsys, "balances")
     assert code == 130
     assert "Traceback" not in err

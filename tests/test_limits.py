@@ -10,7 +10,7 @@ from bingx_assets import ConfigurationError, Rate, RateLimiter, RateLimits
 from bingx_assets._limits import GateTooLong, MemoryBackend
 from bingx_assets.testing import LoopClock
 
-ONE_UID = RateLimits(per_uid=Rate(5, 1.0), safety_margin=0.0)
+ONE_UID = RateLimits(per_uid=Rate(5, 1.0))
 
 
 def most_in_any_window(times: list[float], period: float) -> int:
@@ -47,29 +47,51 @@ async def test_a_burst_is_served_first_come_first_served() -> None:
 
 
 @pytest.mark.parametrize(
-    ("settle_after", "answered", "next_slot_at"),
+    ("bet", "recv_window", "settle_after", "answered", "next_slot_at"),
     [
-        pytest.param(None, False, 1.301, id="in-flight: from send + margin"),
-        pytest.param(0.05, True, 1.051, id="answered: from when the answer came"),
-        pytest.param(2.0, False, 3.001, id="no answer: until it was given up"),
+        # The horizon: timestamp + recvWindow (5 s here; the offset was measured exactly).
+        pytest.param(None, 5000, None, False, 6.002, id="in flight: until its recvWindow ends"),
+        pytest.param(None, 5000, 0.05, True, 1.051, id="answered: from when the answer came"),
+        pytest.param(None, 5000, 2.0, False, 6.002, id="no answer: until its recvWindow ends"),
+        pytest.param(None, 1000, 0.5, False, 2.002, id="a smaller recvWindow shortens it"),
+        pytest.param(None, 1000, 3.0, False, 3.0, id="given up on after its recvWindow"),
+        pytest.param(0.3, 5000, None, False, 1.301, id="bet: in flight from send + bet"),
+        pytest.param(0.3, 5000, 0.05, True, 1.051, id="bet: answered early"),
+        pytest.param(0.3, 5000, 2.0, False, 6.002, id="bet: lost, until its recvWindow ends"),
     ],
 )
 async def test_how_long_a_slot_counts(
-    settle_after: float | None, answered: bool, next_slot_at: float
+    bet: float | None,
+    recv_window: int,
+    settle_after: float | None,
+    answered: bool,
+    next_slot_at: float,
 ) -> None:
     clock = LoopClock()
-    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 1.0), safety_margin=0.3), clock=clock)
+    limits = RateLimits(per_uid=Rate(1, 1.0), assume_arrival_within=bet)
+    limiter = RateLimiter(limits, clock=clock)
+    limiter.server_clock.observe(clock.wall_ms(), clock.wall_ms(), clock.wall_ms())
     scope = limiter.scope("u", "/x")
-    permit = await limiter.acquire(scope, max_wait=60)
+    permit = await limiter.acquire(scope, max_wait=60, recv_window_ms=recv_window)
     if settle_after is not None:
         await asyncio.sleep(settle_after)
         await permit.settle(answered=answered)
-    await limiter.acquire(scope, max_wait=60)
+    await limiter.acquire(scope, max_wait=60, recv_window_ms=recv_window)
     assert clock.monotonic() == pytest.approx(next_slot_at)
 
 
+@pytest.mark.parametrize(("uncertainty_ms", "horizon"), [(0, 5.001), (40, 5.041), (None, 10.001)])
+def test_the_horizon_covers_what_the_clock_offset_may_be_wrong_by(
+    uncertainty_ms: int | None, horizon: float
+) -> None:
+    limiter = RateLimiter(clock=LoopClock())
+    if uncertainty_ms is not None:  # a sample whose round trip was twice the uncertainty
+        limiter.server_clock.observe(1_000, 0, 2 * uncertainty_ms)
+    assert limiter.horizon(5000) == pytest.approx(horizon)
+
+
 async def test_ip_windows_are_shared_by_all_uids() -> None:
-    limits = RateLimits(per_uid=Rate(5, 1.0), per_ip_endpoint=Rate(7, 10.0), safety_margin=0)
+    limits = RateLimits(per_uid=Rate(5, 1.0), per_ip_endpoint=Rate(7, 10.0))
     limiter = RateLimiter(limits, clock=LoopClock())
     times: list[float] = []
     await asyncio.gather(*(take(limiter, f"uid{n % 4}", times) for n in range(20)))
@@ -77,7 +99,7 @@ async def test_ip_windows_are_shared_by_all_uids() -> None:
 
 
 async def test_the_group_window_spans_endpoints() -> None:
-    limits = RateLimits(per_ip_group=Rate(3, 10.0), safety_margin=0)
+    limits = RateLimits(per_ip_group=Rate(3, 10.0))
     limiter = RateLimiter(limits, clock=LoopClock())
     times: list[float] = []
     for endpoint in ("/a", "/b", "/c", "/d"):
@@ -90,7 +112,7 @@ async def test_the_group_window_spans_endpoints() -> None:
 async def test_a_closed_gate_holds_every_request_of_the_uid_until_it_opens() -> None:
     limiter = RateLimiter(ONE_UID, clock=LoopClock())
     scope = limiter.scope("u", "/x")
-    await limiter.close_gate(scope, 12.5)
+    await limiter.close_gate(scope.uid_gate, 12.5)
     other_uid = await limiter.acquire(limiter.scope("v", "/x"), max_wait=0)
     assert other_uid is not None and limiter.clock.monotonic() == 0
     times: list[float] = []
@@ -102,15 +124,15 @@ async def test_a_closed_gate_holds_every_request_of_the_uid_until_it_opens() -> 
 async def test_gates_only_ever_lengthen() -> None:
     limiter = RateLimiter(ONE_UID, clock=LoopClock())
     scope = limiter.scope("u", "/x")
-    await limiter.close_gate(scope, 10)
-    await limiter.close_gate(scope, 3)
-    assert await limiter.gate_remaining(scope) == pytest.approx(10)
+    await limiter.close_gate(scope.uid_gate, 10)
+    await limiter.close_gate(scope.uid_gate, 3)
+    assert await limiter.gate_remaining(scope.uid_gate) == pytest.approx(10)
 
 
 async def test_a_gate_longer_than_max_wait_is_refused_at_once() -> None:
     limiter = RateLimiter(ONE_UID, clock=LoopClock())
     scope = limiter.scope("u", "/x")
-    await limiter.close_gate(scope, 300)
+    await limiter.close_gate(scope.uid_gate, 300)
     with pytest.raises(GateTooLong) as caught:
         await limiter.acquire(scope, max_wait=60)
     assert caught.value.seconds == pytest.approx(300)
@@ -133,7 +155,7 @@ async def test_cancelled_waiters_take_no_slot_and_leave_no_lock_held() -> None:
 
 
 def test_one_limiter_serves_several_event_loops() -> None:
-    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 0.01), safety_margin=0))
+    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 0.01)))
 
     async def contend() -> None:
         times: list[float] = []
@@ -150,7 +172,7 @@ def test_limits_are_validated() -> None:
     with pytest.raises(ConfigurationError):
         Rate(5, 0)
     with pytest.raises(ConfigurationError):
-        RateLimits(safety_margin=-1)
+        RateLimits(assume_arrival_within=-1)
 
 
 def test_the_default_limiter_is_shared() -> None:

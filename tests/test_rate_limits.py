@@ -41,22 +41,6 @@ async def test_fifty_calls_on_one_key_use_the_budget_with_no_rejection(
     assert 9.0 <= elapsed <= 9.0 * 1.03
 
 
-async def test_slow_answers_fall_back_to_the_safety_margin(
-    clock: LoopClock, key: SimKey, sim: BingXSimulator
-) -> None:
-    # A 100 ms round trip with 20 ms of jitter, and a margin that covers the jitter.
-    sim.latency, sim.jitter = 0.05, 0.02
-    limiter = RateLimiter(RateLimits(safety_margin=0.02), clock=clock)
-    async with AssetsClient(
-        key.api_key, key.secret_key, uid=key.uid, http_client=sim.http_client(), limiter=limiter
-    ) as client:
-        start = clock.monotonic()
-        await asyncio.gather(*(client.asset_overview() for _ in range(50)))
-        elapsed = clock.monotonic() - start
-    assert sim.rejections == []
-    assert elapsed <= 9.0 * 1.03 + 0.2  # plus two round trips: the clock's, the last answer's
-
-
 async def test_many_keys_of_one_uid_share_its_budget(
     sim: BingXSimulator, make_client: MakeClient, clock: LoopClock
 ) -> None:
@@ -155,16 +139,19 @@ async def test_a_disabled_period_beyond_max_wait_raises_with_the_unblock_time(
         (httpx.Response(429, headers={"Retry-After": "7"}), 7.0),
         (httpx.Response(418, text="<html>banned</html>"), 300.0),
         (httpx.Response(403, text="<html>firewall</html>"), 300.0),
+        (httpx.Response(429), 10.0),
         (httpx.Response(200, json={"code": 100410, "msg": "rate limited"}), 1.0),
     ],
-    ids=["429-retry-after", "418", "403", "100410-no-time"],
+    ids=["429-retry-after", "418", "403", "429-no-time", "100410-no-time"],
 )
-async def test_http_rate_answers_close_the_gate(
+async def test_rate_answers_pause_what_was_refused_as_long_as_it_said(
     respx_mock: respx.MockRouter,
     clock: LoopClock,
     answer: httpx.Response,
     expected_pause: float,
 ) -> None:
+    """A time given (Retry-After, a ban) closes a gate; with none, the refused window
+    counts as full for one period from the refusal: no more is lost than that window."""
     limiter = RateLimiter(clock=clock)
     respx_mock.get(HOST + SERVER_TIME_PATH).respond(json={"code": 0, "data": {"serverTime": 1}})
     ok = httpx.Response(
@@ -177,8 +164,10 @@ async def test_http_rate_answers_close_the_gate(
         async with AssetsClient("j" * 64, "s" * 64, uid=5, limiter=limiter) as sibling:
             await sibling.asset_overview()  # the gate already reopened
     assert first.total == Decimal(2) and route.call_count == 3
-    assert expected_pause <= paused <= expected_pause * 2 + 0.1
-    assert limiter.stats.gate_closures == 1 and limiter.stats.rejections == 1
+    assert expected_pause <= paused <= expected_pause + 0.01
+    assert limiter.stats.rejections == 1
+    assert limiter.stats.gate_closures == (0 if answer.headers.get("Retry-After") is None
+                                           and answer.status_code in (200, 429) else 1)  # fmt: skip
 
 
 async def test_the_gate_stops_siblings_that_are_already_waiting(
@@ -242,6 +231,7 @@ async def test_cancelling_calls_leaks_nothing_and_sent_requests_still_count(
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await sim.settle()  # the five sent still arrive: the server's work, not a leak
     assert {t for t in asyncio.all_tasks() if not t.done()} == {asyncio.current_task()}
     await asyncio.gather(*(client.asset_overview() for _ in range(5)))
     assert sim.rejections == []

@@ -26,7 +26,7 @@ from .test_limits import most_in_any_window
 # Redis keeps real time: the event loop must too.
 pytestmark = pytest.mark.looptime(False)
 
-FAST = RateLimits(per_uid=Rate(5, 0.5), safety_margin=0.0)
+FAST = RateLimits(per_uid=Rate(5, 0.5))
 
 
 @pytest.fixture
@@ -63,9 +63,9 @@ async def test_limiters_sharing_redis_never_overfill_a_window(redis: Redis, name
 async def test_a_gate_closed_by_one_process_holds_the_others(redis: Redis, namespace: str) -> None:
     first, second = limiter_on(redis, namespace), limiter_on(redis, namespace)
     scope = first.scope("uid1", "/x")
-    await first.close_gate(scope, 1.0)
-    await first.close_gate(scope, 0.1)  # gates only lengthen
-    remaining = await second.gate_remaining(scope)
+    await first.close_gate(scope.uid_gate, 1.0)
+    await first.close_gate(scope.uid_gate, 0.1)  # gates only lengthen
+    remaining = await second.gate_remaining(scope.uid_gate)
     assert 0.5 < remaining <= 1.0
     with pytest.raises(GateTooLong):
         await second.acquire(scope, max_wait=0.1)
@@ -77,37 +77,44 @@ async def test_a_gate_closed_by_one_process_holds_the_others(redis: Redis, names
 
 
 async def test_an_answer_frees_a_slot_early(redis: Redis, namespace: str) -> None:
-    limiter = limiter_on(redis, namespace, RateLimits(per_uid=Rate(1, 0.3), safety_margin=5.0))
+    limiter = limiter_on(redis, namespace, RateLimits(per_uid=Rate(1, 0.3)))
     scope = limiter.scope("uid1", "/x")
     loop = asyncio.get_running_loop()
     permit = await limiter.acquire(scope, max_wait=60)
     start = loop.time()
     await permit.settle(answered=True)
     await limiter.acquire(scope, max_wait=60)
-    assert loop.time() - start < 3.0  # without the answer the slot would count for 5.3 s
+    assert loop.time() - start < 3.0  # without the answer the slot would count for 10.3 s
 
 
-async def test_a_request_without_answer_counts_until_given_up(redis: Redis, namespace: str) -> None:
-    limiter = limiter_on(redis, namespace, RateLimits(per_uid=Rate(1, 0.3), safety_margin=0.0))
+@pytest.mark.parametrize("bet", [None, 0.05])
+async def test_a_request_without_answer_counts_until_its_recv_window_ends(
+    redis: Redis, namespace: str, bet: float | None
+) -> None:
+    limits = RateLimits(per_uid=Rate(1, 0.3), assume_arrival_within=bet)
+    limiter = limiter_on(redis, namespace, limits)
+    limiter.server_clock.observe(1_000, 1_000, 1_000)  # an exact offset: no uncertainty
     scope = limiter.scope("uid1", "/x")
     loop = asyncio.get_running_loop()
     start = loop.time()
-    permit = await limiter.acquire(scope, max_wait=60)
-    await asyncio.sleep(0.4)  # a timeout: the request may have arrived only now
+    permit = await limiter.acquire(scope, max_wait=60, recv_window_ms=600)
+    await asyncio.sleep(0.1)  # a timeout: the request may still arrive until 0.6 s
     await permit.settle(answered=False)
-    await limiter.acquire(scope, max_wait=60)
-    assert loop.time() - start >= 0.4 + 0.3 - 0.02
+    await limiter.acquire(scope, max_wait=60, recv_window_ms=600)
+    assert loop.time() - start >= 0.6 + 0.3 - 0.02
 
 
 async def test_keys_are_namespaced_and_expire(redis: Redis, namespace: str) -> None:
     limiter = limiter_on(redis, namespace)
+    limiter.server_clock.observe(1_000, 1_000, 1_000)  # an exact offset: no uncertainty
     scope = limiter.scope("uid1", "/x")
     await limiter.acquire(scope, max_wait=60)
-    await limiter.close_gate(scope, 2.0)
+    await limiter.close_gate(scope.uid_gate, 2.0)
     keys = [k.decode() for k in await redis.keys("*") if k.decode().startswith(namespace)]
-    assert len(keys) == 4  # the gate and three windows
-    # Each expires a second after the last moment it can matter.
-    longest = {"gate": 2.0, "uid": 0.5, "ip": 10.0}
+    assert len(keys) == 5  # the gate, three windows and the UID window's count
+    # Each expires a second after the last moment it can matter: a slot in flight counts
+    # until its recvWindow (5 s) ends, and one period more.
+    longest = {"gate": 2.0, "uid": 5.0 + 0.5, "ip": 5.0 + 10.0}
     for key in keys:
         kind = key.split(":")[1]
         assert 0 < await redis.pttl(key) <= (longest[kind] + 1.01) * 1000
@@ -134,7 +141,7 @@ async def test_processes_sharing_redis_hit_one_simulator_without_rejection(
     keys = [sim.add_key(uid=77) for _ in range(6)]
     async with SimulatorServer(sim) as server:
         common = ["--base-url", server.url, "--redis", redis_url, "--namespace", namespace]
-        common += ["--calls", "4", "--uid-period", "0.5", "--safety-margin", "0.25"]
+        common += ["--calls", "4", "--uid-period", "0.5"]
         workers = [
             await asyncio.create_subprocess_exec(
                 sys.executable,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import string
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,6 +19,8 @@ from .._constants import (
     API_KEY_HEADER,
     ASSET_OVERVIEW_PATH,
     MAX_RECV_WINDOW_MS,
+    RATE_EXPIRE_HEADER,
+    RATE_REMAIN_HEADER,
     SERVER_TIME_PATH,
     UID_PATH,
 )
@@ -145,6 +147,9 @@ class _Windows:
             arrivals.popleft()
         return len(arrivals)
 
+    def oldest(self, key: str) -> float:
+        return self._arrivals[key][0]
+
     def free_in(self, key: str, now: float, rate: Rate) -> float:
         arrivals = self._arrivals.get(key)
         if not arrivals or len(arrivals) < rate.limit:
@@ -179,6 +184,7 @@ class BingXSimulator:
         skew_ms: int = 0,
         latency: float = 0.0,
         jitter: float = 0.0,
+        arrival_delay: float = 0.0,
         client_ip: str = "127.0.0.1",
         rejections_before_disable: int = 5,
         error_limit: int = 20,
@@ -186,6 +192,7 @@ class BingXSimulator:
         disable_seconds: float = 300.0,
         page_envelope: bool = False,
         string_codes: bool = False,
+        rate_limit_headers: bool = True,
         seed: int = 0,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -193,7 +200,14 @@ class BingXSimulator:
         self.skew_ms = skew_ms
         """Server clock minus the client's wall clock, in ms. Change it to make the clock jump."""
         self.latency = latency
+        """Seconds each way: before a request arrives, and before its answer does."""
         self.jitter = jitter
+        """Up to this many more seconds (uniform, seeded) before each request arrives."""
+        self.arrival_delay = arrival_delay
+        """Seconds every request takes to arrive, on top of `latency`, with its answer
+        back at once: a slow or cold path to the server that the client cannot see."""
+        self.rate_limit_headers = rate_limit_headers
+        """Send `X-RateLimit-Requests-Remain` / `-Expire` for the UID's window."""
         self.client_ip = client_ip
         self.rejections_before_disable = rejections_before_disable
         self.error_limit = error_limit
@@ -209,6 +223,8 @@ class BingXSimulator:
         self._errors = _Windows()
         self._disabled_until: dict[tuple[int, str], tuple[int, str]] = {}
         self._scripted: list[tuple[str, Fault]] = []
+        self._late: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._in_transit: set[asyncio.Task[httpx.Response]] = set()
         self._random_faults: tuple[float, tuple[Fault, ...]] = (0.0, ())
 
     # -- set-up -------------------------------------------------------------------
@@ -257,6 +273,11 @@ class BingXSimulator:
         """Answer the next requests to `path` with `faults`, one each, in order."""
         self._scripted.extend((path, fault) for fault in faults)
 
+    def delay_next(self, count: int, seconds: float, *, path: str = ASSET_OVERVIEW_PATH) -> None:
+        """The next `count` requests to `path` arrive `seconds` late, their answers on
+        time: the cold handshakes of a fresh client, a queue, a retransmission."""
+        self._late[path].extend([seconds] * count)
+
     def random_faults(self, probability: float, choices: Sequence[Fault]) -> None:
         """From now on, answer each asset-overview request with a random one of `choices`
         with `probability` (seeded: the same run gives the same faults)."""
@@ -273,7 +294,34 @@ class BingXSimulator:
         return None
 
     def transport(self) -> httpx.AsyncBaseTransport:
-        return httpx.MockTransport(self.handle)
+        return httpx.MockTransport(self._handle_within_timeout)
+
+    async def _handle_within_timeout(self, request: httpx.Request) -> httpx.Response:
+        """`handle`, bounded by the client's read timeout as a network would be: a
+        request the client gives up on still arrives, and counts, when it arrives."""
+        fault, late = self._route(request)
+        timeout = request.extensions.get("timeout", {}).get("read")
+        if timeout is None or not (late or (fault is not None and fault.delay)):
+            return await self._deliver(request, fault, late)
+        # On its own task: a client that gives up (a timeout, a cancellation) does not
+        # stop a request that is already on its way.
+        serving = asyncio.ensure_future(self._deliver(request, fault, late))
+        self._in_transit.add(serving)
+        serving.add_done_callback(self._arrived)
+        done, _ = await asyncio.wait({serving}, timeout=timeout)
+        if serving in done:
+            return serving.result()
+        raise httpx.ReadTimeout("no answer in time", request=request)
+
+    def _arrived(self, task: asyncio.Task[httpx.Response]) -> None:
+        self._in_transit.discard(task)
+        if not task.cancelled():
+            task.exception()  # an answer nobody may wait for any more
+
+    async def settle(self) -> None:
+        """Wait until the requests that clients gave up on have arrived and been served."""
+        while self._in_transit:
+            await asyncio.gather(*self._in_transit, return_exceptions=True)
 
     def http_client(self, **kwargs: object) -> httpx.AsyncClient:
         """An `httpx.AsyncClient` whose requests all go to this simulator."""
@@ -308,12 +356,26 @@ class BingXSimulator:
     # -- serving ------------------------------------------------------------------
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
-        sent = self.clock.monotonic()
+        """Serve one request as BingX would, network delays included."""
+        return await self._deliver(request, *self._route(request))
+
+    def _route(self, request: httpx.Request) -> tuple[Fault | None, float]:
+        """What happens to `request` on its way: a fault, and how late it arrives."""
         fault = self._next_fault(request.url.path)
+        scripted = self._late[request.url.path]
+        late = self.latency + self.arrival_delay + (scripted.popleft() if scripted else 0.0)
+        if self.jitter:
+            late += self._rng.uniform(0, self.jitter)
+        return fault, late
+
+    async def _deliver(
+        self, request: httpx.Request, fault: Fault | None, late: float
+    ) -> httpx.Response:
+        sent = self.clock.monotonic()
         if fault is not None and fault.raises is httpx.RemoteProtocolError:
             raise fault.raises("connection reset by peer", request=request)
-        if self.latency or self.jitter:
-            await asyncio.sleep(self.latency + self._rng.uniform(0, self.jitter))
+        if late:
+            await asyncio.sleep(late)
         arrived, server_ms = self.clock.monotonic(), self.server_ms()
         path = request.url.path
         query = request.url.query.decode("ascii", "replace")
@@ -338,12 +400,14 @@ class BingXSimulator:
                 if fault.raises is not None:
                     raise fault.raises("injected fault", request=request)
                 return fault.response()
-        status, code, msg, headers = 200, 0, "", {}
+        status, code, msg = 200, 0, ""
+        headers: dict[str, str] = {}
         data: object = None
         try:
-            data = self._serve(path, query, key, arrived, server_ms)
+            data = self._serve(path, query, key, arrived, server_ms, headers)
         except _Answer as answer:
-            status, code, msg, headers = answer.status, answer.code, answer.msg, answer.headers
+            status, code, msg = answer.status, answer.code, answer.msg
+            headers.update(answer.headers)
             if uid is not None and status == 200:
                 self._count_error(uid, path, code, arrived, server_ms)
         record(status, code if status == 200 else None, msg, injected=False)
@@ -357,12 +421,17 @@ class BingXSimulator:
             timestamp=server_ms if code == 0 else None,
             data=data,
         )
-        return httpx.Response(200, content=msgspec.json.encode(body), headers={
-            "content-type": "application/json",
-        })  # fmt: skip
+        headers["content-type"] = "application/json"
+        return httpx.Response(200, content=msgspec.json.encode(body), headers=headers)
 
     def _serve(
-        self, path: str, query: str, key: SimKey | None, now: float, server_ms: int
+        self,
+        path: str,
+        query: str,
+        key: SimKey | None,
+        now: float,
+        server_ms: int,
+        headers: dict[str, str],
     ) -> object:
         if path == SERVER_TIME_PATH:
             return {"serverTime": server_ms}
@@ -371,7 +440,7 @@ class BingXSimulator:
         self._check_ip_windows(path, now)
         if key is None:
             raise _Answer(100413, MSG_BAD_KEY)
-        self._check_uid(key.uid, path, now, server_ms)
+        self._check_uid(key.uid, path, now, server_ms, headers)
         params = self._check_signature(query, key)
         self._check_time(params, server_ms)
         if key.ip_whitelist is not None and self.client_ip not in key.ip_whitelist:
@@ -394,14 +463,23 @@ class BingXSimulator:
                     headers={"Retry-After": f"{max(1, round(retry_after))}"},
                 )  # fmt: skip
 
-    def _check_uid(self, uid: int, path: str, now: float, server_ms: int) -> None:
+    def _check_uid(
+        self, uid: int, path: str, now: float, server_ms: int, headers: dict[str, str]
+    ) -> None:
         disabled = self._disabled_now(server_ms).get((uid, path))
         if disabled is not None:
             # Sending during a disabled period counts against the UID again.
             until, message = disabled
             raise _Answer(100410, message)
         rate = self.limits.per_uid
-        if self._windows.add(f"uid:{uid}:{path}", now, rate) > rate.limit:
+        window = f"uid:{uid}:{path}"
+        count = self._windows.add(window, now, rate)
+        if self.rate_limit_headers:
+            oldest = self._windows.oldest(window)
+            headers[RATE_REMAIN_HEADER] = str(max(0, rate.limit - count))
+            expires = server_ms + round((oldest + rate.period - now) * 1000)
+            headers[RATE_EXPIRE_HEADER] = str(expires)
+        if count > rate.limit:
             recent = self._rejections.add(f"{uid}:{path}", now, Rate(1_000_000, 60.0))
             if recent >= self.rejections_before_disable:
                 until = self._disable(uid, path, self.disable_seconds, code=100410)

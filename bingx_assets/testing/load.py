@@ -17,7 +17,7 @@ from .._redis import RedisBackend
 
 async def run(args: argparse.Namespace) -> None:
     backend = RedisBackend.from_url(args.redis, namespace=args.namespace)
-    limits = RateLimits(per_uid=Rate(5, args.uid_period), safety_margin=args.safety_margin)
+    limits = RateLimits(per_uid=Rate(5, args.uid_period))
     limiter = RateLimiter(limits, backend=backend)
     clients = []
     for entry in args.keys:
@@ -40,7 +40,6 @@ def main() -> None:
     parser.add_argument("--namespace", default="bingx-assets")
     parser.add_argument("--calls", type=int, default=10, help="calls per key")
     parser.add_argument("--uid-period", type=float, default=1.0, help="seconds per 5 calls")
-    parser.add_argument("--safety-margin", type=float, default=0.05)
     parser.add_argument("keys", nargs="+", help="API_KEY:SECRET_KEY:UID")
     asyncio.run(run(parser.parse_args()))
 
