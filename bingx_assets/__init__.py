@@ -20,7 +20,8 @@ from ._exceptions import (
 )
 from ._limits import LimiterStats, Rate, RateLimiter, RateLimits
 from ._models import AccountType, AssetOverview, Balance
-from ._pool import AssetsPool, KeyResult, Snapshot
+from ._options import ClientOptions
+from ._pool import AssetsPool, KeyFailed, KeyOk, KeyResult, Snapshot
 
 __version__ = "0.1.0"
 
@@ -49,11 +50,14 @@ __all__ = [
     "AuthenticationError",
     "Balance",
     "BingXError",
+    "ClientOptions",
     "Clock",
     "ConfigurationError",
     "Credentials",
     "DecodeError",
     "InvalidArgumentError",
+    "KeyFailed",
+    "KeyOk",
     "KeyResult",
     "LimiterStats",
     "LimiterUnavailableError",
