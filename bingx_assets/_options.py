@@ -9,6 +9,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -142,13 +143,19 @@ def _check_base_url(base_url: Any, allow_insecure_http: bool) -> str:
             f"base_url must be scheme://host[:port][/prefix] with no query, fragment or "
             f"user:password, not {base_url!r}"
         )
-    if not _PATH_PREFIX.fullmatch(url.raw_path.decode("ascii")):
+    parts = urlsplit(base_url)  # as written: httpx would tidy away "/./" and "/../"
+    try:
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError:
+        raise ConfigurationError(f"base_url has a bad port: {base_url!r}") from None
+    path = parts.path
+    if not _PATH_PREFIX.fullmatch(path):
         raise ConfigurationError(
-            f"base_url's path must be a plain prefix like /bingx, not {url.path!r}"
+            f"base_url's path must be a plain prefix like /bingx, not {path!r}"
         )
     if url.scheme == "http" and not _is_loopback(url.host) and not allow_insecure_http:
         raise ConfigurationError(
-            f"plain http to {url.host!r} would send the API key in clear: use https, "
+            f"base_url: plain http to {url.host!r} would send the API key in clear: use https, "
             "or pass allow_insecure_http=True"
         )
     return base_url.rstrip("/")
