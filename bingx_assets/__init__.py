@@ -1,5 +1,7 @@
 """bingx-assets: an asyncio client for BingX's asset overview that never breaks its limits."""
 
+from typing import TYPE_CHECKING
+
 from ._client import AssetsClient
 from ._clock import Clock, SystemClock
 from ._credentials import Credentials
@@ -24,6 +26,9 @@ from ._options import ClientOptions
 from ._pool import AssetsPool, KeyFailed, KeyOk, KeyResult, Snapshot
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # typed for users' type checkers; imported at run time only when asked for
+    from ._redis import RedisBackend
 
 
 def __getattr__(name: str) -> object:

@@ -39,7 +39,8 @@ class ClientOptions:
     user:password. Plain `http://` only to loopback, or with `allow_insecure_http`."""
     # httpx.Timeout is unhashable, which dataclasses take for mutable: hence the factory.
     timeout: float | httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
-    """Seconds for each request, or an `httpx.Timeout`; stored as an `httpx.Timeout`."""
+    """Seconds for each request, or an `httpx.Timeout` (default: 10 s, 5 s to connect);
+    kept as an `httpx.Timeout`."""
     max_retries: int = DEFAULT_MAX_RETRIES
     """Retries after the first attempt (busy server, lost connection, rate limit)."""
     max_wait: float = DEFAULT_MAX_WAIT

@@ -27,8 +27,11 @@ class KeyOk:
     """A key that was read: its `overview`."""
 
     label: str
+    """The key's `Credentials.label`."""
     overview: AssetOverview
+    """Its balances."""
     error: None = None
+    """Always None, so that `result.error` reads on any `KeyResult`."""
 
     @property
     def ok(self) -> Literal[True]:
@@ -40,8 +43,11 @@ class KeyFailed:
     """A key that could not be read: the `error` that stopped it."""
 
     label: str
+    """The key's `Credentials.label`."""
     error: Exception
+    """Why: a `BingXError` (see Errors), or whatever else stopped the read."""
     overview: None = None
+    """Always None, so that `result.overview` reads on any `KeyResult`."""
 
     @property
     def ok(self) -> Literal[False]:
