@@ -37,8 +37,9 @@ class ClientOptions:
     base_url: str = DEFAULT_BASE_URL
     """`https://` host, optionally with a path prefix (a proxy); no query, fragment or
     user:password. Plain `http://` only to loopback, or with `allow_insecure_http`."""
-    # httpx.Timeout is unhashable, which dataclasses take for mutable: hence the factory.
-    timeout: float | httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
+    # httpx.Timeout is unhashable, which dataclasses take for mutable: hence the factory
+    # and no part in the hash.
+    timeout: float | httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT, hash=False)
     """Seconds for each request, or an `httpx.Timeout` (default: 10 s, 5 s to connect);
     kept as an `httpx.Timeout`."""
     max_retries: int = DEFAULT_MAX_RETRIES

@@ -79,7 +79,7 @@ def main() -> int:
             line = example.line + int(line_text) - 1 - example.wrapped
             message = f"{example.page.relative_to(ROOT)}:{line}:{detail}"
         print(message)
-    print(f"{len(found)} examples from {len(PAGES)} pages", file=sys.stderr)
+    print(f"{len(found)} examples from {len(PAGES)} pages")
     return result.returncode
 
 

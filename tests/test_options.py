@@ -239,3 +239,9 @@ def test_the_options_appear_in_the_signature_users_see() -> None:
     assert unpacked is ClientOptionArgs
     pool_hints = typing.get_type_hints(AssetsPool.__init__, include_extras=True)
     assert typing.get_args(pool_hints["option_args"])[0] is ClientOptionArgs
+
+
+def test_client_options_hash_and_compare_by_value() -> None:
+    a, b = ClientOptions(timeout=5), ClientOptions(timeout=httpx.Timeout(5.0))
+    assert a == b and hash(a) == hash(b)
+    assert ClientOptions(max_wait=1) != ClientOptions(max_wait=2)
