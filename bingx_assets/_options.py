@@ -57,7 +57,8 @@ class ClientOptions:
         base_url = _check_base_url(self.base_url, self.allow_insecure_http)
         timeout = _check_timeout(self.timeout)
         max_retries = check_whole_number("max_retries", self.max_retries, minimum=0)
-        if not _is_number(self.max_wait) or not 0 <= self.max_wait < math.inf:
+        max_wait = _as_seconds(self.max_wait)
+        if max_wait is None or not 0 <= max_wait < math.inf:
             raise _wrong("max_wait", "seconds >= 0", self.max_wait)
         recv_window = self.recv_window
         if not _is_int(recv_window) or not 0 < recv_window <= MAX_RECV_WINDOW_MS:
@@ -65,7 +66,7 @@ class ClientOptions:
         object.__setattr__(self, "base_url", base_url)
         object.__setattr__(self, "timeout", timeout)
         object.__setattr__(self, "max_retries", max_retries)
-        object.__setattr__(self, "max_wait", float(self.max_wait))
+        object.__setattr__(self, "max_wait", max_wait)
 
 
 class ClientOptionArgs(TypedDict, total=False):
@@ -105,9 +106,20 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def _as_seconds(value: Any) -> float | None:
+    """A real number as a float; None for anything else (NaN stays, for the range checks)."""
     # True would mean 1 second, 1 retry or recvWindow=True on the wire: never a number here.
-    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond any float
+        return None
+
+
+def _is_positive_seconds(value: Any) -> bool:
+    seconds = _as_seconds(value)
+    return seconds is not None and 0 < seconds < math.inf
 
 
 def _wrong(name: str, expected: str, value: Any) -> ConfigurationError:
@@ -115,12 +127,12 @@ def _wrong(name: str, expected: str, value: Any) -> ConfigurationError:
 
 
 def _check_timeout(timeout: Any) -> httpx.Timeout:
-    if _is_number(timeout) and 0 < timeout < math.inf:
+    if _is_positive_seconds(timeout):
         return httpx.Timeout(float(timeout))
     if isinstance(timeout, httpx.Timeout):
-        parts = (timeout.connect, timeout.read, timeout.write, timeout.pool)
+        parts = [timeout.connect, timeout.read, timeout.write, timeout.pool]
         # None is httpx's "no limit" for one phase; anything else must be real seconds.
-        if all(p is None or (_is_number(p) and 0 < p < math.inf) for p in parts):
+        if all(p is None or _is_positive_seconds(p) for p in parts):
             return timeout
     raise _wrong("timeout", "seconds > 0 or an httpx.Timeout of such", timeout)
 

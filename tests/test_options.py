@@ -68,12 +68,14 @@ BAD_VALUES: dict[str, list[object]] = {
         "5",
         None,
         [5],
+        10**400,
         httpx.Timeout(5.0, connect=NAN),
+        httpx.Timeout(5.0, pool=10**400),
         httpx.Timeout(5.0, read=-1),
         httpx.Timeout(5.0, write=True),  # type: ignore[arg-type]
     ],
     "max_retries": [True, False, -1, 1.0, 2.5, NAN, INF, "3", None],
-    "max_wait": [True, False, -1, -0.5, NAN, INF, "60", None, [60]],
+    "max_wait": [True, False, -1, -0.5, NAN, INF, 10**400, "60", None, [60]],
     "recv_window": [True, False, 0, -1, 60_001, 5000.0, NAN, INF, "5000", None],
     "allow_insecure_http": [1, 0, "yes", "False", None],
 }
@@ -101,6 +103,7 @@ ANYTHING = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),
+    st.integers(min_value=10**300, max_value=10**400),
     st.floats(),
     st.text(max_size=30),
     st.binary(max_size=10),
