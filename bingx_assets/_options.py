@@ -70,7 +70,11 @@ class ClientOptions:
 
 
 class ClientOptionArgs(TypedDict, total=False):
-    """`ClientOptions`' fields as keywords, so that `AssetsClient(timeout=5)` is typed."""
+    """`ClientOptions`' fields as keywords, so that `AssetsClient(timeout=5)` is typed.
+
+    A new option is a field of `ClientOptions` (default, check) and its line here;
+    tests/test_options.py fails until both exist with one type and a bad value to try.
+    """
 
     base_url: str
     timeout: float | httpx.Timeout
