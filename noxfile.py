@@ -37,8 +37,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[lint]")
+    """mypy --strict on the package, and on every example in README.md and docs/."""
+    session.install("-e", ".[lint,test]")  # the testing page's example imports pytest
     session.run("mypy", "--strict", "bingx_assets")
+    session.run("python", "docs/check_examples.py")
 
 
 @nox.session

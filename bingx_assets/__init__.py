@@ -1,5 +1,7 @@
 """bingx-assets: an asyncio client for BingX's asset overview that never breaks its limits."""
 
+from typing import TYPE_CHECKING
+
 from ._client import AssetsClient
 from ._clock import Clock, SystemClock
 from ._credentials import Credentials
@@ -20,9 +22,13 @@ from ._exceptions import (
 )
 from ._limits import LimiterStats, Rate, RateLimiter, RateLimits
 from ._models import AccountType, AssetOverview, Balance
-from ._pool import AssetsPool, KeyResult, Snapshot
+from ._options import ClientOptions
+from ._pool import AssetsPool, KeyFailed, KeyOk, KeyResult, Snapshot
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # typed for users' type checkers; imported at run time only when asked for
+    from ._redis import RedisBackend
 
 
 def __getattr__(name: str) -> object:
@@ -49,11 +55,14 @@ __all__ = [
     "AuthenticationError",
     "Balance",
     "BingXError",
+    "ClientOptions",
     "Clock",
     "ConfigurationError",
     "Credentials",
     "DecodeError",
     "InvalidArgumentError",
+    "KeyFailed",
+    "KeyOk",
     "KeyResult",
     "LimiterStats",
     "LimiterUnavailableError",

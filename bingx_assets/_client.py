@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
-from typing import Any, TypeVar
+from typing import TypeVar, Unpack
 
 import httpx
 from tenacity import (
@@ -19,14 +18,8 @@ from ._constants import (
     API_KEY_ENV,
     API_KEY_HEADER,
     ASSET_OVERVIEW_PATH,
-    DEFAULT_BASE_URL,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_WAIT,
-    DEFAULT_RECV_WINDOW_MS,
-    DEFAULT_TIMEOUT,
     FIREWALL_BAN_SECONDS,
     GATE_SLACK_SECONDS,
-    MAX_RECV_WINDOW_MS,
     RATE_EXPIRE_HEADER,
     RATE_REMAIN_HEADER,
     SECRET_KEY_ENV,
@@ -39,7 +32,7 @@ from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
     BingXError,
-    ConfigurationError,
+    DecodeError,
     RateLimitError,
     ServerBusyError,
     TimestampError,
@@ -48,6 +41,7 @@ from ._http import OwnsHttpClient
 from ._limits import GateTooLong, RateLimiter, Scope
 from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
+from ._options import ClientOptionArgs, ClientOptions, resolve_options
 from ._signing import signed_query
 from ._wire import BALANCES, SERVER_TIME, UID, DataDecoder, decode_envelope_data
 
@@ -77,6 +71,10 @@ class AssetsClient(OwnsHttpClient):
     An injected `http_client` is used as it is and never closed here. The client's own
     verifies TLS. Plain `http://` is refused except on loopback, unless
     `allow_insecure_http` says otherwise.
+
+    The settings are `ClientOptions`' fields, given as keywords
+    (`AssetsClient(timeout=5, max_retries=2)`) or as one `options=ClientOptions(...)`
+    (keywords given with it override its fields).
     """
 
     def __init__(
@@ -85,39 +83,22 @@ class AssetsClient(OwnsHttpClient):
         secret_key: str | None = None,
         *,
         uid: int | str | None = None,
-        base_url: str = DEFAULT_BASE_URL,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        max_wait: float = DEFAULT_MAX_WAIT,
-        recv_window: int = DEFAULT_RECV_WINDOW_MS,
         http_client: httpx.AsyncClient | None = None,
         limiter: RateLimiter | None = None,
-        allow_insecure_http: bool = False,
+        options: ClientOptions | None = None,
+        **option_args: Unpack[ClientOptionArgs],
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         secret_key = secret_key if secret_key is not None else os.environ.get(SECRET_KEY_ENV)
         self.api_key = check_credential(api_key, "api_key", API_KEY_ENV)
         self._secret = check_credential(secret_key, "secret_key", SECRET_KEY_ENV).encode()
         self._uid = check_uid(uid)
-        self.base_url = _check_base_url(base_url, allow_insecure_http)
-        if not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be an int >= 0, not {max_retries!r}")
-        if not max_wait >= 0:
-            raise ConfigurationError(f"max_wait must be >= 0 seconds, not {max_wait!r}")
-        if not isinstance(recv_window, int) or not 0 < recv_window <= MAX_RECV_WINDOW_MS:
-            raise ConfigurationError(
-                f"recv_window is in milliseconds, 1 to {MAX_RECV_WINDOW_MS}; got {recv_window!r}"
-            )
-        if not isinstance(timeout, httpx.Timeout) and not (
-            isinstance(timeout, int | float) and timeout > 0
-        ):
-            raise ConfigurationError(
-                f"timeout must be seconds > 0 or an httpx.Timeout, not {timeout!r}"
-            )
-        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-        self.max_retries = max_retries
-        self.max_wait = float(max_wait)
-        self.recv_window = recv_window
+        self.options = options = resolve_options(options, option_args)
+        self.base_url = options.base_url
+        self.timeout = options.timeout
+        self.max_retries = options.max_retries
+        self.max_wait = options.max_wait
+        self.recv_window = options.recv_window
         self.limiter = limiter if limiter is not None else RateLimiter.default()
         super().__init__(http_client)
         self._headers = {API_KEY_HEADER: self.api_key, "User-Agent": USER_AGENT}
@@ -169,6 +150,9 @@ class AssetsClient(OwnsHttpClient):
                 # Retry once, after measuring the clocks again; twice means it won't help.
                 call.timestamp_retried, first = True, not call.timestamp_retried
                 return first
+            # A read is safe to repeat: a cut-off 200 is a connection lost mid-answer.
+            if isinstance(exc, DecodeError):
+                return exc.status_code == 200
             return isinstance(exc, ServerBusyError | APIConnectionError)
 
         retrying = AsyncRetrying(
@@ -395,27 +379,3 @@ def _transport_error(exc: httpx.TransportError, path: str) -> APIConnectionError
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"GET {path}: no answer in time ({type(exc).__name__})")
     return APIConnectionError(f"GET {path}: {type(exc).__name__}")
-
-
-def _check_base_url(base_url: Any, allow_insecure_http: bool) -> str:
-    try:
-        url = httpx.URL(base_url)
-    except (TypeError, httpx.InvalidURL) as exc:
-        raise ConfigurationError(f"base_url is not a URL: {base_url!r}") from exc
-    if url.scheme not in ("https", "http") or not url.host:
-        raise ConfigurationError(f"base_url must be an https:// URL, not {base_url!r}")
-    if url.scheme == "http" and not _is_loopback(url.host) and not allow_insecure_http:
-        raise ConfigurationError(
-            f"plain http to {url.host!r} would send the API key in clear: use https, "
-            "or pass allow_insecure_http=True"
-        )
-    return str(base_url).rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

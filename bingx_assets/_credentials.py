@@ -34,37 +34,57 @@ def check_credential(value: Any, name: str, env: str) -> str:
     return value
 
 
+_UID_DIGITS = 19  # an int64: BingX's UIDs are far shorter
+
+
 def check_uid(uid: Any) -> str | None:
+    """A UID in its one spelling, the decimal string of a positive int: `3000001`,
+    `"03000001"`, `" 3000001 "` and the same in full-width digits are all `"3000001"`.
+    The limiter budgets by this string, so two spellings must never make two budgets."""
     if uid is None:
         return None
-    text = str(uid)
-    if isinstance(uid, bool) or not isinstance(uid, int | str) or not text.isdigit():
+    if isinstance(uid, str) and uid.strip().isdecimal() and len(uid.strip()) <= _UID_DIGITS:
+        number = int(uid.strip())  # int() reads any script's decimal digits
+    elif isinstance(uid, int) and not isinstance(uid, bool):
+        number = uid
+    else:
         raise ConfigurationError(f"uid must be BingX's numeric UID, not {uid!r}")
-    return text
+    if not 0 < number < 10**_UID_DIGITS:
+        raise ConfigurationError(
+            f"uid must be a positive number of up to {_UID_DIGITS} digits, not {uid!r}"
+        )
+    return str(number)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Credentials:
     """One API key pair. `label` names it in results (default: the key's last four
     characters); `uid`, when known, saves a lookup and lets keys of one UID be
-    scheduled together from the start."""
+    scheduled together from the start. `uid` may be an int or a string of digits; it is
+    kept as the decimal string of the number (`"03000001"` and `3000001` are `"3000001"`).
+    """
 
     api_key: str
     secret_key: str = field(repr=False)
-    label: str = ""
-    uid: str | None = None
+    label: str
+    uid: str | None
 
-    def __post_init__(self) -> None:
-        where = f" (key {self.label!r})" if self.label else ""
+    def __init__(
+        self, api_key: str, secret_key: str, label: str = "", uid: int | str | None = None
+    ) -> None:
+        where = f" (key {label!r})" if label else ""
         try:
-            check_credential(self.api_key, "api_key", API_KEY_ENV)
-            check_credential(self.secret_key, "secret_key", SECRET_KEY_ENV)
-            uid = check_uid(self.uid)
+            check_credential(api_key, "api_key", API_KEY_ENV)
+            check_credential(secret_key, "secret_key", SECRET_KEY_ENV)
+            canonical_uid = check_uid(uid)
         except ConfigurationError as exc:
             raise ConfigurationError(f"{exc}{where}") from None
-        object.__setattr__(self, "uid", uid)
-        if not self.label:
-            object.__setattr__(self, "label", mask(self.api_key))
+        if not isinstance(label, str):
+            raise ConfigurationError(f"label must be a str, not {type(label).__name__}")
+        object.__setattr__(self, "api_key", api_key)
+        object.__setattr__(self, "secret_key", secret_key)
+        object.__setattr__(self, "label", label or mask(api_key))
+        object.__setattr__(self, "uid", canonical_uid)
 
     def __repr__(self) -> str:
         key = mask(self.api_key)

@@ -16,8 +16,9 @@ BingXError                     base of everything raised here
     └── ServerBusyError        100500, 100503, HTTP 5xx, 100410 / 100421 saying "system busy"
 ```
 
-Only `RateLimitError`, `ServerBusyError`, `APIConnectionError` and (once, after the
-clock offset is measured again) `TimestampError` are retried; retrying cannot fix the rest.
+Only `RateLimitError`, `ServerBusyError`, `APIConnectionError`, a `DecodeError` on HTTP
+200 (an answer cut off on the way) and (once, after the clock offset is measured again)
+`TimestampError` are retried; retrying cannot fix the rest.
 Messages never contain the secret key or a signature.
 """
 

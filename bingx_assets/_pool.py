@@ -6,38 +6,57 @@ import asyncio
 import math
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
+from typing import Literal, TypeAlias, Unpack
 
 import httpx
 
 from ._client import AssetsClient
-from ._constants import (
-    DEFAULT_BASE_URL,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_WAIT,
-    DEFAULT_RECV_WINDOW_MS,
-    DEFAULT_TIMEOUT,
-)
+from ._constants import DEFAULT_CONCURRENCY
 from ._credentials import Credentials, check_unique
 from ._exceptions import ConfigurationError
 from ._http import OwnsHttpClient
 from ._limits import RateLimiter
 from ._models import AccountType, AssetOverview, parse_account_type
+from ._options import ClientOptionArgs, ClientOptions, check_whole_number, resolve_options
 
-__all__ = ["AssetsPool", "KeyResult", "Snapshot"]
+__all__ = ["AssetsPool", "KeyFailed", "KeyOk", "KeyResult", "Snapshot"]
 
 
 @dataclass(frozen=True, slots=True)
-class KeyResult:
-    """One key's outcome: its `overview`, or the `error` that stopped it (never both)."""
+class KeyOk:
+    """A key that was read: its `overview`."""
 
     label: str
-    overview: AssetOverview | None = None
-    error: Exception | None = None
+    """The key's `Credentials.label`."""
+    overview: AssetOverview
+    """Its balances."""
+    error: None = None
+    """Always None, so that `result.error` reads on any `KeyResult`."""
 
     @property
-    def ok(self) -> bool:
-        return self.error is None
+    def ok(self) -> Literal[True]:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFailed:
+    """A key that could not be read: the `error` that stopped it."""
+
+    label: str
+    """The key's `Credentials.label`."""
+    error: Exception
+    """Why: a `BingXError` (see Errors), or whatever else stopped the read."""
+    overview: None = None
+    """Always None, so that `result.overview` reads on any `KeyResult`."""
+
+    @property
+    def ok(self) -> Literal[False]:
+        return False
+
+
+KeyResult: TypeAlias = KeyOk | KeyFailed
+"""One key's outcome, `KeyOk` or `KeyFailed`: `if result.ok:` tells them apart, for type
+checkers too (`result.overview` is an `AssetOverview` there, and `result.error` one below)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +83,9 @@ class AssetsPool(OwnsHttpClient):
     busy UID does not hold up the others. Every key ends with exactly one `KeyResult`;
     an error on one key never stops the rest. The same key or label twice raises
     `ConfigurationError` at construction.
+
+    The settings every key's client uses are `ClientOptions`' fields, given as keywords
+    (`AssetsPool(creds, concurrency=8, max_wait=30)`) or as `options=ClientOptions(...)`.
     """
 
     def __init__(
@@ -71,33 +93,19 @@ class AssetsPool(OwnsHttpClient):
         credentials: Iterable[Credentials],
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
-        base_url: str = DEFAULT_BASE_URL,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        max_wait: float = DEFAULT_MAX_WAIT,
-        recv_window: int = DEFAULT_RECV_WINDOW_MS,
         http_client: httpx.AsyncClient | None = None,
         limiter: RateLimiter | None = None,
-        allow_insecure_http: bool = False,
+        options: ClientOptions | None = None,
+        **option_args: Unpack[ClientOptionArgs],
     ) -> None:
         self.credentials = check_unique(credentials)
-        if not isinstance(concurrency, int) or concurrency < 1:
-            raise ConfigurationError(f"concurrency must be an int >= 1, not {concurrency!r}")
-        self.concurrency = concurrency
+        self.concurrency = check_whole_number("concurrency", concurrency, minimum=1)
+        self.options = resolve_options(options, option_args)
         self.limiter = limiter if limiter is not None else RateLimiter.default()
         super().__init__(http_client)
         self._clients = [
             AssetsClient(
-                c.api_key,
-                c.secret_key,
-                uid=c.uid,
-                base_url=base_url,
-                timeout=timeout,
-                max_retries=max_retries,
-                max_wait=max_wait,
-                recv_window=recv_window,
-                limiter=self.limiter,
-                allow_insecure_http=allow_insecure_http,
+                c.api_key, c.secret_key, uid=c.uid, limiter=self.limiter, options=self.options
             )
             for c in self.credentials
         ]
@@ -184,8 +192,8 @@ class AssetsPool(OwnsHttpClient):
         try:
             overview = await self._clients[index].asset_overview(wanted)
         except Exception as exc:  # any failure is this key's outcome, never the pool's
-            return KeyResult(label, error=exc)
-        return KeyResult(label, overview=overview)
+            return KeyFailed(label, exc)
+        return KeyOk(label, overview)
 
 
 def _interleave_by_uid(credentials: list[Credentials]) -> list[int]:

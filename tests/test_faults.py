@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import parse_qs
 
 import pytest
 
 from bingx_assets import (
     APIConnectionError,
+    APIError,
     APITimeoutError,
     AssetsPool,
     Credentials,
@@ -66,21 +68,45 @@ async def test_transient_faults_that_persist_raise_after_max_retries(
 @pytest.mark.parametrize(
     "fault",
     [
+        Fault.body(b'{"code":0,"da'),
         Fault.body(b'{"code":0,"data":[{"accountType":"sopt","usdtBal'),
         Fault.body(b"{not json}"),
         Fault.body(b"<html>hello</html>", content_type="text/html"),
         Fault.body(b'{"code":0,"data":[]}'[:0]),
         Fault.body(b'{"code":0,"data":"nope"}', content_type="text/plain"),
     ],
-    ids=["truncated", "malformed", "html-200", "empty", "wrong-shape"],
+    ids=["cut-short", "truncated", "malformed", "html-200", "empty", "wrong-shape"],
 )
-async def test_unreadable_answers_are_decode_errors_and_not_retried(
+async def test_unreadable_200_answers_are_retried_and_signed_afresh(
     sim: BingXSimulator, make_client: MakeClient, key: SimKey, fault: Fault
 ) -> None:
+    # A read is safe to repeat: a cut-off 200 is retried like a connection lost mid-answer.
     sim.inject(fault)
+    overview = await make_client(key, uid=key.uid).asset_overview()
+    assert overview.total > 0
+    sent = [r for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]
+    assert [r.injected for r in sent] == [True, False]
+    signatures = {parse_qs(r.query)["signature"][0] for r in sent}
+    assert len(signatures) == 2
+
+
+async def test_unreadable_200_answers_end_as_decode_error_after_max_retries(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey
+) -> None:
+    sim.inject(*[Fault.body(b'{"code":0,"da')] * 3)
     with pytest.raises(DecodeError) as caught:
-        await make_client(key, uid=key.uid).asset_overview()
+        await make_client(key, uid=key.uid, max_retries=2).asset_overview()
     assert caught.value.status_code == 200
+    assert len([r for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]) == 3
+
+
+async def test_unreadable_error_answers_are_not_retried(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey
+) -> None:
+    sim.inject(Fault.html(404))
+    with pytest.raises(APIError) as caught:
+        await make_client(key, uid=key.uid).asset_overview()
+    assert caught.value.status_code == 404
     assert len([r for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]) == 1
 
 

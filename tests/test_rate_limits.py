@@ -243,7 +243,7 @@ async def test_concurrent_first_calls_share_one_clock_measurement(
     sim: BingXSimulator, make_client: MakeClient
 ) -> None:
     sim.skew_ms, sim.latency = 30_000, 0.05  # the measurement takes a while
-    clients = [make_client(sim.add_key(uid=n), uid=n) for n in range(10)]
+    clients = [make_client(sim.add_key(uid=n), uid=n) for n in range(1, 11)]
     await asyncio.gather(*(c.asset_overview() for c in clients for _ in range(2)))
     assert [r.path for r in sim.requests].count(SERVER_TIME_PATH) == 1
     assert all(r.code == 0 for r in overview_requests(sim))
