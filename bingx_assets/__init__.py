@@ -35,6 +35,15 @@ def __getattr__(name: str) -> object:
                 "RedisBackend needs redis: pip install 'bingx-assets[redis]'"
             ) from exc
         return RedisBackend
+    # So do the metrics with prometheus-client: `import bingx_assets` never imports it.
+    if name in ("PrometheusMetrics", "serve_metrics"):
+        try:
+            from . import _metrics
+        except ImportError as exc:
+            raise ImportError(
+                f"{name} needs prometheus-client: pip install 'bingx-assets[prometheus]'"
+            ) from exc
+        return getattr(_metrics, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -58,6 +67,7 @@ __all__ = [
     "LimiterStats",
     "LimiterUnavailableError",
     "PermissionDeniedError",
+    "PrometheusMetrics",
     "Rate",
     "RateLimitError",
     "RateLimiter",
@@ -68,4 +78,5 @@ __all__ = [
     "SystemClock",
     "TimestampError",
     "__version__",
+    "serve_metrics",
 ]

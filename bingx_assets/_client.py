@@ -46,6 +46,7 @@ from ._http import OwnsHttpClient
 from ._limits import GateTooLong, RateLimiter, Scope
 from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
+from ._observer import observing_attempt
 from ._signing import signed_query
 from ._wire import BALANCES, SERVER_TIME, UID, DataDecoder, decode_envelope_data
 
@@ -94,6 +95,7 @@ class AssetsClient(OwnsHttpClient):
         http_client: httpx.AsyncClient | None = None,
         limiter: RateLimiter | None = None,
         allow_insecure_http: bool = False,
+        label: str = "default",
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         secret_key = secret_key if secret_key is not None else os.environ.get(SECRET_KEY_ENV)
@@ -120,6 +122,9 @@ class AssetsClient(OwnsHttpClient):
         self.max_wait = float(max_wait)
         self.recv_window = recv_window
         self.limiter = limiter if limiter is not None else RateLimiter.default()
+        if not isinstance(label, str) or not label:
+            raise ConfigurationError(f"label must be a non-empty string, not {label!r}")
+        self.label = label
         super().__init__(http_client)
         self._headers = {API_KEY_HEADER: self.api_key, "User-Agent": USER_AGENT}
         install_redaction()
@@ -139,9 +144,16 @@ class AssetsClient(OwnsHttpClient):
         spelled (`spot` or `sopt`), and the unfiltered call costs the same.
         """
         wanted = parse_account_type(account_type) if account_type is not None else None
-        uid = await self.uid()
-        scope = self.limiter.scope(uid, ASSET_OVERVIEW_PATH)
-        overview = await self._request(ASSET_OVERVIEW_PATH, BALANCES, scope)
+        try:
+            uid = await self.uid()
+            scope = self.limiter.scope(uid, ASSET_OVERVIEW_PATH)
+            overview = await self._request(ASSET_OVERVIEW_PATH, BALANCES, scope)
+        except Exception:
+            for observer in self.limiter.observers:
+                observer.read(self.label, None)
+            raise
+        for observer in self.limiter.observers:
+            observer.read(self.label, overview)
         if wanted is None:
             return overview
         found = overview.get(wanted)
@@ -183,7 +195,7 @@ class AssetsClient(OwnsHttpClient):
         if not self.limiter.server_clock.attempted:
             await self._sync_clock()
         async for attempt in retrying:
-            with attempt:
+            with attempt, observing_attempt(self.limiter.observers):
                 return await self._attempt(path, data, scope, attempt.retry_state)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 

@@ -31,6 +31,7 @@ from typing import ClassVar, Protocol
 
 from ._clock import Clock, ServerClock, SystemClock
 from ._exceptions import ConfigurationError
+from ._observer import Observer, observed_permit
 
 __all__ = [
     "GateClosed",
@@ -239,6 +240,8 @@ class RateLimiter:
     """Names this IP's windows; processes behind one egress IP share a name in Redis."""
     stats: LimiterStats = field(default_factory=LimiterStats, init=False)
     server_clock: ServerClock = field(init=False)
+    observers: list[Observer] = field(default_factory=list, init=False)
+    """Told of every wait, answer and gate closure; empty unless metrics are attached."""
 
     def __post_init__(self) -> None:
         self._backend: LimiterBackend = self.backend or MemoryBackend(self.clock)
@@ -281,6 +284,7 @@ class RateLimiter:
     async def acquire(self, scope: Scope, *, max_wait: float) -> Permit:
         """Wait for a slot in `scope`; `GateTooLong` if its gate stays shut past `max_wait`."""
         state = self._state()
+        started = self.clock.monotonic() if self.observers else 0.0
         waited = False
         async with state.lock(scope.gate):
             while True:
@@ -295,7 +299,11 @@ class RateLimiter:
                     delay = outcome
                 else:
                     self.stats.acquired += 1
-                    return _WakingPermit(outcome, state, scope.gate)
+                    permit = _WakingPermit(outcome, state, scope.gate)
+                    if self.observers:
+                        waited_for = self.clock.monotonic() - started
+                        return observed_permit(permit, self.observers, waited_for)
+                    return permit
                 if not waited:
                     waited = True
                     self.stats.waits += 1
@@ -307,6 +315,8 @@ class RateLimiter:
 
     async def close_gate(self, scope: Scope, seconds: float) -> None:
         self.stats.gate_closures += 1
+        for observer in self.observers:
+            observer.gate_closed(scope.gate, seconds)
         log.debug("closing %s for %.3f s", scope.gate, seconds)
         await self._backend.close_gate(scope.gate, seconds)
 

@@ -98,6 +98,7 @@ class AssetsPool(OwnsHttpClient):
                 recv_window=recv_window,
                 limiter=self.limiter,
                 allow_insecure_http=allow_insecure_http,
+                label=c.label,
             )
             for c in self.credentials
         ]
