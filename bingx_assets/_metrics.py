@@ -258,7 +258,7 @@ class MetricsServer:
 
 
 def serve_metrics(
-    host: str = "127.0.0.1", port: int = 0, registry: CollectorRegistry = REGISTRY
+    host: str = "127.0.0.1", port: int = 0, registry: Collector = REGISTRY
 ) -> MetricsServer:
     """Serve `registry` at `http://host:port/metrics` on a thread (port 0: any free one).
 
