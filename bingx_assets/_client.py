@@ -74,7 +74,8 @@ class AssetsClient(OwnsHttpClient):
     a UID's disabled period (100410) up to `max_wait` seconds; longer ones raise
     `RateLimitError` with the unblock time instead of sleeping. Clients share
     `RateLimiter.default()` unless given a `limiter`, so two clients holding keys of one
-    UID share its 5/s. Pass `uid` to skip the one-time UID lookup.
+    UID share its 5/s. Pass `uid` to skip the one-time UID lookup. `label` names the
+    key in metrics (`PrometheusMetrics`); never put the api key in it.
 
     An injected `http_client` is used as it is and never closed here. The client's own
     verifies TLS. Plain `http://` is refused except on loopback, unless
