@@ -347,3 +347,49 @@ async def test_exporting_serves_a_target_on_its_own_registry(
         await client.asset_overview()
         found = samples(scrape_text(served))
     assert value(found, "bingx_assets_key_up", key="main") == 1
+
+
+async def test_an_unreachable_redis_limiter_counts_as_limiter_unavailable(
+    sim: BingXSimulator, key: SimKey, registry: CollectorRegistry, server: MetricsServer
+) -> None:
+    from redis.asyncio import Redis
+
+    from bingx_assets import RedisBackend
+
+    backend = RedisBackend(Redis.from_url("unix:///nonexistent/redis.sock"))
+    limiter = RateLimiter(backend=backend)
+    PrometheusMetrics(registry).attach(limiter)
+    client = AssetsClient(
+        key.api_key, key.secret_key, uid=key.uid, http_client=sim.http_client(), limiter=limiter
+    )
+    with pytest.raises(BingXError, match="nothing was sent"):
+        await client.asset_overview()
+    found = samples(scrape_text(server))
+    assert value(found, "bingx_assets_requests_total", outcome="limiter_unavailable") >= 1
+    assert value(found, "bingx_assets_key_up", key="default") == 0
+    await backend.redis.aclose()
+
+
+def test_without_prometheus_client_the_error_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['prometheus_client'] = None\n"
+        "import bingx_assets\n"
+        "try:\n"
+        "    bingx_assets.PrometheusMetrics\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+        "from bingx_assets._cli import main\n"
+        "print(main(['watch', '--simulate', '--rounds', '1', '--metrics-port', '0']))\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    extra = "pip install 'bingx-assets[prometheus]'"
+    assert ran.stdout.splitlines() == [
+        f"PrometheusMetrics needs prometheus-client: {extra}",
+        "2",
+    ]
+    assert (
+        ran.stderr
+        == f"error: ConfigurationError: --metrics-port needs prometheus-client: {extra}\n"
+    )
