@@ -71,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--changes-only", action="store_true", help="only rounds that changed")
     watch.add_argument("--rounds", type=int, help="stop after this many rounds")
     watch.add_argument("--metrics-port", type=int, metavar="PORT", help="serve /metrics here")
-    watch.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST", help="its address")
+    watch.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST", help="its address (127.0.0.1)"
+    )
     watch.set_defaults(command=_watch)
 
     simulate = commands.add_parser("simulate", help="serve the simulator on loopback")
