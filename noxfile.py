@@ -48,8 +48,7 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[redis,prometheus]")
     # The peers we measure against live in this session only, never in the package.
     session.install("aiolimiter", "ccxt")
-    benches = ("limits", "fanout", "redis", "peers", "metrics")
-    for bench in benches:
+    for bench in ("limits", "fanout", "redis", "peers", "metrics"):
         session.run("python", f"benchmarks/bench_{bench}.py")
 
 

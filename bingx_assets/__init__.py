@@ -1,5 +1,7 @@
 """bingx-assets: an asyncio client for BingX's asset overview that never breaks its limits."""
 
+from typing import TYPE_CHECKING
+
 from ._client import AssetsClient
 from ._clock import Clock, SystemClock
 from ._credentials import Credentials
@@ -21,6 +23,9 @@ from ._exceptions import (
 from ._limits import LimiterStats, Rate, RateLimiter, RateLimits
 from ._models import AccountType, AssetOverview, Balance
 from ._pool import AssetsPool, KeyResult, Snapshot
+
+if TYPE_CHECKING:  # typed for checkers; imported at run time only when asked for
+    from ._metrics import PrometheusMetrics, serve_metrics
 
 __version__ = "0.1.0"
 
