@@ -47,17 +47,17 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: ratios and counts, written to benchmarks/results/."""
     _ensure_redis_server(session)
-    session.install("-e", ".[redis]")
+    session.install("-e", ".[redis,prometheus]")
     # The peers we measure against live in this session only, never in the package.
     session.install("aiolimiter", "ccxt")
-    for bench in ("bench_limits.py", "bench_fanout.py", "bench_redis.py", "bench_peers.py"):
-        session.run("python", f"benchmarks/{bench}")
+    for bench in ("limits", "fanout", "redis", "peers", "metrics"):
+        session.run("python", f"benchmarks/bench_{bench}.py")
 
 
 @nox.session
 def docs(session: nox.Session) -> None:
     """The documentation site, built with --strict: a broken reference fails it."""
-    session.install("-e", ".[docs,redis]")
+    session.install("-e", ".[docs,redis,prometheus]")
     session.run(
         "mkdocs", "build", "--strict", "--site-dir", "site", env={"NO_MKDOCS_2_WARNING": "1"}
     )

@@ -25,6 +25,9 @@ from ._models import AccountType, AssetOverview, Balance
 from ._options import ClientOptions
 from ._pool import AssetsPool, KeyFailed, KeyOk, KeyResult, Snapshot
 
+if TYPE_CHECKING:  # typed for checkers; imported at run time only when asked for
+    from ._metrics import PrometheusMetrics, serve_metrics
+
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # typed for users' type checkers; imported at run time only when asked for
@@ -41,6 +44,15 @@ def __getattr__(name: str) -> object:
                 "RedisBackend needs redis: pip install 'bingx-assets[redis]'"
             ) from exc
         return RedisBackend
+    # So do the metrics with prometheus-client: `import bingx_assets` never imports it.
+    if name in ("PrometheusMetrics", "serve_metrics"):
+        try:
+            from . import _metrics
+        except ImportError as exc:
+            raise ImportError(
+                f"{name} needs prometheus-client: pip install 'bingx-assets[prometheus]'"
+            ) from exc
+        return getattr(_metrics, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -67,6 +79,7 @@ __all__ = [
     "LimiterStats",
     "LimiterUnavailableError",
     "PermissionDeniedError",
+    "PrometheusMetrics",
     "Rate",
     "RateLimitError",
     "RateLimiter",
@@ -77,4 +90,5 @@ __all__ = [
     "SystemClock",
     "TimestampError",
     "__version__",
+    "serve_metrics",
 ]

@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--interval", type=float, default=5.0, help="seconds between rounds")
     watch.add_argument("--changes-only", action="store_true", help="only rounds that changed")
     watch.add_argument("--rounds", type=int, help="stop after this many rounds")
+    watch.add_argument("--metrics-port", type=int, metavar="PORT", help="serve /metrics here")
+    watch.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST", help="its address (127.0.0.1)"
+    )
     watch.set_defaults(command=_watch)
 
     simulate = commands.add_parser("simulate", help="serve the simulator on loopback")
@@ -180,7 +184,7 @@ async def _read_with_progress(pool: AssetsPool, account_type: str | None) -> lis
 
 
 async def _watch(args: argparse.Namespace) -> int:
-    async with _open_pool(args) as pool:
+    async with _open_pool(args) as pool, _metrics_served(pool, args):
         watching = pool.watch(
             args.interval, account_type=args.account_type, changes_only=args.changes_only
         )
@@ -192,6 +196,22 @@ async def _watch(args: argparse.Namespace) -> int:
                 if args.rounds is not None and snapshot.round >= args.rounds:
                     break
     return EXIT_OK
+
+
+@contextlib.asynccontextmanager
+async def _metrics_served(pool: AssetsPool, args: argparse.Namespace) -> AsyncIterator[None]:
+    if args.metrics_port is None:
+        yield
+        return
+    try:
+        from ._metrics import exporting
+    except ImportError:
+        raise ConfigurationError(
+            "--metrics-port needs prometheus-client: pip install 'bingx-assets[prometheus]'"
+        ) from None
+    with exporting(pool, args.metrics_host, args.metrics_port) as server:
+        print(f"metrics on {server.url}", file=sys.stderr, flush=True)
+        yield
 
 
 async def _simulate(args: argparse.Namespace) -> int:

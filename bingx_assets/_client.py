@@ -32,6 +32,7 @@ from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
     BingXError,
+    ConfigurationError,
     DecodeError,
     RateLimitError,
     ServerBusyError,
@@ -41,6 +42,7 @@ from ._http import OwnsHttpClient
 from ._limits import GateTooLong, RateLimiter, Scope
 from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
+from ._observer import observing_attempt
 from ._options import ClientOptionArgs, ClientOptions, resolve_options
 from ._signing import signed_query
 from ._wire import BALANCES, SERVER_TIME, UID, DataDecoder, decode_envelope_data
@@ -66,7 +68,8 @@ class AssetsClient(OwnsHttpClient):
     a UID's disabled period (100410) up to `max_wait` seconds; longer ones raise
     `RateLimitError` with the unblock time instead of sleeping. Clients share
     `RateLimiter.default()` unless given a `limiter`, so two clients holding keys of one
-    UID share its 5/s. Pass `uid` to skip the one-time UID lookup.
+    UID share its 5/s. Pass `uid` to skip the one-time UID lookup. `label` names the
+    key in metrics (`PrometheusMetrics`); never put the api key in it.
 
     An injected `http_client` is used as it is and never closed here. The client's own
     verifies TLS. Plain `http://` is refused except on loopback, unless
@@ -85,6 +88,7 @@ class AssetsClient(OwnsHttpClient):
         uid: int | str | None = None,
         http_client: httpx.AsyncClient | None = None,
         limiter: RateLimiter | None = None,
+        label: str = "default",
         options: ClientOptions | None = None,
         **option_args: Unpack[ClientOptionArgs],
     ) -> None:
@@ -100,6 +104,9 @@ class AssetsClient(OwnsHttpClient):
         self.max_wait = options.max_wait
         self.recv_window = options.recv_window
         self.limiter = limiter if limiter is not None else RateLimiter.default()
+        if not isinstance(label, str) or not label:
+            raise ConfigurationError(f"label must be a non-empty string, not {label!r}")
+        self.label = label
         super().__init__(http_client)
         self._headers = {API_KEY_HEADER: self.api_key, "User-Agent": USER_AGENT}
         install_redaction()
@@ -119,9 +126,16 @@ class AssetsClient(OwnsHttpClient):
         spelled (`spot` or `sopt`), and the unfiltered call costs the same.
         """
         wanted = parse_account_type(account_type) if account_type is not None else None
-        uid = await self.uid()
-        scope = self.limiter.scope(uid, ASSET_OVERVIEW_PATH)
-        overview = await self._request(ASSET_OVERVIEW_PATH, BALANCES, scope)
+        try:
+            uid = await self.uid()
+            scope = self.limiter.scope(uid, ASSET_OVERVIEW_PATH)
+            overview = await self._request(ASSET_OVERVIEW_PATH, BALANCES, scope)
+        except Exception:
+            for observer in self.limiter.observers:
+                observer.read(self.label, None)
+            raise
+        for observer in self.limiter.observers:
+            observer.read(self.label, overview)
         if wanted is None:
             return overview
         found = overview.get(wanted)
@@ -165,7 +179,7 @@ class AssetsClient(OwnsHttpClient):
         if not self.limiter.server_clock.attempted:
             await self._sync_clock()
         async for attempt in retrying:
-            with attempt:
+            with attempt, observing_attempt(self.limiter.observers):
                 return await self._attempt(path, data, scope, call)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 

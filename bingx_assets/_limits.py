@@ -46,6 +46,7 @@ from typing import ClassVar, Protocol
 from ._clock import Clock, ServerClock, SystemClock
 from ._constants import DEFAULT_RECV_WINDOW_MS
 from ._exceptions import ConfigurationError
+from ._observer import Observer
 
 __all__ = [
     "Blocked",
@@ -349,6 +350,8 @@ class RateLimiter:
     """Names this IP's windows; processes behind one egress IP share a name in Redis."""
     stats: LimiterStats = field(default_factory=LimiterStats, init=False)
     server_clock: ServerClock = field(init=False)
+    observers: list[Observer] = field(default_factory=list, init=False)
+    """Told of every wait, answer and gate closure; empty unless metrics are attached."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.limits, RateLimits):
@@ -411,6 +414,7 @@ class RateLimiter:
         """
         state = self._state()
         bet = self.limits.assume_arrival_within
+        started = self.clock.monotonic()
         waited = False
         async with state.lock(scope.uid_gate):
             while True:
@@ -428,7 +432,10 @@ class RateLimiter:
                     delay, wake_on = outcome.seconds, outcome.window
                 else:
                     self.stats.acquired += 1
-                    return Ticket(outcome, timestamp_ms, state, scope, self.stats)
+                    ticket = Ticket(outcome, timestamp_ms, state, scope, self)
+                    for observer in self.observers:
+                        observer.acquired(ticket.granted - started)
+                    return ticket
                 if not waited:
                     waited = True
                     self.stats.waits += 1
@@ -441,6 +448,8 @@ class RateLimiter:
     async def close_gate(self, gate: str, seconds: float) -> None:
         """Hold every request behind `gate` (a scope's `uid_gate` or `ip_gate`)."""
         self.stats.gate_closures += 1
+        for observer in self.observers:
+            observer.gate_closed(gate, seconds)
         log.debug("closing %s for %.3f s", gate, seconds)
         await self._backend.close_gate(gate, seconds)
 
@@ -501,7 +510,7 @@ class Ticket:
     """A taken slot, the `timestamp` to sign the request with, and who to wake when it
     is settled."""
 
-    __slots__ = ("_permit", "_scope", "_state", "_stats", "timestamp_ms")
+    __slots__ = ("_limiter", "_permit", "_scope", "_state", "granted", "timestamp_ms")
 
     def __init__(
         self,
@@ -509,10 +518,11 @@ class Ticket:
         timestamp_ms: int,
         state: _LoopState,
         scope: Scope,
-        stats: LimiterStats,
+        limiter: RateLimiter,
     ) -> None:
-        self._permit, self._state, self._scope, self._stats = permit, state, scope, stats
+        self._permit, self._state, self._scope, self._limiter = permit, state, scope, limiter
         self.timestamp_ms = timestamp_ms
+        self.granted = limiter.clock.monotonic()
 
     async def settle(self, *, answered: bool, server_remaining: int | None = None) -> None:
         """End the request: `answered` if an answer arrived. `server_remaining` is what
@@ -521,8 +531,11 @@ class Ticket:
         server_count = None
         if server_remaining is not None and 0 <= server_remaining < uid_rate.limit:
             server_count = uid_rate.limit - server_remaining
+        limiter = self._limiter
+        for observer in limiter.observers:
+            observer.settled(limiter.clock.monotonic() - self.granted)
         if await self._permit.settle(answered=answered, server_count=server_count):
-            self._stats.server_disagreements += 1
+            limiter.stats.server_disagreements += 1
             log.info(
                 "BingX counts more requests of UID %s than this client sent: "
                 "someone else shares its budget; holding its window",

@@ -105,7 +105,12 @@ class AssetsPool(OwnsHttpClient):
         super().__init__(http_client)
         self._clients = [
             AssetsClient(
-                c.api_key, c.secret_key, uid=c.uid, limiter=self.limiter, options=self.options
+                c.api_key,
+                c.secret_key,
+                uid=c.uid,
+                label=c.label,
+                limiter=self.limiter,
+                options=self.options,
             )
             for c in self.credentials
         ]
