@@ -256,3 +256,29 @@ async def test_concurrent_first_calls_look_the_uid_up_once(
     client = make_client(key)
     await asyncio.gather(*(client.asset_overview() for _ in range(6)))
     assert [r.path for r in sim.requests].count(UID_PATH) == 1
+
+
+async def test_a_429_pauses_every_uid_behind_the_ip(
+    respx_mock: respx.MockRouter, clock: LoopClock
+) -> None:
+    """429 is the IP's budget: another UID waits too (a 100410 with a time leaves other
+    UIDs alone: `test_faults.py::test_a_disabled_period_longer_than_max_wait_fails_only_that_uid`)."""
+    limiter = RateLimiter(clock=clock)
+    respx_mock.get(HOST + SERVER_TIME_PATH).respond(json={"code": 0, "data": {"serverTime": 1}})
+    calls: list[tuple[str, float]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append((request.headers["X-BX-APIKEY"], clock.monotonic()))
+        if len(calls) == 1:
+            return httpx.Response(429, headers={"Retry-After": "20"})
+        return httpx.Response(200, json={"code": 0, "data": []})
+
+    respx_mock.get(HOST + ASSET_OVERVIEW_PATH).mock(side_effect=answer)
+    async with (
+        AssetsClient("k" * 64, "s" * 64, uid=5, limiter=limiter) as first,
+        AssetsClient("j" * 64, "s" * 64, uid=6, limiter=limiter) as other_uid,
+    ):
+        await first.asset_overview()
+        await other_uid.asset_overview()
+    assert len(calls) == 3 and calls[0][1] == 0
+    assert all(t >= 20 for _, t in calls[1:])  # the retry, and the other UID's call
