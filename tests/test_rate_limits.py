@@ -261,8 +261,8 @@ async def test_concurrent_first_calls_look_the_uid_up_once(
 async def test_a_429_pauses_every_uid_behind_the_ip(
     respx_mock: respx.MockRouter, clock: LoopClock
 ) -> None:
-    """429 is the IP's budget: another UID waits too (a 100410 with a time leaves other
-    UIDs alone: `test_faults.py::test_a_disabled_period_longer_than_max_wait_fails_only_that_uid`)."""
+    """429 is the IP's budget: another UID waits too. (A 100410 with a time leaves other
+    UIDs alone: test_faults.py, `...longer_than_max_wait_fails_only_that_uid`.)"""
     limiter = RateLimiter(clock=clock)
     respx_mock.get(HOST + SERVER_TIME_PATH).respond(json={"code": 0, "data": {"serverTime": 1}})
     calls: list[tuple[str, float]] = []
