@@ -257,8 +257,8 @@ class AssetsClient(OwnsHttpClient):
                 await limiter.close_gate(scope.ip_gate, seconds)
             elif exc.status_code == 429:
                 seconds, why = limits.per_ip_endpoint.period, "found its window full"
-                await limiter.fill_window(scope, 1)
-                await limiter.fill_window(scope, 2)
+                for window in scope.ip_windows:
+                    await limiter.fill_window(window)
             else:
                 seconds, why = FIREWALL_BAN_SECONDS, "banned it"
                 await limiter.close_gate(scope.ip_gate, seconds)
@@ -266,7 +266,7 @@ class AssetsClient(OwnsHttpClient):
             whom, why = f"UID {scope.uid}", "found its window full (someone else uses it)"
             seconds = limits.per_uid.period
             if refusals == 1:
-                await limiter.fill_window(scope, 0)
+                await limiter.fill_window(scope.uid_window)
             else:
                 # Refused again: back off, so that refusals do not add up to a disabled UID.
                 seconds *= min(2 ** (refusals - 1), 64)

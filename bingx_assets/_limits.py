@@ -137,6 +137,14 @@ class Scope:
     def ip_gate(self) -> str:
         return self.gates[1]
 
+    @property
+    def uid_window(self) -> tuple[str, Rate]:
+        return self.windows[0]
+
+    @property
+    def ip_windows(self) -> tuple[tuple[str, Rate], ...]:
+        return self.windows[1:]
+
 
 @dataclass(slots=True)
 class LimiterStats:
@@ -453,11 +461,11 @@ class RateLimiter:
         log.debug("closing %s for %.3f s", gate, seconds)
         await self._backend.close_gate(gate, seconds)
 
-    async def fill_window(self, scope: Scope, index: int) -> None:
-        """Count scope's window `index` as full from now for one period: what a refusal
-        for rate with no time says of it."""
-        window, rate = scope.windows[index]
-        await self._backend.occupy(window, rate, rate.limit)
+    async def fill_window(self, window: tuple[str, Rate]) -> None:
+        """Count `window` (one of a scope's) as full from now for one period: what a
+        refusal for rate with no time says of it."""
+        name, rate = window
+        await self._backend.occupy(name, rate, rate.limit)
 
     async def gate_remaining(self, gate: str) -> float:
         return await self._backend.gate_remaining(gate)
@@ -527,7 +535,7 @@ class Ticket:
     async def settle(self, *, answered: bool, server_remaining: int | None = None) -> None:
         """End the request: `answered` if an answer arrived. `server_remaining` is what
         BingX said is left of the UID's window, when it said so readably."""
-        uid_rate = self._scope.windows[0][1]
+        uid_rate = self._scope.uid_window[1]
         server_count = None
         if server_remaining is not None and 0 <= server_remaining < uid_rate.limit:
             server_count = uid_rate.limit - server_remaining
