@@ -249,21 +249,23 @@ class AssetsClient(OwnsHttpClient):
                 await self._sync_clock(stale_before_ms=limiter.clock.wall_ms())
             seconds = server_clock.seconds_until(exc.unblock_at_ms) + GATE_SLACK_SECONDS
             await limiter.close_gate(scope.uid_gate, seconds)
-            whom, why = f"UID {scope.uid}", "disabled it"
+            what = f"BingX disabled UID {scope.uid}"
         elif exc.code is None:  # HTTP 429, 418, 403: this IP's budget, or a ban of it
-            whom = f"this IP ({scope.ip})"
             if exc.retry_after is not None:
-                seconds, why = exc.retry_after, f"said to retry after {exc.retry_after:g} s"
+                seconds = exc.retry_after
+                what = f"BingX asked this IP ({scope.ip}) to wait {seconds:g} s"
                 await limiter.close_gate(scope.ip_gate, seconds)
             elif exc.status_code == 429:
-                seconds, why = limits.per_ip_endpoint.period, "found its window full"
+                seconds = limits.per_ip_endpoint.period
+                what = f"BingX found the window of this IP ({scope.ip}) full"
                 for window in scope.ip_windows:
                     await limiter.fill_window(window)
             else:
-                seconds, why = FIREWALL_BAN_SECONDS, "banned it"
+                seconds = FIREWALL_BAN_SECONDS
+                what = f"BingX blocked this IP ({scope.ip})"
                 await limiter.close_gate(scope.ip_gate, seconds)
         else:  # a bare 100410: the UID's window was full, with requests not ours
-            whom, why = f"UID {scope.uid}", "found its window full (someone else uses it)"
+            what = f"BingX found the window of UID {scope.uid} full of requests not sent here"
             seconds = limits.per_uid.period
             if refusals == 1:
                 await limiter.fill_window(scope.uid_window)
@@ -274,16 +276,14 @@ class AssetsClient(OwnsHttpClient):
         seconds = max(seconds, GATE_SLACK_SECONDS)
         if exc.unblock_at_ms is None:
             exc.unblock_at_ms = server_clock.now_ms() + int(seconds * 1000)
-        until = server_clock.local_time(exc.unblock_at_ms)
         said = f"code {exc.code}" if exc.code is not None else f"HTTP {exc.status_code}"
         if seconds - GATE_SLACK_SECONDS > self.max_wait:
-            next_step = (
-                f"that is longer than max_wait ({self.max_wait:g} s): calls for it fail until then"
-            )
+            next_step = f"longer than max_wait ({self.max_wait:g} s), so calls fail until then"
         else:
-            next_step = "waiting until then, then going on"
+            next_step = "its requests wait until then"
         exc.explain(
-            f"BingX {why} ({said}): {whom} is paused until {until} ({seconds:.1f} s); {next_step}"
+            f"{what} ({said}) until {server_clock.local_time(exc.unblock_at_ms)} "
+            f"({seconds:.1f} s from now): {next_step}"
         )
         # Log text, not the exception: a handler that keeps records would keep its frames.
         log.warning("%s", str(exc))

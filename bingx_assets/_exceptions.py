@@ -78,8 +78,11 @@ class APIError(BingXError):
     """BingX answered with an error code (or an HTTP error status)."""
 
     def __init__(self, code: int | None, msg: str, *, status_code: int | None) -> None:
-        shown = f"code {code}" if code is not None else f"HTTP {status_code}"
-        super().__init__(f"BingX {shown}: {msg}" if msg else f"BingX {shown}")
+        if code is None and status_code is None:  # the client's own refusal: msg says it all
+            super().__init__(msg)
+        else:
+            shown = f"code {code}" if code is not None else f"HTTP {status_code}"
+            super().__init__(f"BingX {shown}: {msg}" if msg else f"BingX {shown}")
         self.code = code
         self.msg = msg
         self.status_code = status_code

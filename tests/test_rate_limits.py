@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from decimal import Decimal
 
 import httpx
@@ -282,3 +283,26 @@ async def test_a_429_pauses_every_uid_behind_the_ip(
         await other_uid.asset_overview()
     assert len(calls) == 3 and calls[0][1] == 0
     assert all(t >= 20 for _, t in calls[1:])  # the retry, and the other UID's call
+
+
+async def test_rate_limit_messages_say_who_until_when_and_what_next(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Words a user reads: the UID, an ISO time with its UTC offset, what happens next;
+    no internal gate name, no epoch milliseconds, no code twice."""
+    until = sim.disable(key.uid, 300.0)
+    client = make_client(key, uid=key.uid)
+    with pytest.raises(RateLimitError) as raised:
+        await client.asset_overview()
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    with pytest.raises(RateLimitError) as refused:  # the gate is known now: not sent
+        await client.asset_overview()
+    for text in (str(raised.value), logged[0], str(refused.value)):
+        assert f"UID {key.uid}" in text
+        assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", text), text
+        assert "max_wait (60 s)" in text
+        assert str(until) not in text and "gate:" not in text and "None" not in text
+        assert text.count("100410") <= 1
+    assert "not sent" in str(refused.value)
+    assert refused.value.unblock_at_ms is not None
+    assert abs(refused.value.unblock_at_ms - until) <= 50
