@@ -299,8 +299,7 @@ class RedisBackend:
             answer = await script(keys=keys, args=args)  # type: ignore[operator]
         except (RedisError, RedisClusterException, OSError) as exc:
             raise LimiterUnavailableError(
-                f"the Redis limiter could not {what}: {_what_happened(exc)} "
-                f"({type(exc).__name__}); {sent}"
+                f"the Redis limiter could not {what}: {_what_happened(exc)}; {sent}"
             ) from exc
         return _text(answer)
 
@@ -309,8 +308,7 @@ class RedisBackend:
 _NOTHING_SENT = "nothing was sent"
 _ANSWERED = "the request had been sent and answered"
 
-# The first match describes the failure; redis-py's own messages may name hosts and
-# keys, so they stay on the exception's __cause__.
+# The first match describes the failure.
 _FAILURES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
     (
         (CrossSlotTransactionError, ClusterCrossSlotError),
@@ -329,10 +327,15 @@ _FAILURES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], st
 
 
 def _what_happened(exc: BaseException) -> str:
-    for kinds, description in _FAILURES:
-        if isinstance(exc, kinds):
-            return description
-    return "the Redis client failed"
+    """Our description, then redis-py's: its first line names the node or the slot."""
+    if type(exc) is RedisClusterException and exc.__cause__ is not None:
+        # "Redis Cluster cannot be connected" wraps why: say that.
+        return _what_happened(exc.__cause__)
+    description = next(
+        (text for kinds, text in _FAILURES if isinstance(exc, kinds)), "the Redis client failed"
+    )
+    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{description} ({type(exc).__name__}{': ' + detail if detail else ''})"
 
 
 def _split_cluster_flag(url: str) -> tuple[bool, str]:

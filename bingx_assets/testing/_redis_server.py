@@ -60,10 +60,9 @@ class LocalRedisCluster:
     (empty: nothing was persisted).
     """
 
-    def __init__(self, folder: Path, ports: list[int], node_timeout_ms: int, timeout: float):
+    def __init__(self, folder: Path, ports: list[int], timeout: float) -> None:
         self.folder = folder
         self.ports = ports
-        self.node_timeout_ms = node_timeout_ms
         self.timeout = timeout
         self._executable = _executable("redis-server")
         self._cli = _executable("redis-cli")
@@ -77,7 +76,6 @@ class LocalRedisCluster:
         self._nodes[port] = subprocess.Popen(
             [self._executable, "--port", str(port), "--bind", "127.0.0.1",
              "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
-             "--cluster-node-timeout", str(self.node_timeout_ms),
              "--dir", str(self.folder), "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
@@ -170,9 +168,7 @@ def _free_cluster_ports(count: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def redis_cluster(
-    masters: int = 3, *, node_timeout_ms: int = 15000, timeout: float = 20.0
-) -> Iterator[LocalRedisCluster]:
+def redis_cluster(masters: int = 3, timeout: float = 20.0) -> Iterator[LocalRedisCluster]:
     """Start a Redis Cluster of `masters` nodes on free loopback ports (no replicas, no
     persistence) and yield it once `CLUSTER INFO` says `cluster_state:ok` on every node.
 
@@ -181,7 +177,7 @@ def redis_cluster(
     """
     with tempfile.TemporaryDirectory(prefix="bingx-assets-cluster-") as folder:
         ports = _free_cluster_ports(masters)
-        cluster = LocalRedisCluster(Path(folder), ports, node_timeout_ms, timeout)
+        cluster = LocalRedisCluster(Path(folder), ports, timeout)
         try:
             cluster.start()
             yield cluster
