@@ -312,12 +312,17 @@ _ANSWERED = "the request had been sent and answered"
 _FAILURES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
     (
         (CrossSlotTransactionError, ClusterCrossSlotError),
-        "the script's keys are not in one hash slot of the Redis Cluster",
+        "the script's keys are in several hash slots of a Redis Cluster "
+        "(reach a cluster with cluster=true in the URL, or a RedisCluster client)",
     ),
     (ClusterDownError, "the Redis Cluster is down: a hash slot has no master serving it"),
     (SlotNotCoveredError, "no Redis Cluster node serves the limiter's hash slot"),
     (TryAgainError, "the Redis Cluster is moving the limiter's hash slot (TRYAGAIN)"),
-    (AskError, "the Redis Cluster kept redirecting the call (MOVED/ASK): slots are moving"),
+    (
+        AskError,
+        "a Redis Cluster kept redirecting the call (MOVED/ASK): its slots are moving, "
+        "or it was reached without cluster=true",
+    ),
     (RedisClusterException, "the Redis Cluster client could not route the call"),
     (AuthenticationError, "Redis refused the credentials"),
     ((RedisTimeoutError, TimeoutError), "Redis did not answer in time"),

@@ -137,9 +137,19 @@ async def test_the_single_redis_layout_on_a_cluster_is_refused_typed(
 
     backend = Untagged(RedisCluster.from_url(cluster.url.split("?")[0]))
     limiter = RateLimiter(FAST, backend=backend)
-    with pytest.raises(LimiterUnavailableError, match=r"not in one hash slot.*nothing was sent"):
+    with pytest.raises(LimiterUnavailableError, match=r"in several hash slots.*nothing was sent"):
         await limiter.acquire(limiter.scope("uid1", "/x"), max_wait=60)
     await backend.redis.aclose()
+
+
+async def test_a_cluster_reached_as_one_redis_says_to_ask_for_a_cluster(
+    cluster: LocalRedisCluster,
+) -> None:
+    backend = RedisBackend.from_url(f"redis://127.0.0.1:{cluster.ports[0]}/0")
+    limiter = RateLimiter(FAST, backend=backend)
+    with pytest.raises(LimiterUnavailableError, match=r"cluster=true.*nothing was sent"):
+        await limiter.acquire(limiter.scope("uid1", "/x"), max_wait=60)
+    await backend.aclose()
 
 
 async def test_limiters_on_a_cluster_never_overfill_a_window(
@@ -259,8 +269,8 @@ FAILURES = [
     (MovedError("3999 127.0.0.1:6381"), "kept redirecting the call"),
     (AskError("3999 127.0.0.1:6381"), "kept redirecting the call"),
     (TryAgainError("TRYAGAIN"), "moving the limiter's hash slot"),
-    (CrossSlotTransactionError("keys in two slots"), "not in one hash slot"),
-    (ClusterCrossSlotError("CROSSSLOT Keys don't hash to one slot"), "not in one hash slot"),
+    (CrossSlotTransactionError("keys in two slots"), "in several hash slots"),
+    (ClusterCrossSlotError("CROSSSLOT Keys don't hash to one slot"), "in several hash slots"),
     (SlotNotCoveredError('Slot "5" is not covered'), "no Redis Cluster node serves"),
     (RedisClusterException("No targets were found"), "could not route the call"),
     (AuthenticationError("invalid username-password pair"), "refused the credentials"),
