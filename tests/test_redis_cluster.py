@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from redis.asyncio import Redis, RedisCluster
@@ -53,15 +53,11 @@ async def backend(cluster: LocalRedisCluster) -> AsyncIterator[RedisBackend]:
     await made.aclose()
 
 
-def namespace_on(redis: RedisCluster, port: int, other_than: int | None = None) -> str:
-    """A fresh namespace whose hash slot lives on the master at `port` (or on any master
-    but `other_than`)."""
+def namespace_where(redis: RedisCluster, master_is: Callable[[int], bool]) -> str:
+    """A fresh namespace whose hash slot lives on a master whose port is `master_is`."""
     while True:
         namespace = f"test-{uuid.uuid4().hex[:8]}"
-        node = redis.get_node_from_key(f"{{{namespace}}}:x")
-        if (other_than is None and node.port == port) or (
-            other_than is not None and node.port != other_than
-        ):
+        if master_is(redis.get_node_from_key(f"{{{namespace}}}:x").port):
             return namespace
 
 
@@ -208,14 +204,13 @@ async def test_a_dead_master_stops_its_keys_and_nothing_is_sent_until_it_is_back
     redis = RedisCluster.from_url(cluster.url.split("?")[0])
     await redis.initialize()
     victim = cluster.ports[1]
-    on_victim = RateLimiter(
-        FAST, backend=RedisBackend(redis, namespace=namespace_on(redis, victim))
-    )
-    elsewhere = RedisBackend(redis, namespace=namespace_on(redis, victim, other_than=victim))
+    on_victim = namespace_where(redis, lambda port: port == victim)
+    elsewhere = namespace_where(redis, lambda port: port != victim)
+    limiter = RateLimiter(FAST, backend=RedisBackend(redis, namespace=on_victim))
     sim = BingXSimulator()
     key = sim.add_key(uid=1)
     http = sim.http_client()
-    client = AssetsClient(key.api_key, key.secret_key, uid=1, http_client=http, limiter=on_victim)
+    client = AssetsClient(key.api_key, key.secret_key, uid=1, http_client=http, limiter=limiter)
     await client.asset_overview()
     cluster.kill(victim)
     try:
@@ -224,7 +219,7 @@ async def test_a_dead_master_stops_its_keys_and_nothing_is_sent_until_it_is_back
         assert len([r for r in sim.requests if r.path.endswith(BALANCES)]) == 1
         # Keys on the other masters go on (until the cluster, after its node timeout,
         # declares itself down).
-        other = RateLimiter(FAST, backend=elsewhere)
+        other = RateLimiter(FAST, backend=RedisBackend(redis, namespace=elsewhere))
         await other.acquire(other.scope("uid1", "/x"), max_wait=60)
     finally:
         await asyncio.to_thread(cluster.restart, victim)
