@@ -34,7 +34,6 @@ from redis.exceptions import (
     AuthenticationError,
     ClusterCrossSlotError,
     ClusterDownError,
-    CrossSlotTransactionError,
     RedisClusterException,
     RedisError,
     ResponseError,
@@ -308,10 +307,12 @@ class RedisBackend:
 _NOTHING_SENT = "nothing was sent"
 _ANSWERED = "the request had been sent and answered"
 
-# The first match describes the failure.
+# The first match describes the failure. Kinds that only newer redis-py versions have
+# (CrossSlotTransactionError, 6.1) are RedisClusterExceptions: the last cluster line
+# describes them, and their own name follows.
 _FAILURES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
     (
-        (CrossSlotTransactionError, ClusterCrossSlotError),
+        ClusterCrossSlotError,
         "the script's keys are in several hash slots of a Redis Cluster "
         "(reach a cluster with cluster=true in the URL, or a RedisCluster client)",
     ),

@@ -264,7 +264,7 @@ FAILURES = [
     (MovedError("3999 127.0.0.1:6381"), "kept redirecting the call"),
     (AskError("3999 127.0.0.1:6381"), "kept redirecting the call"),
     (TryAgainError("TRYAGAIN"), "moving the limiter's hash slot"),
-    (CrossSlotTransactionError("keys in two slots"), "in several hash slots"),
+    (CrossSlotTransactionError("keys in two slots"), "could not route the call"),
     (ClusterCrossSlotError("CROSSSLOT Keys don't hash to one slot"), "in several hash slots"),
     (SlotNotCoveredError('Slot "5" is not covered'), "no Redis Cluster node serves"),
     (RedisClusterException("No targets were found"), "could not route the call"),
