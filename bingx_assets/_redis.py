@@ -11,6 +11,12 @@ by polling every `poll_interval` while a slot that blocks us is still in flight.
 
 When Redis cannot be reached, `LimiterUnavailableError` is raised before anything is
 sent: never unlimited sending.
+
+On a Redis Cluster a script may only touch keys of one hash slot, and acquiring takes a
+slot in the UID's and the IP's windows in one script. The UID's windows are shared
+across IPs, so no tag narrower than the namespace keeps them all together: every key is
+`{namespace}:...`, one slot, one master. That master carries the whole limiter, which
+BingX's own limits keep small (at most 200 acquires a second per egress IP).
 """
 
 from __future__ import annotations
@@ -19,15 +25,30 @@ import itertools
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import (
+    AskError,
+    AuthenticationError,
+    ClusterCrossSlotError,
+    ClusterDownError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ._exceptions import LimiterUnavailableError
+from ._exceptions import ConfigurationError, LimiterUnavailableError
 from ._limits import BOUNDARY, Blocked, GateClosed, Permit, Rate, Scope
 
-__all__ = ["RedisBackend"]
+__all__ = ["RedisBackend", "RedisClient"]
+
+RedisClient: TypeAlias = Redis | RedisCluster
 
 log = logging.getLogger("bingx_assets")
 
@@ -163,14 +184,26 @@ class RedisBackend:
 
     Processes behind one egress IP must use the same `ip` name (and namespace);
     hosts with different egress IPs sharing one Redis must use different names.
+    `redis` is a `redis.asyncio.Redis` or, for a Redis Cluster, a `RedisCluster`.
     """
 
     def __init__(
-        self, redis: Redis, *, namespace: str = "bingx-assets", poll_interval: float = 0.05
+        self, redis: RedisClient, *, namespace: str = "bingx-assets", poll_interval: float = 0.05
     ) -> None:
         self.redis = redis
         self._owns_redis = False
         self.namespace = namespace
+        if isinstance(redis, RedisCluster):
+            if not namespace or "{" in namespace or "}" in namespace:
+                raise ConfigurationError(
+                    f"a Redis Cluster namespace must be non-empty and without braces, "
+                    f"not {namespace!r}: it becomes the hash tag {{namespace}} of every key"
+                )
+            self._prefix = f"{{{namespace}}}"
+        else:
+            # Unchanged for a single Redis, so that processes of older versions still
+            # share windows with this one during a rolling upgrade.
+            self._prefix = namespace
         self.poll_interval = poll_interval
         self._acquire = redis.register_script(_ACQUIRE)
         self._settle = redis.register_script(_SETTLE)
@@ -181,8 +214,18 @@ class RedisBackend:
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "bingx-assets") -> RedisBackend:
-        """A backend on a new `redis.asyncio.Redis` client for `url`, closed by `aclose`."""
-        backend = cls(Redis.from_url(url), namespace=namespace)
+        """A backend on a new client for `url`, closed by `aclose`.
+
+        `redis://host:port/0`, `rediss://...` (TLS) or `unix:///path/redis.sock` for one
+        Redis; add `?cluster=true` (`redis://host:port/?cluster=true`, any node of the
+        cluster) for a Redis Cluster.
+        """
+        cluster, url = _split_cluster_flag(url)
+        try:
+            redis: RedisClient = RedisCluster.from_url(url) if cluster else Redis.from_url(url)
+        except (ValueError, RedisClusterException) as exc:
+            raise ConfigurationError(f"unusable Redis URL: {exc}") from None
+        backend = cls(redis, namespace=namespace)
         backend._owns_redis = True
         return backend
 
@@ -195,7 +238,7 @@ class RedisBackend:
         return f"RedisBackend(namespace={self.namespace!r})"
 
     def _key(self, name: str) -> str:
-        return f"{self.namespace}:{name}"
+        return f"{self._prefix}:{name}"
 
     async def try_acquire(
         self, scope: Scope, in_flight: float, horizon: float
@@ -208,7 +251,7 @@ class RedisBackend:
         for _, rate in scope.windows:
             args += [rate.limit, rate.period]
         keys = [*gates, *windows, _counter(windows[0])]
-        answer = await self._run(self._acquire, keys, args, "take a slot, so nothing was sent")
+        answer = await self._run(self._acquire, keys, args, "take a slot", _NOTHING_SENT)
         kind = answer[0]
         if kind == "gate":
             return GateClosed(float(answer[1]), scope.gates[int(answer[2]) - 1])
@@ -229,25 +272,90 @@ class RedisBackend:
     async def occupy(self, window: str, rate: Rate, count: int) -> int:
         key = self._key(window)
         args: list[str | float] = [count, rate.period, BOUNDARY, next(self._members)]
-        added = await self._run(self._occupy, [key, _counter(key)], args, "fill a window")
+        added = await self._run(
+            self._occupy, [key, _counter(key)], args, "fill a window", _ANSWERED
+        )
         return int(added)
 
     async def close_gate(self, gate: str, seconds: float) -> None:
-        await self._run(self._close_gate, [self._key(gate)], [seconds], "close a gate")
+        await self._run(self._close_gate, [self._key(gate)], [seconds], "close a gate", _ANSWERED)
 
     async def gate_remaining(self, gate: str) -> float:
-        return float(await self._run(self._gate_remaining, [self._key(gate)], [], "read a gate"))
+        answer = await self._run(
+            self._gate_remaining, [self._key(gate)], [], "read a gate", _NOTHING_SENT
+        )
+        return float(answer)
 
     async def _run(
-        self, script: object, keys: Sequence[str], args: Sequence[str | float], what: str
+        self,
+        script: object,
+        keys: Sequence[str],
+        args: Sequence[str | float],
+        what: str,
+        sent: str,
     ) -> Any:
         try:
             answer = await script(keys=keys, args=args)  # type: ignore[operator]
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise LimiterUnavailableError(
-                f"the Redis limiter could not {what} ({type(exc).__name__})"
+                f"the Redis limiter could not {what}: {_what_happened(exc)}; {sent}"
             ) from exc
         return _text(answer)
+
+
+# What the failure means for the request to BingX.
+_NOTHING_SENT = "nothing was sent"
+_ANSWERED = "the request had been sent and answered"
+
+# The first match describes the failure. Kinds that only newer redis-py versions have
+# (CrossSlotTransactionError, 6.1) are RedisClusterExceptions: the last cluster line
+# describes them, and their own name follows.
+_FAILURES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    (
+        ClusterCrossSlotError,
+        "the script's keys are in several hash slots of a Redis Cluster "
+        "(reach a cluster with cluster=true in the URL, or a RedisCluster client)",
+    ),
+    (ClusterDownError, "the Redis Cluster is down: a hash slot has no master serving it"),
+    (SlotNotCoveredError, "no Redis Cluster node serves the limiter's hash slot"),
+    (TryAgainError, "the Redis Cluster is moving the limiter's hash slot (TRYAGAIN)"),
+    (
+        AskError,
+        "a Redis Cluster kept redirecting the call (MOVED/ASK): its slots are moving, "
+        "or it was reached without cluster=true",
+    ),
+    (RedisClusterException, "the Redis Cluster client could not route the call"),
+    (AuthenticationError, "Redis refused the credentials"),
+    ((RedisTimeoutError, TimeoutError), "Redis did not answer in time"),
+    ((RedisConnectionError, OSError), "Redis cannot be reached"),
+    (ResponseError, "Redis answered with an error"),
+)
+
+
+def _what_happened(exc: BaseException) -> str:
+    """Our description, then redis-py's: its first line names the node or the slot."""
+    if type(exc) is RedisClusterException and exc.__cause__ is not None:
+        # "Redis Cluster cannot be connected" wraps why: say that.
+        return _what_happened(exc.__cause__)
+    description = next(
+        (text for kinds, text in _FAILURES if isinstance(exc, kinds)), "the Redis client failed"
+    )
+    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{description} ({type(exc).__name__}{': ' + detail if detail else ''})"
+
+
+def _split_cluster_flag(url: str) -> tuple[bool, str]:
+    """Whether `url` asks for a Redis Cluster (`?cluster=true`), and the URL without
+    that flag, which redis-py would pass to its connections as an unknown option."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    flags = [value.lower() for name, value in query if name == "cluster"]
+    if not flags:
+        return False, url
+    if len(flags) > 1 or flags[0] not in ("true", "false"):
+        raise ConfigurationError("a Redis URL's cluster option must be cluster=true or false")
+    rest = urlencode([(name, value) for name, value in query if name != "cluster"])
+    return flags[0] == "true", urlunsplit(parts._replace(query=rest))
 
 
 def _text(answer: object) -> object:
@@ -296,7 +404,9 @@ class _RedisPermit:
         args = [self._member, score, count, self._alive, self._taken, self._rate.period]
         keys = [*self._windows, _counter(self._windows[0])]
         try:
-            added = await self._backend._run(self._backend._settle, keys, args, "settle a slot")
+            added = await self._backend._run(
+                self._backend._settle, keys, args, "settle a slot", _ANSWERED
+            )
         except LimiterUnavailableError as exc:
             # The request was sent and is over; its slot keeps counting until its horizon,
             # which is later than its answer: only throughput is lost.

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from bingx_assets import AssetsClient, RateLimiter
-from bingx_assets.testing import BingXSimulator, LoopClock, ReceivedRequest, SimKey, redis_server
+from bingx_assets.testing import (
+    BingXSimulator,
+    LocalRedisCluster,
+    LoopClock,
+    ReceivedRequest,
+    SimKey,
+    redis_cluster,
+    redis_server,
+)
 
 MakeClient = Callable[..., AssetsClient]
 
@@ -71,6 +79,17 @@ def redis_url() -> Iterator[str]:
     try:
         with redis_server() as url:
             yield url
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalRedisCluster]:
+    """A real three-master Redis Cluster for the whole session (about 2 s to form).
+    Missing redis-server or redis-cli fails the tests: never a skip."""
+    try:
+        with redis_cluster() as started:
+            yield started
     except RuntimeError as exc:
         pytest.fail(str(exc))
 

@@ -5,16 +5,18 @@ a BingX account or a network.
 """
 
 from ._faults import Fault
-from ._redis_server import redis_server
+from ._redis_server import LocalRedisCluster, redis_cluster, redis_server
 from ._server import SimulatorServer
 from ._simulator import BingXSimulator, LoopClock, ReceivedRequest, SimKey
 
 __all__ = [
     "BingXSimulator",
     "Fault",
+    "LocalRedisCluster",
     "LoopClock",
     "ReceivedRequest",
     "SimKey",
     "SimulatorServer",
+    "redis_cluster",
     "redis_server",
 ]

@@ -36,7 +36,11 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", required=True)
-    parser.add_argument("--redis", required=True, help="redis:// or unix:// URL")
+    parser.add_argument(
+        "--redis",
+        required=True,
+        help="redis://, rediss:// or unix:// URL; ?cluster=true for a Redis Cluster",
+    )
     parser.add_argument("--namespace", default="bingx-assets")
     parser.add_argument("--calls", type=int, default=10, help="calls per key")
     parser.add_argument("--uid-period", type=float, default=1.0, help="seconds per 5 calls")
