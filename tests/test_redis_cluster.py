@@ -101,7 +101,7 @@ async def test_every_key_of_a_namespace_shares_one_hash_slot(backend: RedisBacke
     # Every script: each would be refused (CROSSSLOT) if its keys spanned two slots.
     ticket = await limiter.acquire(scope, max_wait=60)
     await ticket.settle(answered=True, server_remaining=1)
-    await limiter.fill_window(scope, 1)
+    await limiter.fill_window(scope.ip_windows[0])
     await limiter.close_gate(scope.ip_gate, 2.0)
     assert 1.5 < await limiter.gate_remaining(scope.ip_gate) <= 2.0
     await limiter.close_gate(scope.uid_gate, 2.0)
