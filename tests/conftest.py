@@ -31,6 +31,17 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
         loop.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache_in_a_temporary_directory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Clients remember UIDs in the user's cache directory by default: never the real
+    one during tests (subprocesses inherit this too)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
 @pytest.fixture
 def clock() -> LoopClock:
     return LoopClock()
