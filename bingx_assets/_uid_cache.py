@@ -24,7 +24,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ class UidCache:
         self.path = path
         self._uids: dict[str, str] = {}
         self._seen: tuple[int, ...] | None = None  # the file's `_signature` when loaded
-        self._complained: set[str] = set()
+        self._complained = False
 
     def __repr__(self) -> str:
         return f"UidCache({str(self.path)!r})"
@@ -77,10 +77,13 @@ class UidCache:
         self._refresh()
         if self._uids.get(ident) == uid:
             return
-        with self._changing() as uids:
+
+        def replace(uids: dict[str, str]) -> None:
             if uids.get(ident) not in (None, uid):
                 log.info("the UID cache named another UID for a key: replaced")
             uids[ident] = uid
+
+        self._change(replace)
 
     def drop(self, api_key: str) -> None:
         """Forget `api_key`'s UID."""
@@ -88,8 +91,7 @@ class UidCache:
         self._refresh()
         if ident not in self._uids:
             return
-        with self._changing() as uids:
-            uids.pop(ident, None)
+        self._change(lambda uids: uids.pop(ident, None))
 
     def forget_if_refused(self, api_key: str, error: BaseException) -> None:
         """BingX does not know `api_key` (100413): whatever UID it had is not to be trusted."""
@@ -127,15 +129,13 @@ class UidCache:
             return {}
         return {k: v for k, v in uids.items() if _is_entry(k, v)}
 
-    @contextlib.contextmanager
-    def _changing(self) -> Iterator[dict[str, str]]:
-        """The file's UIDs as they are now, to change; written back when the block ends."""
+    def _change(self, change: Callable[[dict[str, str]], object]) -> None:
+        """Apply `change` to the file's UIDs as they are now, under its lock."""
         try:
-            directory = self.path.parent
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             with _locked(self.path.with_name(self.path.name + ".lock")):
                 uids = self._load()
-                yield uids
+                change(uids)
                 _write_atomically(self.path, _encode(uids))
                 # Still under the lock: the file on disk is exactly these UIDs.
                 self._uids, self._seen = uids, _signature(self.path.stat())
@@ -143,9 +143,9 @@ class UidCache:
             self._complain("write", exc)
 
     def _complain(self, what: str, exc: BaseException) -> None:
-        """One log line per cache and kind of trouble: lookups go on without the cache."""
-        if what not in self._complained:
-            self._complained.add(what)
+        """One log line per cache, whatever the trouble: lookups go on without it."""
+        if not self._complained:
+            self._complained = True
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             log.warning("cannot %s the UID cache %s (%s): going on without it", what, self.path,
                         reason)  # fmt: skip
