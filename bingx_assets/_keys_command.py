@@ -16,6 +16,7 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,8 @@ async def resolve_keys_file(args: argparse.Namespace) -> int:
         print(f"{file}: every key already has a uid", flush=True)
         return EXIT_OK
     print(
-        f"{file}: looking up {len(missing)} UIDs "
-        f"(about {len(missing) / _LOOKUPS_PER_SECOND:.0f} s at {_LOOKUPS_PER_SECOND}/s)",
+        f"{file}: resolving {len(missing)} UIDs "
+        f"(up to {len(missing) / _LOOKUPS_PER_SECOND:.0f} s at {_LOOKUPS_PER_SECOND} lookups/s)",
         flush=True,
     )
     options = ClientOptions(base_url=args.base_url, timeout=args.timeout)
@@ -83,12 +84,30 @@ async def _look_up(credentials: list[Credentials], options: ClientOptions) -> li
             )
             for c in credentials
         ]
-        outcomes = await asyncio.gather(*(c.uid() for c in clients), return_exceptions=True)
+        lookups = [asyncio.ensure_future(c.uid()) for c in clients]
+        if sys.stderr.isatty():
+            _show_progress(lookups)
+        outcomes = await asyncio.gather(*lookups, return_exceptions=True)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
     await limiter.aclose()
     for outcome in outcomes:
         if not isinstance(outcome, str | Exception):
             raise outcome  # KeyboardInterrupt and the like: not a key's outcome
     return outcomes  # type: ignore[return-value]
+
+
+def _show_progress(lookups: Sequence[asyncio.Future[str]]) -> None:
+    """`resolved N/M` on the terminal, kept up to date as lookups end."""
+    done = 0
+
+    def one_more(_: object) -> None:
+        nonlocal done
+        done += 1
+        print(f"\rresolved {done}/{len(lookups)}", end="", file=sys.stderr, flush=True)
+
+    for lookup in lookups:
+        lookup.add_done_callback(one_more)
 
 
 def _read(
