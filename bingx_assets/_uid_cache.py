@@ -181,7 +181,8 @@ else:
 
     @contextlib.contextmanager
     def _locked(lock_path: Path) -> Iterator[None]:
-        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        # Never through a symlink: in a shared directory one could point anywhere.
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             yield
