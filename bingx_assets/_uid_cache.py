@@ -110,9 +110,11 @@ class UidCache:
             self._complain("read", exc)
             return
         if _signature(stat) != self._seen:
-            self._uids, self._seen = self._load(), _signature(stat)
+            self._uids, self._seen = self._load() or {}, _signature(stat)
 
-    def _load(self) -> dict[str, str]:
+    def _load(self) -> dict[str, str] | None:
+        """The file's UIDs; None for a file of another version, which is left alone
+        (a newer bingx-assets may share the directory)."""
         try:
             document = json.loads(self.path.read_bytes())
         except FileNotFoundError:
@@ -120,10 +122,11 @@ class UidCache:
         except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError too
             self._complain("read", exc)
             return {}
-        if not isinstance(document, dict) or document.get("version") != FORMAT_VERSION:
-            self._complain("read", ValueError(f"not a version {FORMAT_VERSION} UID cache"))
-            return {}
-        uids = document.get("uids")
+        version = document.get("version") if isinstance(document, dict) else None
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            self._complain("use", ValueError(f"it is version {version}; this is {FORMAT_VERSION}"))
+            return None
+        uids = document.get("uids") if version == FORMAT_VERSION else None
         if not isinstance(uids, dict):
             self._complain("read", ValueError(f"not a version {FORMAT_VERSION} UID cache"))
             return {}
@@ -135,6 +138,8 @@ class UidCache:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             with _locked(self.path.with_name(self.path.name + ".lock")):
                 uids = self._load()
+                if uids is None:
+                    return
                 change(uids)
                 _write_atomically(self.path, _encode(uids))
                 # Still under the lock: the file on disk is exactly these UIDs.

@@ -185,8 +185,8 @@ def test_a_lookup_naming_another_uid_replaces_the_entry(
 
 @pytest.mark.parametrize(
     "content",
-    [b"{not json", b"\xff\xfe", b"[]", b'{"version": 2, "uids": {}}', b'{"version": 1}', b""],
-    ids=["bad-json", "not-utf8", "a-list", "future-version", "no-uids", "empty"],
+    [b"{not json", b"\xff\xfe", b"[]", b'{"version": 0, "uids": {}}', b'{"version": 1}', b""],
+    ids=["bad-json", "not-utf8", "a-list", "unknown-version", "no-uids", "empty"],
 )
 async def test_a_corrupt_file_costs_a_lookup_and_one_log_line(
     sim: BingXSimulator,
@@ -207,6 +207,23 @@ async def test_a_corrupt_file_costs_a_lookup_and_one_log_line(
     assert "UID cache" in line.getMessage() and "going on without it" in line.getMessage()
     # Rewritten whole, with both lookups: the next process finds them.
     assert entries(cache_file) == {key_id(key.api_key): "1001", key_id(other.api_key): "1002"}
+
+
+async def test_a_newer_versions_file_is_used_by_nobody_and_left_alone(
+    sim: BingXSimulator,
+    key: SimKey,
+    make_client: MakeClient,
+    cache_file: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    newer = json.dumps({"version": 2, "uids": {key_id(key.api_key): "1001"}}).encode()
+    write(cache_file, newer)
+    with caplog.at_level(logging.WARNING, logger="bingx_assets"):
+        await make_client(key, uid_cache=cache_file).asset_overview()
+    assert lookups(sim) == 1
+    assert read(cache_file) == newer
+    [line] = caplog.records
+    assert "cannot use the UID cache" in line.getMessage() and "version 2" in line.getMessage()
 
 
 async def test_an_unusable_cache_never_fails_a_read(
