@@ -26,7 +26,6 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import platformdirs
 
@@ -110,7 +109,9 @@ class UidCache:
             self._complain("read", exc)
             return
         if _signature(stat) != self._seen:
-            self._uids, self._seen = self._load() or {}, _signature(stat)
+            loaded = self._load()
+            # A file not ours counts as never loaded: nothing may be written over it.
+            self._uids, self._seen = loaded or {}, _signature(stat) if loaded is not None else None
 
     def _load(self) -> dict[str, str] | None:
         """The file's UIDs; None for a file of another version, which is left alone
@@ -130,14 +131,19 @@ class UidCache:
         if not isinstance(uids, dict):
             self._complain("read", ValueError(f"not a version {FORMAT_VERSION} UID cache"))
             return {}
-        return {k: v for k, v in uids.items() if _is_entry(k, v)}
+        # Entries of any other shape are someone's mistake: leave them out, keep the rest.
+        return {
+            k: v
+            for k, v in uids.items()
+            if isinstance(k, str) and isinstance(v, str) and v.isascii() and v.isdecimal()
+        }
 
     def _change(self, change: Callable[[dict[str, str]], object]) -> None:
         """Apply `change` to the file's UIDs as they are now, under its lock."""
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             with _locked(self.path.with_name(self.path.name + ".lock")):
-                uids = self._load()
+                uids = self._load() if self._written_since_loaded() else dict(self._uids)
                 if uids is None:
                     return
                 change(uids)
@@ -146,6 +152,12 @@ class UidCache:
                 self._uids, self._seen = uids, _signature(self.path.stat())
         except OSError as exc:
             self._complain("write", exc)
+
+    def _written_since_loaded(self) -> bool:
+        try:
+            return self._seen is None or _signature(self.path.stat()) != self._seen
+        except OSError:
+            return True
 
     def _complain(self, what: str, exc: BaseException) -> None:
         """One log line per cache, whatever the trouble: lookups go on without it."""
@@ -159,16 +171,6 @@ class UidCache:
 def _signature(stat: os.stat_result) -> tuple[int, ...]:
     """What changes whenever the file is replaced or rewritten."""
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-
-
-def _is_entry(ident: Any, uid: Any) -> bool:
-    return (
-        isinstance(ident, str)
-        and isinstance(uid, str)
-        and uid.isascii()
-        and uid.isdecimal()
-        and not uid.startswith("0")
-    )
 
 
 def _encode(uids: dict[str, str]) -> bytes:

@@ -323,7 +323,7 @@ WRITER = textwrap.dedent(
 def test_processes_writing_at_once_lose_nothing_and_the_file_always_parses(
     cache_file: Path,
 ) -> None:
-    writers, each = 6, 40
+    writers, each = 4, 50
     go = cache_file.with_name("go")
     cache_file.parent.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
