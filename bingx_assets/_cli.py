@@ -3,6 +3,7 @@
     bingx-assets balances [--keys FILE] [--json] [--simulate]   every key's balances, once
     bingx-assets watch --interval 5 [--changes-only]            every key's balances, on a beat
     bingx-assets simulate [--port 0] [--write-keys FILE]        the simulator, served on loopback
+    bingx-assets keys resolve FILE                              write the keys' UIDs into FILE
 
 Keys come from `--keys FILE` (TOML, see `Credentials.from_file`) or the environment
 (`BINGX_API_KEY` / `BINGX_SECRET_KEY`, plus `BINGX_API_KEY_<LABEL>` pairs). Errors print
@@ -29,6 +30,7 @@ import httpx
 from ._constants import DEFAULT_BASE_URL, DEFAULT_MAX_WAIT
 from ._credentials import Credentials
 from ._exceptions import APIError, BingXError, ConfigurationError
+from ._keys_command import resolve_keys_file
 from ._limits import Rate, RateLimiter, RateLimits
 from ._models import AccountType
 from ._pool import AssetsPool, KeyResult
@@ -87,6 +89,15 @@ def _parser() -> argparse.ArgumentParser:
         "--unlimited", action="store_true", help="no rate limits: for measuring overhead"
     )
     simulate.set_defaults(command=_simulate)
+
+    keys = commands.add_parser("keys", help="work on a keys file")
+    keys_commands = keys.add_subparsers(required=True, metavar="ACTION")
+    resolve = keys_commands.add_parser("resolve", help="look up missing UIDs, write them in")
+    resolve.add_argument("file", type=Path, metavar="FILE", help="TOML file of keys")
+    resolve.add_argument("--base-url", default=DEFAULT_BASE_URL)
+    resolve.add_argument("--timeout", type=float, default=10.0, help="seconds per attempt")
+    resolve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    resolve.set_defaults(command=resolve_keys_file)
     return parser
 
 

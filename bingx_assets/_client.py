@@ -45,6 +45,7 @@ from ._models import AccountType, AssetOverview, parse_account_type
 from ._observer import observing_attempt
 from ._options import ClientOptionArgs, ClientOptions, resolve_options
 from ._signing import signed_query
+from ._uid_cache import open_uid_cache
 from ._wire import BALANCES, SERVER_TIME, UID, DataDecoder, decode_envelope_data
 
 __all__ = ["AssetsClient"]
@@ -103,6 +104,7 @@ class AssetsClient(OwnsHttpClient):
         self.max_retries = options.max_retries
         self.max_wait = options.max_wait
         self.recv_window = options.recv_window
+        self._uid_cache = open_uid_cache(options.uid_cache)
         self.limiter = limiter if limiter is not None else RateLimiter.default()
         if not isinstance(label, str) or not label:
             raise ConfigurationError(f"label must be a non-empty string, not {label!r}")
@@ -130,7 +132,8 @@ class AssetsClient(OwnsHttpClient):
             uid = await self.uid()
             scope = self.limiter.scope(uid, ASSET_OVERVIEW_PATH)
             overview = await self._request(ASSET_OVERVIEW_PATH, BALANCES, scope)
-        except Exception:
+        except Exception as exc:
+            self._uid_cache.forget_if_refused(self.api_key, exc)
             for observer in self.limiter.observers:
                 observer.read(self.label, None)
             raise
@@ -142,16 +145,20 @@ class AssetsClient(OwnsHttpClient):
         return AssetOverview([found] if found else [], server_time_ms=overview.server_time_ms)
 
     async def uid(self) -> str:
-        """The UID this key belongs to: given to the constructor, or looked up once."""
+        """The UID this key belongs to: given to the constructor, remembered in the UID
+        cache (`uid_cache`), or looked up once (and then remembered there)."""
         if self._uid is not None:
             return self._uid
         async with self.limiter.lock(f"uid-lookup:{self.api_key}"):
+            if self._uid is None:
+                self._uid = self._uid_cache.get(self.api_key)
             if self._uid is None:
                 # Before the UID is known, every lookup shares one window of the UID
                 # rate, so keys that turn out to share a UID stay inside it.
                 scope = self.limiter.scope("lookup", UID_PATH)
                 uid: int = await self._request(UID_PATH, UID, scope)
                 self._uid = str(uid)
+                self._uid_cache.put(self.api_key, self._uid)
         return self._uid
 
     async def _request(self, path: str, data: DataDecoder[T], scope: Scope) -> T:

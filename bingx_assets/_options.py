@@ -6,8 +6,10 @@ import dataclasses
 import difflib
 import ipaddress
 import math
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
@@ -50,6 +52,9 @@ class ClientOptions:
     """BingX's `recvWindow`: milliseconds a signed request stays valid, 1 to 60000."""
     allow_insecure_http: bool = False
     """Allow plain `http://` to a host other than loopback (sends the API key in clear)."""
+    uid_cache: str | os.PathLike[str] | bool = True
+    """Where looked-up UIDs are remembered between processes: True for `uids.json` in the
+    user's cache directory, a file path, or False for nowhere (kept as a `Path` or a bool)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.allow_insecure_http, bool):
@@ -67,6 +72,7 @@ class ClientOptions:
         object.__setattr__(self, "timeout", timeout)
         object.__setattr__(self, "max_retries", max_retries)
         object.__setattr__(self, "max_wait", max_wait)
+        object.__setattr__(self, "uid_cache", _check_uid_cache(self.uid_cache))
 
 
 class ClientOptionArgs(TypedDict, total=False):
@@ -82,6 +88,7 @@ class ClientOptionArgs(TypedDict, total=False):
     max_wait: float
     recv_window: int
     allow_insecure_http: bool
+    uid_cache: str | os.PathLike[str] | bool
 
 
 def resolve_options(options: ClientOptions | None, keywords: ClientOptionArgs) -> ClientOptions:
@@ -139,6 +146,20 @@ def _check_timeout(timeout: Any) -> httpx.Timeout:
         if all(p is None or _is_positive_seconds(p) for p in parts):
             return timeout
     raise _wrong("timeout", "seconds > 0 or an httpx.Timeout of such", timeout)
+
+
+def _check_uid_cache(uid_cache: Any) -> bool | Path:
+    if isinstance(uid_cache, bool):
+        return uid_cache
+    expected = "True, False or a file path"
+    if not isinstance(uid_cache, str | os.PathLike):
+        raise _wrong("uid_cache", expected, uid_cache)
+    path = os.fspath(uid_cache)
+    if not isinstance(path, str) or not path or "\0" in path:
+        raise _wrong("uid_cache", expected, uid_cache)
+    if os.path.isdir(path):
+        raise ConfigurationError(f"uid_cache must name a file, not the directory {path!r}")
+    return Path(path)
 
 
 # A path prefix (for a proxy) is fine; dots, escapes and other punctuation are not.

@@ -18,6 +18,7 @@ from ._http import OwnsHttpClient
 from ._limits import RateLimiter
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._options import ClientOptionArgs, ClientOptions, check_whole_number, resolve_options
+from ._uid_cache import open_uid_cache
 
 __all__ = ["AssetsPool", "KeyFailed", "KeyOk", "KeyResult", "Snapshot"]
 
@@ -103,20 +104,23 @@ class AssetsPool(OwnsHttpClient):
         self.options = resolve_options(options, option_args)
         self.limiter = limiter if limiter is not None else RateLimiter.default()
         super().__init__(http_client)
+        # Keys whose UID this machine has seen are scheduled by it from the start.
+        uid_cache = open_uid_cache(self.options.uid_cache)
+        uids = [c.uid or uid_cache.get(c.api_key) for c in self.credentials]
         self._clients = [
             AssetsClient(
                 c.api_key,
                 c.secret_key,
-                uid=c.uid,
+                uid=uid,
                 label=c.label,
                 limiter=self.limiter,
                 options=self.options,
             )
-            for c in self.credentials
+            for c, uid in zip(self.credentials, uids, strict=True)
         ]
         for client in self._clients:
             client._http_clients = self._http_clients  # one connection pool for every key
-        self._schedule = _interleave_by_uid(self.credentials)
+        self._schedule = _interleave_by_uid(uids)
 
     def __repr__(self) -> str:
         return f"AssetsPool({len(self.credentials)} keys, concurrency={self.concurrency})"
@@ -201,11 +205,11 @@ class AssetsPool(OwnsHttpClient):
         return KeyOk(label, overview)
 
 
-def _interleave_by_uid(credentials: list[Credentials]) -> list[int]:
+def _interleave_by_uid(uids: list[str | None]) -> list[int]:
     """Indexes taking one key of each UID in turn (unknown UIDs count as their own)."""
     groups: dict[str, list[int]] = {}
-    for n, creds in enumerate(credentials):
-        groups.setdefault(creds.uid or f"key:{n}", []).append(n)
+    for n, uid in enumerate(uids):
+        groups.setdefault(uid or f"key:{n}", []).append(n)
     queues = list(groups.values())
     order: list[int] = []
     for depth in range(max(len(q) for q in queues)):

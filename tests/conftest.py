@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bingx_assets import AssetsClient, RateLimiter
+from bingx_assets._uid_cache import _open as _open_uid_caches
 from bingx_assets.testing import (
     BingXSimulator,
     LocalRedisCluster,
@@ -37,6 +40,33 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache_in_a_temporary_directory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Path]:
+    """Clients remember UIDs in the user's cache directory by default: never the real
+    one during tests (subprocesses inherit this too)."""
+    with pytest.MonkeyPatch.context() as patch:
+        root = tmp_path_factory.mktemp("xdg-cache")
+        patch.setenv("XDG_CACHE_HOME", str(root))
+        yield root
+
+
+_tests = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _a_user_cache_for_each_test(_user_cache_in_a_temporary_directory: Path) -> Iterator[None]:
+    """Seeded simulators make the same keys in every test, with other UIDs: one test's
+    remembered UIDs must not be another's. (Created only if a test writes to it.)"""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(
+            "XDG_CACHE_HOME", str(_user_cache_in_a_temporary_directory / str(next(_tests)))
+        )
+        _open_uid_caches.clear()
+        yield
 
 
 @pytest.fixture

@@ -1,0 +1,164 @@
+"""`bingx-assets keys resolve FILE`: look up the keys' UIDs once and pin them in the file.
+
+Only keys without a `uid` are looked up, through the limiter (5 lookups/s in all), and
+each UID found is written as `uid = N` after its key's last line; comments, order and
+layout stay as they were (tomlkit). The new file replaces the old one in one `os.replace`
+and is never readable by others. A key that fails is named on one line and the others are
+still written; the exit code is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import tomlkit
+import tomlkit.exceptions
+from tomlkit.items import InlineTable, Table
+
+from ._client import AssetsClient
+from ._credentials import Credentials
+from ._exceptions import ConfigurationError
+from ._limits import RateLimiter
+from ._options import ClientOptions
+
+__all__ = ["resolve_keys_file"]
+
+EXIT_OK, EXIT_SOME_FAILED = 0, 1
+_LOOKUPS_PER_SECOND = 5
+
+
+async def resolve_keys_file(args: argparse.Namespace) -> int:
+    """The `keys resolve` command: `args.file`, `args.base_url`, `args.timeout`."""
+    file, credentials, original, document = _read(args.file)
+    tables = document["keys"]
+    missing = [n for n, creds in enumerate(credentials) if creds.uid is None]
+    if not missing:
+        print(f"{file}: every key already has a uid", flush=True)
+        return EXIT_OK
+    print(
+        f"{file}: resolving {len(missing)} UIDs "
+        f"(up to {len(missing) / _LOOKUPS_PER_SECOND:.0f} s at {_LOOKUPS_PER_SECOND} lookups/s)",
+        flush=True,
+    )
+    options = ClientOptions(base_url=args.base_url, timeout=args.timeout)
+    found = await _look_up([credentials[n] for n in missing], options)
+    failed = 0
+    for n, outcome in zip(missing, found, strict=True):
+        if isinstance(outcome, str):
+            _pin_uid(tables[n], int(outcome))
+        else:
+            failed += 1
+            text = " ".join(str(outcome).split())
+            print(f"error: {credentials[n].label}: {type(outcome).__name__}: {text}",
+                  file=sys.stderr)  # fmt: skip
+    resolved = len(missing) - failed
+    if resolved:
+        _replace(file, original, document.as_string().encode())
+    print(f"{file}: wrote {resolved} UIDs" + (f", {failed} keys failed" if failed else ""),
+          flush=True)  # fmt: skip
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+async def _look_up(credentials: list[Credentials], options: ClientOptions) -> list[str | Exception]:
+    """Each key's UID, or what stopped it; every lookup shares one limiter."""
+    limiter = RateLimiter()
+    async with httpx.AsyncClient() as http:
+        clients = [
+            AssetsClient(
+                c.api_key,
+                c.secret_key,
+                label=c.label,
+                http_client=http,
+                limiter=limiter,
+                options=options,
+            )
+            for c in credentials
+        ]
+        lookups = [asyncio.ensure_future(c.uid()) for c in clients]
+        if sys.stderr.isatty():
+            _show_progress(lookups)
+        outcomes = await asyncio.gather(*lookups, return_exceptions=True)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+    await limiter.aclose()
+    for outcome in outcomes:
+        if not isinstance(outcome, str | Exception):
+            raise outcome  # KeyboardInterrupt and the like: not a key's outcome
+    return outcomes  # type: ignore[return-value]
+
+
+def _show_progress(lookups: Sequence[asyncio.Future[str]]) -> None:
+    """`resolved N/M` on the terminal, kept up to date as lookups end."""
+    done = 0
+
+    def one_more(_: object) -> None:
+        nonlocal done
+        done += 1
+        print(f"\rresolved {done}/{len(lookups)}", end="", file=sys.stderr, flush=True)
+
+    for lookup in lookups:
+        lookup.add_done_callback(one_more)
+
+
+def _read(
+    path: Path,
+) -> tuple[Path, list[Credentials], bytes, tomlkit.TOMLDocument]:
+    """The file (through any symlink), its keys checked as `balances` would, its bytes,
+    and its document to edit."""
+    file = Path(path).resolve()
+    credentials = Credentials.from_file(file)
+    original = _read_bytes(file)
+    try:
+        document = tomlkit.parse(original.decode("utf-8"))
+    except (tomlkit.exceptions.ParseError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{file} is not valid TOML: {exc}") from None
+    return file, credentials, original, document
+
+
+def _read_bytes(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {file}: {exc.strerror}") from None
+
+
+def _pin_uid(table: Any, uid: int) -> None:
+    """`uid = N` as the table's last key, ahead of any comments and blank lines after it
+    (they belong to what follows; tomlkit would append after them)."""
+    if isinstance(table, Table):
+        keys = [key for key, _ in table.value.body if key is not None]
+        table.value._insert_after(keys[-1], "uid", uid)
+    elif isinstance(table, InlineTable):
+        table["uid"] = uid
+    else:  # Credentials.from_file accepted it: a table of one kind or the other
+        raise AssertionError(f"unexpected TOML item {type(table).__name__}")
+
+
+def _replace(file: Path, original: bytes, content: bytes) -> None:
+    """`content` at `file` in one step, unless `file` no longer holds `original`; with
+    the old file's mode, minus anything for others."""
+    if _read_bytes(file) != original:
+        raise ConfigurationError(f"{file} changed while its UIDs were looked up: run again")
+    mode = stat.S_IMODE(file.stat().st_mode) & 0o700
+    descriptor, temporary = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            os.fchmod(out.fileno(), mode)
+            out.write(content)
+            out.flush()
+            os.fsync(out.fileno())  # the keys file is the only copy of the secrets
+        os.replace(temporary, file)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise ConfigurationError(f"cannot write {file}: {exc.strerror}") from None
