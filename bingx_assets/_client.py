@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from tenacity import (
@@ -35,7 +35,6 @@ from ._constants import (
 from ._credentials import check_credential, check_uid, mask
 from ._exceptions import (
     APIConnectionError,
-    APITimeoutError,
     BingXError,
     ConfigurationError,
     RateLimitError,
@@ -48,6 +47,9 @@ from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._signing import signed_query
 from ._wire import BALANCES, SERVER_TIME, UID, DataDecoder, decode_envelope_data
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["AssetsClient"]
 
@@ -75,7 +77,8 @@ class AssetsClient(OwnsHttpClient):
     `RateLimiter.default()` unless given a `limiter`, so two clients holding keys of one
     UID share its 5/s. Pass `uid` to skip the one-time UID lookup.
 
-    An injected `http_client` is used as it is and never closed here. The client's own
+    An injected `http_client` (an `httpx.AsyncClient`, or an `aiohttp.ClientSession`
+    with the `aiohttp` extra) is used as it is and never closed here. The client's own
     verifies TLS. Plain `http://` is refused except on loopback, unless
     `allow_insecure_http` says otherwise.
     """
@@ -91,7 +94,7 @@ class AssetsClient(OwnsHttpClient):
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_wait: float = DEFAULT_MAX_WAIT,
         recv_window: int = DEFAULT_RECV_WINDOW_MS,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: httpx.AsyncClient | aiohttp.ClientSession | None = None,
         limiter: RateLimiter | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
@@ -197,16 +200,11 @@ class AssetsClient(OwnsHttpClient):
             raise self._refusal(closed.seconds) from None
         server_clock, clock = limiter.server_clock, limiter.clock
         params = {"timestamp": server_clock.now_ms(), "recvWindow": self.recv_window}
-        request = self._http.build_request(
-            "GET",
-            f"{self.base_url}{path}?{signed_query(params, self._secret)}",
-            headers=self._headers,
-            timeout=self.timeout,
-        )
+        url = f"{self.base_url}{path}?{signed_query(params, self._secret)}"
         sent_ms = clock.wall_ms()
         try:
-            response = await self._http.send(request)
-        except httpx.TransportError as exc:
+            answer = await self._transport.get(url, self._headers, self.timeout)
+        except APIConnectionError as exc:
             await permit.settle(answered=False)
             raise _transport_error(exc, path) from None
         except BaseException:
@@ -216,10 +214,7 @@ class AssetsClient(OwnsHttpClient):
         received_ms = clock.wall_ms()
         try:
             result = decode_envelope_data(
-                response.content,
-                status_code=response.status_code,
-                headers=response.headers,
-                data=data,
+                answer.content, status_code=answer.status, headers=answer.headers, data=data
             )
         except RateLimitError as exc:
             limiter.stats.rejections += 1
@@ -296,14 +291,11 @@ class AssetsClient(OwnsHttpClient):
         server_clock, clock = self.limiter.server_clock, self.limiter.clock
         sent_ms = clock.wall_ms()
         try:
-            response = await self._http.get(
-                f"{self.base_url}{SERVER_TIME_PATH}", timeout=self.timeout
+            answer = await self._transport.get(
+                f"{self.base_url}{SERVER_TIME_PATH}", {}, self.timeout
             )
             server_ms = decode_envelope_data(
-                response.content,
-                status_code=response.status_code,
-                headers=response.headers,
-                data=SERVER_TIME,
+                answer.content, status_code=answer.status, headers=answer.headers, data=SERVER_TIME
             )
         except (httpx.HTTPError, BingXError) as exc:
             log.debug("could not read BingX's server time: %s", type(exc).__name__)
@@ -326,11 +318,9 @@ def _wait_before_retry(retry_state: RetryCallState) -> float:
     return float(_busy_backoff(retry_state))
 
 
-def _transport_error(exc: httpx.TransportError, path: str) -> APIConnectionError:
-    # httpx's own message can carry the URL, and ours carry a signature: name the type only.
-    if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"GET {path}: no answer in time ({type(exc).__name__})")
-    return APIConnectionError(f"GET {path}: {type(exc).__name__}")
+def _transport_error(exc: APIConnectionError, path: str) -> APIConnectionError:
+    # The transport's message names the error type only (its URL carries a signature).
+    return type(exc)(f"GET {path}: {exc}")
 
 
 def _check_base_url(base_url: Any, allow_insecure_http: bool) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import math
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -23,6 +24,9 @@ from ._exceptions import ConfigurationError
 from ._http import OwnsHttpClient
 from ._limits import RateLimiter
 from ._models import AccountType, AssetOverview, parse_account_type
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["AssetsPool", "KeyResult", "Snapshot"]
 
@@ -76,7 +80,7 @@ class AssetsPool(OwnsHttpClient):
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_wait: float = DEFAULT_MAX_WAIT,
         recv_window: int = DEFAULT_RECV_WINDOW_MS,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: httpx.AsyncClient | aiohttp.ClientSession | None = None,
         limiter: RateLimiter | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
@@ -85,7 +89,9 @@ class AssetsPool(OwnsHttpClient):
             raise ConfigurationError(f"concurrency must be an int >= 1, not {concurrency!r}")
         self.concurrency = concurrency
         self.limiter = limiter if limiter is not None else RateLimiter.default()
-        super().__init__(http_client)
+        # A request holding a rate slot never queues for a connection of our own pool.
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        super().__init__(http_client, limits)
         self._clients = [
             AssetsClient(
                 c.api_key,
