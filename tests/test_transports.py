@@ -165,7 +165,7 @@ async def test_aiohttp_itself_resends_a_get_once_after_a_reset(
 async def test_no_answer_in_time_is_a_timeout_error(
     sim: BingXSimulator, key: SimKey, make_client: MakeClient
 ) -> None:
-    sim.inject(Fault.slow(0.3))
+    sim.inject(Fault.slow(0.15))
     with pytest.raises(APITimeoutError) as caught:
         await make_client(key, max_retries=0, timeout=0.05).asset_overview()
     assert "no answer in time" in str(caught.value)
@@ -230,7 +230,7 @@ async def test_secrets_and_signatures_stay_out_of_logs_and_errors(
     for faults, client in [
         ([], make_client(wrong)),
         (resets, make_client(key, max_retries=0)),
-        ([Fault.slow(0.2)], make_client(key, max_retries=0, timeout=0.05)),
+        ([Fault.slow(0.15)], make_client(key, max_retries=0, timeout=0.05)),
     ]:
         sim.inject(*faults)
         try:
