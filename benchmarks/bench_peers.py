@@ -1,8 +1,9 @@
 """bingx-assets against its peers, side by side in one run, over real HTTP on loopback.
 
-Peers: ccxt's async BingX client (`account_v1_private_get_allaccountbalance`) and a
-minimal hand-written httpx call (the floor). The simulator runs in its own process
-(`bingx-assets simulate`), so client CPU is measured alone. Reported: medians with
+Peers: ccxt's async BingX client (`account_v1_private_get_allaccountbalance`) and
+minimal hand-written signed GETs on httpx and on aiohttp (the floors); ours runs on both.
+The simulator runs in its own process (`bingx-assets simulate`), so client CPU is
+measured alone. Reported: medians with
 min and max over repeats, and ratios; never one timing.
 
     python benchmarks/bench_peers.py        # or: nox -s bench (installs ccxt there only)
@@ -24,8 +25,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import ccxt.async_support as ccxt
 import httpx
+import msgspec
+import yarl
 from _report import report  # type: ignore[import-not-found]
 
 from bingx_assets import (
@@ -41,7 +45,7 @@ from bingx_assets._signing import signed_query
 from bingx_assets.testing import BingXSimulator
 
 UNLIMITED = RateLimits(Rate(10**9, 1.0), Rate(10**9, 10.0), Rate(10**9, 10.0))
-REPEATS = 5
+REPEATS = 7
 Key = dict[str, Any]
 
 
@@ -78,7 +82,10 @@ async def simulator(
 
 
 def our_client(
-    url: str, key: Key, limiter: RateLimiter, http: httpx.AsyncClient | None = None
+    url: str,
+    key: Key,
+    limiter: RateLimiter,
+    http: httpx.AsyncClient | aiohttp.ClientSession | None = None,
 ) -> AssetsClient:
     return AssetsClient(
         key["api_key"],
@@ -101,60 +108,92 @@ def ccxt_client(url: str, key: Key, *, rate_limit: bool = True) -> Any:
 
 # -- CPU and wall time per call ---------------------------------------------------------
 
+CONCURRENCY = (1, 50)
 
-async def per_call(calls: Callable[[int], Awaitable[object]], n: int) -> tuple[float, float]:
-    """(CPU µs, wall µs) per call over `n` sequential calls."""
+
+async def per_call(
+    calls: Callable[[int], Awaitable[object]], n: int, concurrency: int
+) -> tuple[float, float]:
+    """(CPU µs, wall µs) per call over `n` calls, `concurrency` of them in flight."""
+
+    async def lane(start: int) -> None:
+        for i in range(start, n, concurrency):
+            await calls(i)
+
     cpu, wall = time.process_time(), time.perf_counter()
-    for i in range(n):
-        await calls(i)
+    await asyncio.gather(*(lane(k) for k in range(concurrency)))
     return (time.process_time() - cpu) / n * 1e6, (time.perf_counter() - wall) / n * 1e6
 
 
 async def cpu_and_wall() -> list[dict[str, object]]:
-    n = 200
+    n = 400
     async with simulator(50, 50, unlimited=True) as (url, keys):
-        ours_limiter = RateLimiter(UNLIMITED)
         http = httpx.AsyncClient()
-        ours = [our_client(url, k, ours_limiter, http) for k in keys]
+        session = aiohttp.ClientSession()
+        on_httpx = [our_client(url, k, RateLimiter(UNLIMITED), http) for k in keys]
+        on_aiohttp = [our_client(url, k, RateLimiter(UNLIMITED), session) for k in keys]
         peers = [ccxt_client(url, k, rate_limit=False) for k in keys]
 
-        async def floor(i: int) -> object:
+        def signed_url(i: int) -> tuple[str, dict[str, str]]:
             key = keys[i % len(keys)]
-            query = signed_query({"timestamp": int(time.time() * 1000)}, key["secret_key"].encode())
-            response = await http.get(
-                f"{url}{ASSET_OVERVIEW_PATH}?{query}", headers={API_KEY_HEADER: key["api_key"]}
-            )
-            return response.json()
+            params = {"timestamp": int(time.time() * 1000), "recvWindow": 5000}
+            query = signed_query(params, key["secret_key"].encode())
+            return f"{url}{ASSET_OVERVIEW_PATH}?{query}", {API_KEY_HEADER: key["api_key"]}
+
+        async def bare_httpx(i: int) -> object:
+            address, headers = signed_url(i)
+            response = await http.get(address, headers=headers)
+            return msgspec.json.decode(response.content)
+
+        async def bare_aiohttp(i: int) -> object:
+            address, headers = signed_url(i)
+            async with session.get(yarl.URL(address, encoded=True), headers=headers) as response:
+                return msgspec.json.decode(await response.read())
 
         runners: dict[str, Callable[[int], Awaitable[object]]] = {
-            "httpx floor": floor,
-            "bingx-assets": lambda i: ours[i % len(ours)].asset_overview(),
             "ccxt": lambda i: peers[i % len(peers)].account_v1_private_get_allaccountbalance(),
+            "bare httpx (sign + GET + decode)": bare_httpx,
+            "bare aiohttp (sign + GET + decode)": bare_aiohttp,
+            "bingx-assets on httpx": lambda i: on_httpx[i % len(keys)].asset_overview(),
+            "bingx-assets on aiohttp": lambda i: on_aiohttp[i % len(keys)].asset_overview(),
         }
         for run in runners.values():  # warm up: connections, server time, imports
-            await per_call(run, len(keys))
-        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
+            for concurrency in CONCURRENCY:
+                await per_call(run, 2 * len(keys), concurrency)
+        samples: dict[tuple[str, int], list[tuple[float, float]]] = {
+            (name, c): [] for c in CONCURRENCY for name in runners
+        }
         for _ in range(REPEATS):  # interleaved, so drift in the machine hits all alike
-            for name, run in runners.items():
-                samples[name].append(await per_call(run, n))
+            for concurrency in CONCURRENCY:
+                for name, run in runners.items():
+                    samples[name, concurrency].append(await per_call(run, n, concurrency))
         await http.aclose()
+        await session.close()
         for exchange in peers:
             await exchange.close()
-    floor_cpu = statistics.median(s[0] for s in samples["httpx floor"])
-    ccxt_cpu = statistics.median(s[0] for s in samples["ccxt"])
+
+    def median_cpu(name: str, concurrency: int) -> float:
+        return statistics.median(s[0] for s in samples[name, concurrency])
+
     rows: list[dict[str, object]] = []
-    for name, runs in samples.items():
+    for (name, concurrency), runs in samples.items():
         cpu = [s[0] for s in runs]
         wall = [s[1] for s in runs]
+        floor = "bare aiohttp" if "aiohttp" in name else "bare httpx"
+        floor_name = next(n for n in runners if n.startswith(floor))
         rows.append(
             {
                 "client": name,
+                "in_flight": concurrency,
                 "cpu_us_median": round(statistics.median(cpu)),
                 "cpu_us_min_max": f"{min(cpu):.0f}-{max(cpu):.0f}",
                 "wall_us_median": round(statistics.median(wall)),
-                "wall_us_min_max": f"{min(wall):.0f}-{max(wall):.0f}",
-                "cpu_vs_floor": round(statistics.median(cpu) / floor_cpu, 2),
-                "cpu_vs_ccxt": round(statistics.median(cpu) / ccxt_cpu, 2),
+                "cpu_vs_bare_same_library": round(
+                    statistics.median(cpu) / median_cpu(floor_name, concurrency), 2
+                )
+                if name != "ccxt"
+                else None,
+                "cpu_vs_ccxt": round(statistics.median(cpu) / median_cpu("ccxt", concurrency), 2),
             }
         )
     return rows
@@ -175,6 +214,12 @@ def import_seconds(module: str) -> list[float]:
     ]
 
 
+def imports_aiohttp(module: str) -> bool:
+    code = f"import sys, {module}; print('aiohttp' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return run.stdout.strip() == "True"
+
+
 def import_times() -> list[dict[str, object]]:
     ours, theirs = import_seconds("bingx_assets"), import_seconds("ccxt.async_support")
     return [
@@ -183,6 +228,7 @@ def import_times() -> list[dict[str, object]]:
             "median_ms": round(statistics.median(s) * 1000, 1),
             "min_max_ms": f"{min(s) * 1000:.0f}-{max(s) * 1000:.0f}",
             "ratio_to_ccxt": round(statistics.median(s) / statistics.median(theirs), 3),
+            "imports_aiohttp": imports_aiohttp(name),
         }
         for name, s in (("bingx_assets", ours), ("ccxt.async_support", theirs))
     ]
@@ -268,6 +314,8 @@ async def memory_per_thousand_keys() -> list[dict[str, object]]:
 
 async def main() -> None:
     report("peers_cpu", await cpu_and_wall())
+    if sys.argv[1:] == ["cpu"]:  # only the CPU table: `python benchmarks/bench_peers.py cpu`
+        return
     report("peers_import", import_times())
     report("peers_utilisation", await utilisation())
     report("peers_memory", await memory_per_thousand_keys())

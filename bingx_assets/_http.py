@@ -4,49 +4,66 @@ only what was opened."""
 from __future__ import annotations
 
 import asyncio
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import httpx
+
+from ._transport import HttpxTransport, Transport, transport_for
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["HttpClients", "OwnsHttpClient"]
 
 
 class HttpClients:
-    """The `httpx.AsyncClient` for the running event loop.
+    """The `Transport` for the running event loop.
 
-    An injected client is used as it is, always. Otherwise one is opened per event loop,
-    lazily: an httpx client's connections belong to the loop that opened them, so a
-    client reused under a new `asyncio.run` gets a fresh one instead of "Event loop is
-    closed". httpx's own clients verify TLS.
+    An injected client (`httpx.AsyncClient` or `aiohttp.ClientSession`) is used as it
+    is, always, and never closed. Otherwise an httpx client is opened per event loop,
+    lazily: its connections belong to the loop that opened them, so a client reused
+    under a new `asyncio.run` gets a fresh one instead of "Event loop is closed".
+    httpx's own clients verify TLS. `limits` sizes the connection pool of those.
     """
 
-    def __init__(self, injected: httpx.AsyncClient | None) -> None:
-        self._injected = injected
-        self._own: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+    def __init__(
+        self,
+        injected: httpx.AsyncClient | aiohttp.ClientSession | None,
+        limits: httpx.Limits | None = None,
+    ) -> None:
+        self._injected = transport_for(injected) if injected is not None else None
+        self._limits = limits
+        self._own: tuple[asyncio.AbstractEventLoop, HttpxTransport] | None = None
 
-    def current(self) -> httpx.AsyncClient:
+    def current(self) -> Transport:
         if self._injected is not None:
             return self._injected
         loop = asyncio.get_running_loop()
         if self._own is None or self._own[0] is not loop:
             # One from a finished loop cannot be closed any more; its sockets went with it.
-            self._own = (loop, httpx.AsyncClient())
+            # httpx's own default (100 connections, 20 kept alive) unless told otherwise.
+            client = httpx.AsyncClient(limits=self._limits) if self._limits else httpx.AsyncClient()
+            self._own = (loop, HttpxTransport(client))
         return self._own[1]
 
     async def aclose(self) -> None:
         own, self._own = self._own, None
         if own is not None and own[0] is asyncio.get_running_loop():
-            await own[1].aclose()
+            await own[1].client.aclose()
 
 
 class OwnsHttpClient:
     """Base of `AssetsClient` and `AssetsPool`: `async with` closes what it opened."""
 
-    def __init__(self, http_client: httpx.AsyncClient | None) -> None:
-        self._http_clients = HttpClients(http_client)
+    def __init__(
+        self,
+        http_client: httpx.AsyncClient | aiohttp.ClientSession | None,
+        limits: httpx.Limits | None = None,
+    ) -> None:
+        self._http_clients = HttpClients(http_client, limits)
 
     @property
-    def _http(self) -> httpx.AsyncClient:
+    def _transport(self) -> Transport:
         return self._http_clients.current()
 
     async def __aenter__(self) -> Self:

@@ -1,4 +1,4 @@
-"""The package's logger, and a filter that keeps signatures out of httpx's request logs."""
+"""The package's logger, and a filter that keeps signatures out of the HTTP libraries' logs."""
 
 from __future__ import annotations
 
@@ -28,8 +28,11 @@ class _RedactSignatures(logging.Filter):
 
 
 def install_redaction() -> None:
-    """Attach the filter to httpx's and httpcore's loggers, once."""
-    for name in ("httpx", "httpcore"):
+    """Attach the filter to httpx's, httpcore's and aiohttp's client loggers, once.
+
+    aiohttp logs no URLs today; the filter is there so that a future version cannot.
+    """
+    for name in ("httpx", "httpcore", "aiohttp.client"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _RedactSignatures) for f in logger.filters):
             logger.addFilter(_RedactSignatures())

@@ -6,7 +6,7 @@ import asyncio
 import math
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
-from typing import Literal, TypeAlias, Unpack
+from typing import TYPE_CHECKING, Literal, TypeAlias, Unpack
 
 import httpx
 
@@ -19,6 +19,9 @@ from ._limits import RateLimiter
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._options import ClientOptionArgs, ClientOptions, check_whole_number, resolve_options
 from ._uid_cache import open_uid_cache
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["AssetsPool", "KeyFailed", "KeyOk", "KeyResult", "Snapshot"]
 
@@ -94,7 +97,7 @@ class AssetsPool(OwnsHttpClient):
         credentials: Iterable[Credentials],
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: httpx.AsyncClient | aiohttp.ClientSession | None = None,
         limiter: RateLimiter | None = None,
         options: ClientOptions | None = None,
         **option_args: Unpack[ClientOptionArgs],
@@ -103,7 +106,9 @@ class AssetsPool(OwnsHttpClient):
         self.concurrency = check_whole_number("concurrency", concurrency, minimum=1)
         self.options = resolve_options(options, option_args)
         self.limiter = limiter if limiter is not None else RateLimiter.default()
-        super().__init__(http_client)
+        # A request holding a rate slot never queues for a connection of our own pool.
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        super().__init__(http_client, limits)
         # Keys whose UID this machine has seen are scheduled by it from the start.
         uid_cache = open_uid_cache(self.options.uid_cache)
         uids = [c.uid or uid_cache.get(c.api_key) for c in self.credentials]

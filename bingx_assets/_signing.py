@@ -21,5 +21,8 @@ def signed_query(params: Mapping[str, str | int], secret_key: bytes) -> str:
     Values are percent-encoded only where they need it (digits and letters never do),
     and the signature comes last, as BingX requires.
     """
-    query = "&".join(f"{key}={quote(str(value), safe='')}" for key, value in params.items())
+    query = "&".join(
+        f"{key}={value}" if type(value) is int else f"{key}={quote(str(value), safe='')}"
+        for key, value in params.items()
+    )
     return f"{query}&signature={sign(secret_key, query)}"

@@ -52,15 +52,34 @@ class _WireServerTime(msgspec.Struct, rename="camel"):
     server_time: int
 
 
+class _TypedEnvelope(msgspec.Struct, Generic[T]):
+    code: int | str
+    msg: str | None = None
+    data: T | None = None
+    timestamp: int | None = None
+
+
 class DataDecoder(Generic[T]):
-    """Turns the raw `data` of a successful envelope into `T`."""
+    """Turns the raw `data` of a successful envelope into `T`, or a whole successful
+    answer in one pass (`decode_success`)."""
 
     def __init__(self, wire_type: Any, convert: Callable[[Any, int | None], T]) -> None:
         self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(wire_type)
+        self._whole: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_TypedEnvelope[wire_type])
         self._convert = convert
 
     def decode(self, raw: bytes, server_time_ms: int | None) -> T:
         return self._convert(self._decoder.decode(raw), server_time_ms)
+
+    def decode_success(self, body: bytes) -> T | None:
+        """`T` if `body` is a success with data of the expected shape, else None."""
+        try:
+            envelope = self._whole.decode(body)
+        except msgspec.DecodeError:
+            return None
+        if envelope.data is None or envelope.code not in (0, "0"):
+            return None
+        return self._convert(envelope.data, envelope.timestamp)
 
 
 def _to_overview(wire: list[_WireBalance] | _WirePage, server_time_ms: int | None) -> AssetOverview:
@@ -90,6 +109,12 @@ def decode_envelope_data(
     data: DataDecoder[T],
 ) -> T:
     """The decoded `data` of a successful answer; a typed error for everything else."""
+    if status_code < 400:
+        # One pass for the common case; anything else is decoded again, step by step,
+        # to say exactly what is wrong with it.
+        result = data.decode_success(body)
+        if result is not None:
+            return result
     try:
         envelope = _ENVELOPE.decode(body)
     except msgspec.DecodeError:

@@ -207,7 +207,7 @@ async def test_owned_http_client_is_closed_and_injected_one_is_not(sim: BingXSim
     assert not injected.is_closed
     await injected.aclose()
     async with AssetsClient(KEY, SECRET) as client:
-        owned = client._http
+        owned = client._transport.client  # type: ignore[attr-defined]
     assert owned.is_closed
 
 

@@ -249,11 +249,14 @@ def test_a_proxy_path_prefix_is_kept() -> None:
 
 def test_the_options_appear_in_the_signature_users_see() -> None:
     # IDEs and mypy read **option_args through this TypedDict: it must name every option.
-    hints = typing.get_type_hints(AssetsClient.__init__, include_extras=True)
-    unpacked = typing.get_args(hints["option_args"])[0]
-    assert unpacked is ClientOptionArgs
-    pool_hints = typing.get_type_hints(AssetsPool.__init__, include_extras=True)
-    assert typing.get_args(pool_hints["option_args"])[0] is ClientOptionArgs
+    # aiohttp is named only for type checkers (never imported unless a session is given).
+    import aiohttp
+
+    for constructor in (AssetsClient.__init__, AssetsPool.__init__):
+        hints = typing.get_type_hints(
+            constructor, localns={"aiohttp": aiohttp}, include_extras=True
+        )
+        assert typing.get_args(hints["option_args"])[0] is ClientOptionArgs
 
 
 def test_client_options_hash_and_compare_by_value() -> None:

@@ -147,7 +147,7 @@ async def test_leaving_the_stream_early_stops_the_rest(
 
 async def test_owned_http_client_is_closed(sim: BingXSimulator) -> None:
     async with AssetsPool([creds(sim.add_key(uid=1))]) as pool:
-        http = pool._http
+        http = pool._transport.client  # type: ignore[attr-defined]
     assert http.is_closed
 
 

@@ -1,0 +1,110 @@
+"""The one seam between the client and an HTTP library: a signed GET in, an `Answer` out.
+
+Two adapters: httpx (the default, and what respx and `httpx.MockTransport` plug into)
+and aiohttp (a bot's own `ClientSession`, handed in). Both raise only our
+`APIConnectionError`/`APITimeoutError` for a missing answer, naming the library's error
+type and never its message: the URL in it carries a signature.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+import httpx
+
+from ._exceptions import APIConnectionError, APITimeoutError, ConfigurationError
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["AiohttpTransport", "Answer", "HttpxTransport", "Transport", "transport_for"]
+
+
+class Answer(NamedTuple):
+    """An HTTP answer, read whole."""
+
+    status: int
+    headers: Mapping[str, str]
+    """Case-insensitive, as both libraries give them: `Retry-After`, `X-RateLimit-*`."""
+    content: bytes
+
+
+class Transport(Protocol):
+    async def get(self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout) -> Answer:
+        """GET `url` (already encoded and signed) and read the whole answer."""
+        ...
+
+
+class HttpxTransport:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def get(self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout) -> Answer:
+        try:
+            response = await self.client.get(url, headers=headers, timeout=timeouts)
+        except httpx.TimeoutException as exc:
+            raise APITimeoutError(f"no answer in time ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise APIConnectionError(type(exc).__name__) from None
+        return Answer(response.status_code, response.headers, response.content)
+
+
+class AiohttpTransport:
+    """A caller's `aiohttp.ClientSession`, used as it is (its TLS settings, its
+    connection limits) and never closed here."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        import aiohttp  # only here: `import bingx_assets` must not pay for aiohttp
+        import yarl
+
+        self.session = session
+        self._client_error = aiohttp.ClientError
+        self._client_timeout = aiohttp.ClientTimeout
+        self._url = yarl.URL
+        self._timeouts: tuple[httpx.Timeout, aiohttp.ClientTimeout] | None = None
+
+    async def get(self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout) -> Answer:
+        try:
+            # encoded=True: the URL is sent byte for byte as it was signed.
+            async with self.session.get(
+                self._url(url, encoded=True),
+                headers=headers,
+                timeout=self._timeout(timeouts),
+                allow_redirects=False,  # as httpx: a redirect is an answer, not followed
+                raise_for_status=False,  # a 429 is read here, whatever the session says
+            ) as response:
+                content = await response.read()
+                return Answer(response.status, response.headers, content)
+        except TimeoutError as exc:  # aiohttp's own timeouts subclass it too
+            raise APITimeoutError(f"no answer in time ({type(exc).__name__})") from None
+        except self._client_error as exc:
+            raise APIConnectionError(type(exc).__name__) from None
+
+    def _timeout(self, timeout: httpx.Timeout) -> aiohttp.ClientTimeout:
+        """httpx's four timeouts as aiohttp's: the same limits on the same waits."""
+        if self._timeouts is None or self._timeouts[0] is not timeout:
+            connect = None
+            if timeout.pool is not None and timeout.connect is not None:
+                connect = timeout.pool + timeout.connect
+            converted = self._client_timeout(
+                total=None, connect=connect, sock_connect=timeout.connect, sock_read=timeout.read
+            )
+            self._timeouts = (timeout, converted)
+        return self._timeouts[1]
+
+
+def transport_for(http_client: Any) -> Transport:
+    """The adapter for a caller's HTTP client: an `httpx.AsyncClient` or an
+    `aiohttp.ClientSession`."""
+    if isinstance(http_client, httpx.AsyncClient):
+        return HttpxTransport(http_client)
+    # Whoever holds a ClientSession has imported aiohttp already: look, don't import.
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None and isinstance(http_client, aiohttp.ClientSession):
+        return AiohttpTransport(http_client)
+    raise ConfigurationError(
+        "http_client must be an httpx.AsyncClient or an aiohttp.ClientSession, "
+        f"not {type(http_client).__name__}"
+    )
