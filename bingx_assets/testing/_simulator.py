@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import string
 from collections import deque
@@ -55,6 +56,8 @@ DEFAULT_BALANCES: Mapping[str, str] = {
     "eran": "12.5",
 }
 _ALPHABET = string.ascii_letters + string.digits
+# `bingx-assets simulate` shows these: its user sees the server's refusals nowhere else.
+log = logging.getLogger("bingx_assets.testing")
 
 
 class LoopClock:
@@ -347,6 +350,8 @@ class BingXSimulator:
             if uid is not None and status == 200:
                 self._count_error(uid, path, code, arrived, server_ms)
         record(status, code if status == 200 else None, msg, injected=False)
+        if code == 100410 or status == 429:
+            log.info("refused %s for UID %s: %s", path, uid, msg)
         if self.latency:
             await asyncio.sleep(self.latency)
         if status != 200:
@@ -459,6 +464,7 @@ class BingXSimulator:
                 until=until,
             )  # fmt: skip
         self._disabled_until[(uid, path)] = (until, message)
+        log.info("disabled UID %s on %s for %g s, until %d (server ms)", uid, path, seconds, until)
         return until
 
     def _count_error(self, uid: int, path: str, code: int, now: float, server_ms: int) -> None:
