@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import TextIO
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -114,18 +114,16 @@ def _error_json(error: Exception | None) -> dict[str, object]:
 
 
 def console_for(file: TextIO) -> Console:
-    """A console on `file`. Off a terminal (a pipe, a file) tables keep their natural
-    width instead of wrapping at 80 columns, and carry no colour."""
-    if file.isatty():
-        return Console(file=file, highlight=False)
-    return Console(file=file, highlight=False, width=10_000, no_color=True)
+    """A console on `file`: as wide as the terminal (off one, `COLUMNS` or 80), colour
+    only on a terminal, and no guessing at what looks like a number or a URL."""
+    return Console(file=file, highlight=False)
 
 
-def results_table(results: Sequence[KeyResult], *, title: str | None = None) -> Table:
+def results_table(results: Sequence[KeyResult], *, title: str | None = None) -> RenderableType:
     """One row per key: a column per account type, the key's total, and its error.
 
-    Every amount is shown at one precision (the most decimals any of them has), so the
-    columns line up and no digit BingX sent is dropped. Account types that are zero in
+    Every amount is shown at one precision (the most significant decimals any of them
+    has), so the columns line up and no digit BingX sent is dropped. Account types that are zero in
     every key are left out when others are not, and named below the table.
     """
     totals = Totals.of(results)
@@ -139,21 +137,20 @@ def results_table(results: Sequence[KeyResult], *, title: str | None = None) -> 
 
     table = Table(
         title=title,
-        caption=f"zero in every key: {', '.join(hidden)}" if hidden else None,
         box=box.SIMPLE,
         show_edge=False,
         show_footer=len(results) > 1,
         title_justify="left",
-        caption_justify="left",
     )
-    table.add_column("key", _total_label(totals, len(results)), no_wrap=True)
+    table.add_column("key", "TOTAL")
     for name in shown:
-        table.add_column(name, _amount(totals.by_type.get(name), places, totals), justify="right")
+        footer = _amount(totals.by_type.get(name), places, totals)
+        table.add_column(name, footer, justify="right", no_wrap=True)
     table.add_column("total", _amount(totals.total, places, totals), justify="right",
-                     style="bold")  # fmt: skip
+                     no_wrap=True, style="bold")  # fmt: skip
     if failures:
-        table.add_column("error", "" if totals.read else "no key was read",
-                         style="red", overflow="fold", ratio=1)  # fmt: skip
+        table.add_column("error", _partial(totals, len(results)),
+                         style="red", overflow="fold")  # fmt: skip
 
     for r in results:
         if r.overview is not None:
@@ -165,13 +162,17 @@ def results_table(results: Sequence[KeyResult], *, title: str | None = None) -> 
         if failures:
             row.append(Text(error_text(r.error)) if r.error is not None else Text(""))
         table.add_row(*row)
-    return table
+    if not hidden:
+        return table
+    # Below the table rather than its caption, which would wrap at the table's width.
+    return Group(table, Text(f"zero in every key: {', '.join(hidden)}", style="dim"))
 
 
-def _total_label(totals: Totals, keys: int) -> str:
-    if totals.complete:
-        return "TOTAL"
-    return f"TOTAL ({totals.read} of {keys} keys)"
+def _partial(totals: Totals, keys: int) -> str:
+    """Under the error column: what the TOTAL row leaves out."""
+    if totals.read == 0:
+        return "no key was read"
+    return f"partial: {totals.read} of {keys} keys ({totals.failed} failed)"
 
 
 def _account_types(results: Sequence[KeyResult]) -> list[str]:
@@ -183,8 +184,9 @@ def _account_types(results: Sequence[KeyResult]) -> list[str]:
 
 
 def _places(results: Sequence[KeyResult]) -> int:
+    """The most decimals any amount needs: trailing zeros are BingX's padding, not digits."""
     values = [v for r in results if r.overview is not None for v in r.overview.as_dict().values()]
-    exponents = [v.as_tuple().exponent for v in values]
+    exponents = [v.normalize().as_tuple().exponent for v in values if v.is_finite()]
     return max((-e for e in exponents if isinstance(e, int)), default=0)
 
 
@@ -220,7 +222,7 @@ def progress(keys: int, err: TextIO) -> Iterator[Callable[[], None]]:
         yield lambda: bar.advance(task)
 
 
-async def live_view(tables: AsyncIterator[Table], out: TextIO) -> None:
+async def live_view(tables: AsyncIterator[RenderableType], out: TextIO) -> None:
     """Each table as it comes: in place on a terminal, one after another elsewhere."""
     console = console_for(out)
     if not out.isatty():

@@ -24,6 +24,13 @@ EXPECTED_TOTAL = sum((Decimal(v) for v in DEFAULT_BALANCES.values()), Decimal(0)
 SHOWN = {("spot" if name == "sopt" else name): value for name, value in DEFAULT_BALANCES.items()}
 
 
+@pytest.fixture(autouse=True)
+def wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables are as wide as `COLUMNS` (80 when unset): wide enough here that a row is
+    one line (`test_a_table_fits_80_columns` covers narrow)."""
+    monkeypatch.setenv("COLUMNS", "300")
+
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -85,7 +92,8 @@ def test_simulated_table_is_one_row_per_key_with_a_column_per_account_type(
         k: Decimal(v) for k, v in NONZERO.items()
     }
     assert Decimal(row[-1]) == EXPECTED_TOTAL
-    assert {len(cell.partition(".")[2]) for cell in row[1:]} == {8}
+    # 1523.44710000 has four digits after the point that count: every amount gets four.
+    assert {len(cell.partition(".")[2]) for cell in row[1:]} == {4}
     # The account types that are zero everywhere are named, not dropped silently.
     zero = [name for name in SHOWN if name not in NONZERO]
     assert " ".join(caption) == "zero in every key: " + ", ".join(zero)
@@ -110,7 +118,8 @@ def test_simulated_json_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
 def test_one_account_type_shows_only_spot(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "balances", "--simulate", "--account-type", "spot")
     assert code == 0
-    assert _table(out) == [["key", "spot", "total"], ["sim-1", "80.00", "80.00"]]
+    # "80.00" as 80: the padding zeros are dropped, never a digit that counts.
+    assert _table(out) == [["key", "spot", "total"], ["sim-1", "80", "80"]]
 
 
 def test_environment_key_reads_balances(

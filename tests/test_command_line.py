@@ -20,6 +20,13 @@ from bingx_assets.testing._simulator import DEFAULT_BALANCES
 EXPECTED_TOTAL = sum(Decimal(v) for v in DEFAULT_BALANCES.values())
 
 
+@pytest.fixture(autouse=True)
+def wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables are as wide as `COLUMNS` (80 when unset): wide enough here that a row is
+    one line (`test_a_table_fits_80_columns` covers narrow)."""
+    monkeypatch.setenv("COLUMNS", "300")
+
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -105,8 +112,8 @@ def test_a_partial_total_says_so_in_the_table_and_in_json(
         for row in failed
     )  # fmt: skip
     total = next(row for row in rows if row[0] == "TOTAL")
-    assert total[:5] == ["TOTAL", "(3", "of", "6", "keys)"]
-    assert Decimal(total[-1]) == 3 * EXPECTED_TOTAL
+    assert " ".join(total[5:]) == "partial: 3 of 6 keys (3 failed)"
+    assert Decimal(total[4]) == 3 * EXPECTED_TOTAL
     assert "secret" not in out + err
 
     code, out, _ = run(capsys, "balances", "--keys", str(keys), "--json")
@@ -124,7 +131,7 @@ def test_all_keys_failed_shows_no_total_at_all(
     code, out, _ = run(capsys, "balances", "--keys", str(keys))
     assert code == 1
     total = next(row for row in _table(out) if row[0] == "TOTAL")
-    assert total == ["TOTAL", "(0", "of", "2", "keys)", "—", "no", "key", "was", "read"]
+    assert total == ["TOTAL", "—", "no", "key", "was", "read"]  # no misleading 0
     code, out, _ = run(capsys, "balances", "--keys", str(keys), "--json")
     document = json.loads(out)
     assert (document["total"], document["complete"], document["failed"]) == (None, False, 2)
@@ -288,8 +295,26 @@ def test_the_simulator_logs_each_refusal_and_each_disabled_period(
     with caplog.at_level(logging.INFO, logger="bingx_assets.testing"):
         codes = asyncio.run(overrun())
     messages = [r.getMessage() for r in caplog.records if r.name == "bingx_assets.testing"]
-    refused = [m for m in messages if m.startswith("refused")]
-    disabled = [m for m in messages if m.startswith("disabled UID 77")]
+    refused = [m for m in messages if m.startswith("UID 77: refused ")]
+    disabled = [m for m in messages if m.startswith("UID 77: disabled ")]
     assert len(refused) == codes.count(100410) > 0
     assert len(disabled) == 1
-    assert all("UID 77" in m for m in refused)
+    assert any(m.endswith("(100410, over the limit)") for m in refused)
+    assert refused[-1].endswith("(100410, disabled period)")
+
+
+def test_a_table_fits_80_columns_and_keeps_every_word_of_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = BingXSimulator()
+    keys = _keys_file(tmp_path, sim, good=2, bad=1)
+    monkeypatch.setattr(httpx, "AsyncClient", _simulated(sim))
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(capsys, "balances", "--keys", str(keys))
+    assert code == 1
+    assert max(len(line) for line in out.splitlines()) <= 80
+    words = out.split()
+    for word in ("AuthenticationError:", "Signature", "verification", "failed"):
+        assert word in words
+    # Amounts never wrap: each is whole on its line.
+    assert words.count(f"{EXPECTED_TOTAL.normalize():f}") == 2

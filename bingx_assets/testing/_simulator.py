@@ -351,7 +351,8 @@ class BingXSimulator:
                 self._count_error(uid, path, code, arrived, server_ms)
         record(status, code if status == 200 else None, msg, injected=False)
         if code == 100410 or status == 429:
-            log.info("refused %s for UID %s: %s", path, uid, msg)
+            reason = "disabled period" if disabled_until or "disabled" in msg else "over the limit"
+            log.info("UID %s: refused %s (%s, %s)", uid, path, code or f"HTTP {status}", reason)
         if self.latency:
             await asyncio.sleep(self.latency)
         if status != 200:
@@ -464,7 +465,7 @@ class BingXSimulator:
                 until=until,
             )  # fmt: skip
         self._disabled_until[(uid, path)] = (until, message)
-        log.info("disabled UID %s on %s for %g s, until %d (server ms)", uid, path, seconds, until)
+        log.info("UID %s: disabled %s for %g s, until server time %d ms", uid, path, seconds, until)
         return until
 
     def _count_error(self, uid: int, path: str, code: int, now: float, server_ms: int) -> None:
