@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bingx_assets import AssetsPool, Snapshot
 from bingx_assets._cli import main
 from bingx_assets.testing import BingXSimulator
 from bingx_assets.testing._simulator import DEFAULT_BALANCES
@@ -318,3 +321,65 @@ def test_a_table_fits_80_columns_and_keeps_every_word_of_an_error(
         assert word in words
     # Amounts never wrap: each is whole on its line.
     assert words.count(f"{EXPECTED_TOTAL.normalize():f}") == 2
+
+
+@pytest.mark.looptime(False)
+def test_separate_runs_share_one_uid_through_redis(tmp_path: Path, redis_url: str) -> None:
+    """Two `balances` processes at once against one simulated UID: with --redis they keep
+    to its 5/s together, and the simulator refuses nothing."""
+    keys = tmp_path / "sim.toml"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bingx_assets", "simulate", "--simulated-keys", "5",
+         "--write-keys", str(keys)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().split()[-1]
+        argv = [sys.executable, "-m", "bingx_assets", "balances", "--keys", str(keys),
+                "--base-url", url, "--redis", redis_url, "--json"]  # fmt: skip
+        runs = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        documents = [json.loads(run.communicate(timeout=60)[0]) for run in runs]
+    finally:
+        server.terminate()
+        _, log = server.communicate(timeout=10)
+    assert [(d["complete"], d["failed"]) for d in documents] == [(True, 0), (True, 0)]
+    assert "refused" not in log
+
+
+async def test_docs_testing_changing_balances_and_stopping_a_watch() -> None:
+    """What docs/testing.md shows works as written, on virtual time."""
+    from bingx_assets import AssetsClient, Credentials, RateLimiter
+    from bingx_assets.testing import LoopClock
+
+    clock = LoopClock()
+    sim = BingXSimulator(clock=clock)
+    key = sim.add_key(uid=1001, balances={"sopt": "12.5"})
+    limiter = RateLimiter(clock=clock)
+    http = sim.http_client()
+    async with AssetsClient(key.api_key, key.secret_key, http_client=http, limiter=limiter) as c:
+        assert (await c.asset_overview()).total == Decimal("12.5")
+        key.balances["sopt"] = "20"
+        key.balances["USDTMPerp"] = "100.25"
+        assert (await c.asset_overview()).total == Decimal("120.25")
+
+    credentials = [Credentials(key.api_key, key.secret_key, "k", 1001)]
+    loop = asyncio.get_running_loop()
+    async with AssetsPool(credentials, http_client=http, limiter=limiter) as pool:
+        rounds = [s.round async for s in _until_round(pool, 3)]
+        assert rounds == [1, 2, 3]
+        started, seen = loop.time(), []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(60):
+                async for snapshot in pool.watch(5):
+                    seen.append(snapshot.round)
+        assert loop.time() - started == pytest.approx(60, abs=0.1)
+        assert seen == list(range(1, 13))  # rounds at 0, 5, ..., 55 s
+    await http.aclose()
+
+
+async def _until_round(pool: AssetsPool, last: int) -> AsyncIterator[Snapshot]:
+    async for snapshot in pool.watch(5):
+        yield snapshot
+        if snapshot.round == last:
+            break
