@@ -237,3 +237,27 @@ def test_module_runs_as_a_script() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert Decimal(json.loads(done.stdout)["total"]) == EXPECTED_TOTAL
+
+
+def test_watch_changes_only_shows_the_rounds_that_changed(
+    capsys: pytest.CaptureFixture[str], wired: BingXSimulator, env_key: SimKey
+) -> None:
+    serve = wired.handle
+    reads = 0
+
+    async def changing(request: httpx.Request) -> httpx.Response:
+        nonlocal reads
+        if request.url.path.endswith("allAccountBalance"):
+            reads += 1
+            if reads == 3:
+                env_key.balances["sopt"] = "81.5"  # seen from round 3 on
+        return await serve(request)
+
+    wired.handle = changing  # type: ignore[method-assign]
+    argv = ["watch", "--interval", "0.01", "--rounds", "5", "--changes-only", "--json"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    documents = [json.loads(line) for line in out.splitlines()]
+    assert [d["round"] for d in documents] == [1, 3]
+    assert documents[1]["keys"][0]["account_types"]["spot"] == "81.5"
+    assert reads == 5  # rounds 2, 4 and 5 were read, and counted, but not shown

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -253,3 +254,23 @@ async def test_watch_on_a_terminal_updates_one_table_in_place() -> None:
     assert "round 2" in shown
     assert "2.25" in shown
     assert "\x1b[2K" in shown  # the first table's lines are erased, not scrolled past
+
+
+def test_a_bug_is_still_one_line_and_verbose_shows_where(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something\nunforeseen")
+
+    monkeypatch.setattr("bingx_assets._cli.BingXSimulator", broken)
+    code, out, err = run(capsys, "balances", "--simulate")
+    assert (code, out) == (1, "")
+    assert err == (
+        "bingx-assets: error: unexpected RuntimeError: something unforeseen (-v shows where)\n"
+    )
+    root = logging.getLogger()  # -v configures logging: leave it as it was after the test
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    code, _, err = run(capsys, "balances", "--simulate", "-v")
+    assert code == 1
+    assert "Traceback" in err  # asked for
