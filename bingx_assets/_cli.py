@@ -459,7 +459,9 @@ async def _simulate(args: argparse.Namespace) -> int:
     try:
         print(f"simulator serving on {server.url}", flush=True)
         uids = sorted({int(c.uid or 0) for c in credentials})
-        print(f"{len(credentials)} simulated keys over UIDs {', '.join(map(str, uids))}")
+        keys = "1 simulated key" if len(credentials) == 1 else f"{len(credentials)} simulated keys"
+        of = "UID" if len(uids) == 1 else "UIDs"
+        print(f"{keys} of {of} {', '.join(map(str, uids))}")
         if args.write_keys is not None:
             print(f"keys written to {args.write_keys}")
             print(f"read them: bingx-assets balances --keys {args.write_keys} "

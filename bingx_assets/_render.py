@@ -123,15 +123,13 @@ def results_table(results: Sequence[KeyResult], *, title: str | None = None) -> 
     """One row per key: a column per account type, the key's total, and its error.
 
     Every amount is shown at one precision (the most significant decimals any of them
-    has), so the columns line up and no digit BingX sent is dropped. Account types that are zero in
-    every key are left out when others are not, and named below the table.
+    has), so the columns line up and no digit BingX sent is dropped. Account types that
+    are zero in every key are left out when others are not, and named below the table.
     """
     totals = Totals.of(results)
     names = _account_types(results)
-    shown = [n for n in names if totals.by_type.get(n)] if len(names) > 1 else names
+    shown = [n for n in names if totals.by_type.get(n)] or names
     hidden = [n for n in names if n not in shown]
-    if len(names) > 1 and not shown:
-        shown, hidden = names, []
     places = _places(results)
     failures = any(r.overview is None for r in results)
 
@@ -153,12 +151,13 @@ def results_table(results: Sequence[KeyResult], *, title: str | None = None) -> 
                          style="red", overflow="fold")  # fmt: skip
 
     for r in results:
+        label = Text(one_line(r.label))  # a label from a keys file is anyone's text
         if r.overview is not None:
             values = r.overview.as_dict()
             cells = [_format(values.get(n), places) for n in shown]
-            row: list[Text | str] = [Text(r.label), *cells, _format(r.overview.total, places)]
+            row: list[Text | str] = [label, *cells, _format(r.overview.total, places)]
         else:
-            row = [Text(r.label), *([_MISSING] * len(shown)), _MISSING]
+            row = [label, *([_MISSING] * len(shown)), _MISSING]
         if failures:
             row.append(Text(error_text(r.error)) if r.error is not None else Text(""))
         table.add_row(*row)
@@ -191,7 +190,7 @@ def _places(results: Sequence[KeyResult]) -> int:
 
 
 def _format(value: Decimal | None, places: int) -> str:
-    return _MISSING if value is None else f"{value:.{max(places, 0)}f}"
+    return _MISSING if value is None else f"{value:.{places}f}"
 
 
 def _amount(value: Decimal | None, places: int, totals: Totals) -> str:
