@@ -186,7 +186,7 @@ def _places(results: Sequence[KeyResult]) -> int:
     """The most decimals any amount needs: trailing zeros are BingX's padding, not digits."""
     values = [v for r in results if r.overview is not None for v in r.overview.as_dict().values()]
     exponents = [v.normalize().as_tuple().exponent for v in values if v.is_finite()]
-    return max((-e for e in exponents if isinstance(e, int)), default=0)
+    return max((-e for e in exponents if isinstance(e, int) and e < 0), default=0)
 
 
 def _format(value: Decimal | None, places: int) -> str:

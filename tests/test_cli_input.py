@@ -19,6 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.console import Console
 
 from bingx_assets import KeyResult, __version__
 from bingx_assets._cli import _parser, main
@@ -274,3 +277,24 @@ def test_a_bug_is_still_one_line_and_verbose_shows_where(
     code, _, err = run(capsys, "balances", "--simulate", "-v")
     assert code == 1
     assert "Traceback" in err  # asked for
+
+
+@given(
+    st.lists(
+        st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
+            lambda d: abs(d) < Decimal("1e15") and abs(d.as_tuple().exponent) < 20  # type: ignore[arg-type]
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_amounts_share_one_precision_and_keep_every_digit(values: list[Decimal]) -> None:
+    overview = AssetOverview([Balance(f"type{n}", v) for n, v in enumerate(values)])
+    console = Console(file=io.StringIO(), width=1000)
+    console.print(results_table([KeyResult("k", overview=overview)]))
+    header, _, row, *_ = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    names, cells = header.split(), row.split()[1:]
+    shown = dict(zip(names[1:-1], cells[:-1], strict=True))
+    for name, cell in shown.items():
+        assert Decimal(cell) == values[int(name.removeprefix("type"))]
+    assert len({len(cell.partition(".")[2]) for cell in cells}) == 1
