@@ -383,3 +383,16 @@ async def _until_round(pool: AssetsPool, last: int) -> AsyncIterator[Snapshot]:
         yield snapshot
         if snapshot.round == last:
             break
+
+
+@pytest.mark.looptime(False)
+async def test_the_simulator_serves_ipv6_loopback_at_a_usable_url() -> None:
+    from bingx_assets import AssetsClient
+    from bingx_assets.testing import SimulatorServer
+
+    sim = BingXSimulator()
+    key = sim.add_key(uid=6)
+    async with SimulatorServer(sim, "::1") as server:
+        assert server.url.startswith("http://[::1]:")
+        async with AssetsClient(key.api_key, key.secret_key, base_url=server.url) as client:
+            assert (await client.asset_overview()).total == EXPECTED_TOTAL
