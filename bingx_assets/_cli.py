@@ -94,14 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, and the traceback on request
         if args.verbose:
             traceback.print_exc()
-        return _fail(
-            f"unexpected {type(exc).__name__}: {one_line(str(exc))} (-v shows where)",
-            EXIT_SOME_FAILED,
-        )
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (-v shows where)", EXIT_SOME_FAILED)
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"bingx-assets: error: {message}", file=sys.stderr)
+    print(f"bingx-assets: error: {one_line(message)}", file=sys.stderr)
     return code
 
 
