@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import nox
 
@@ -11,13 +13,37 @@ nox.options.reuse_existing_virtualenvs = True
 
 
 def _ensure_redis_server(session: nox.Session) -> None:
-    """The Redis tests run a real redis-server: install Debian's package when it is missing."""
+    """The Redis tests run a real redis-server: install Debian's package when it is missing.
+
+    The tests start their own server on a free port, so the package's system service
+    is never wanted: `policy-rc.d` stops the package from starting it, and it is
+    disabled after install, so that nothing is left running or starting at boot.
+    """
     if shutil.which("redis-server"):
         return
-    if not shutil.which("apt-get"):
+    if not shutil.which("apt-get") or os.geteuid() != 0:
         session.error("redis-server is missing: install it (the Redis tests need it)")
     session.run("apt-get", "update", "-qq", external=True)
-    session.run("apt-get", "install", "-y", "-qq", "redis-server", external=True)
+    policy = Path("/usr/sbin/policy-rc.d")
+    ours = not policy.exists()
+    if ours:
+        policy.write_text(
+            "#!/bin/sh\n# bingx-assets' noxfile: no service starts while it installs\nexit 101\n"
+        )
+        policy.chmod(0o755)
+    try:
+        session.run(
+            "apt-get", "install", "-y", "-qq", "redis-server",
+            external=True, env={"DEBIAN_FRONTEND": "noninteractive", "RUNLEVEL": "1"},
+        )  # fmt: skip
+    finally:
+        if ours:
+            policy.unlink()
+    if shutil.which("systemctl"):
+        # Without systemd running (containers, CI) this fails harmlessly: nothing to stop.
+        session.run(
+            "systemctl", "disable", "--now", "redis-server", external=True, success_codes=[0, 1]
+        )
 
 
 @nox.session

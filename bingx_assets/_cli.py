@@ -8,7 +8,8 @@
 Keys come from `--keys FILE` (TOML, see `Credentials.from_file`) or the environment
 (`BINGX_API_KEY` / `BINGX_SECRET_KEY`, plus `BINGX_API_KEY_<LABEL>` pairs). Errors print
 one line; the exit code is 0 when every key was read, 1 when some key failed, 2 for bad
-input and 130 when interrupted. Secrets are never printed.
+input and 130 when interrupted. Secrets are never printed. How results look is
+`_render`'s job.
 """
 
 from __future__ import annotations
@@ -16,197 +17,467 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
+import ipaddress
 import logging
+import math
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
-from decimal import Decimal
+import time
+import traceback
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn
 
 import httpx
 
+from . import __version__
 from ._constants import DEFAULT_BASE_URL, DEFAULT_MAX_WAIT
 from ._credentials import Credentials
-from ._exceptions import APIError, BingXError, ConfigurationError
+from ._exceptions import BingXError, ConfigurationError
 from ._keys_command import resolve_keys_file
 from ._limits import Rate, RateLimiter, RateLimits
 from ._models import AccountType
-from ._pool import AssetsPool, KeyResult
+from ._pool import AssetsPool, KeyResult, Snapshot
+from ._render import (
+    console_for,
+    error_text,
+    json_document,
+    live_view,
+    one_line,
+    progress,
+    results_table,
+)
 from .testing import BingXSimulator, SimulatorServer
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-# Below this many keys a run is quick enough to need no progress bar.
-_PROGRESS_FROM = 20
+# More simulated keys than this is a typo, not a test: each costs the simulator memory.
+_MAX_SIMULATED_KEYS = 100_000
+# asyncio and httpx overflow on timeouts past about 1e9 s; a day is longer than any use.
+_MAX_SECONDS = 86_400.0
+
+_DESCRIPTION = """\
+Read the USDT value of every account type (spot, futures, copy trading, grid, ...) for
+one or many BingX API keys, inside BingX's rate limits: once (balances), on a steady beat
+(watch), or against a local simulator (simulate) to try it without an account."""
+
+_EPILOG = """\
+keys: --keys FILE (TOML [[keys]] tables with api_key, secret_key, optional label and uid),
+or BINGX_API_KEY / BINGX_SECRET_KEY (plus BINGX_API_KEY_<LABEL> / BINGX_SECRET_KEY_<LABEL>).
+exit codes: 0 every key read, 1 some key failed, 2 bad input, 130 interrupted.
+try it:  bingx-assets simulate --port 8765 --write-keys sim.toml
+         bingx-assets balances --keys sim.toml --base-url http://127.0.0.1:8765"""
+
+# Library messages name keyword arguments; on the command line they are options.
+_OPTION_NAMES = {"allow_insecure_http=True": "--allow-insecure-http", "base_url": "--base-url"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exit_:  # argparse has printed its one-line usage error
+    except SystemExit as exit_:  # argparse has printed its one-line usage error, or --help
         return EXIT_USAGE if exit_.code else EXIT_OK
-    if getattr(args, "verbose", False):
+    if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     try:
         code: int = asyncio.run(args.command(args))
         return code
+    except ConfigurationError as exc:
+        return _fail(_for_the_command_line(str(exc)), EXIT_USAGE)
     except BingXError as exc:
-        print(f"error: {_describe(exc)}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_SOME_FAILED
+        return _fail(error_text(exc), EXIT_SOME_FAILED)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python's exit-time
+        # flush of stdout from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_SOME_FAILED
+    except Exception as exc:  # a bug: still one line, and the traceback on request
+        if args.verbose:
+            traceback.print_exc()
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (-v shows where)", EXIT_SOME_FAILED)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"bingx-assets: error: {one_line(message)}", file=sys.stderr)
+    return code
+
+
+def _for_the_command_line(message: str) -> str:
+    for name, option in _OPTION_NAMES.items():
+        message = message.replace(name, option)
+    return message
+
+
+# -- options ------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line like every other error here."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bingx-assets", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser = _Parser(
+        prog="bingx-assets",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", title="commands")
 
-    balances = commands.add_parser("balances", help="every key's balances, once")
+    balances = commands.add_parser(
+        "balances",
+        help="every key's balances, once",
+        description="Read every key's balances once and print them (a table, or --json).",
+    )
     _add_source_options(balances)
     balances.set_defaults(command=_balances)
 
-    watch = commands.add_parser("watch", help="every key's balances, on a steady beat")
+    watch = commands.add_parser(
+        "watch",
+        help="every key's balances, on a steady beat",
+        description="Read every key's balances every --interval seconds until interrupted "
+        "(Ctrl-C) or --rounds rounds are done. On a terminal the table updates in place.",
+    )
     _add_source_options(watch)
-    watch.add_argument("--interval", type=float, default=5.0, help="seconds between rounds")
-    watch.add_argument("--changes-only", action="store_true", help="only rounds that changed")
-    watch.add_argument("--rounds", type=int, help="stop after this many rounds")
-    watch.add_argument("--metrics-port", type=int, metavar="PORT", help="serve /metrics here")
     watch.add_argument(
-        "--metrics-host", default="127.0.0.1", metavar="HOST", help="its address (127.0.0.1)"
+        "--interval",
+        type=_seconds(minimum=0, inclusive=False),
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between rounds (default: 5)",
+    )
+    watch.add_argument(
+        "--changes-only",
+        action="store_true",
+        help="show a round only when some balance changed (rounds still count)",
+    )
+    watch.add_argument(
+        "--rounds",
+        type=_count("--rounds"),
+        metavar="N",
+        help="stop after N rounds (default: run until interrupted)",
+    )
+    watch.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve Prometheus /metrics on this port while watching (needs the prometheus extra)",
+    )
+    watch.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address to serve /metrics on (default: 127.0.0.1)",
     )
     watch.set_defaults(command=_watch)
 
-    simulate = commands.add_parser("simulate", help="serve the simulator on loopback")
-    simulate.add_argument("--host", default="127.0.0.1")
-    simulate.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    simulate = commands.add_parser(
+        "simulate",
+        help="serve the simulator on loopback",
+        description="Serve a simulated BingX on loopback, with made-up keys, as strict "
+        "about rate limits as the real one. Point balances or watch at it with --keys "
+        "and --base-url.",
+    )
+    simulate.add_argument(
+        "--host",
+        type=_loopback,
+        default="127.0.0.1",
+        help="loopback address to serve on (default: 127.0.0.1)",
+    )
+    simulate.add_argument(
+        "--port", type=_port, default=0, help="port to serve on; 0 picks a free one (default: 0)"
+    )
     _add_simulation_options(simulate)
     simulate.add_argument(
-        "--write-keys", type=Path, help="write the simulated keys here (TOML, mode 600)"
+        "--write-keys",
+        type=Path,
+        metavar="FILE",
+        help="write the simulated keys here, as a --keys file (mode 600)",
     )
     simulate.add_argument(
-        "--unlimited", action="store_true", help="no rate limits: for measuring overhead"
+        "--unlimited", action="store_true", help="no rate limits: for measuring client overhead"
     )
+    simulate.add_argument("-v", "--verbose", action="store_true", help="debug logging to stderr")
     simulate.set_defaults(command=_simulate)
 
-    keys = commands.add_parser("keys", help="work on a keys file")
+    keys = commands.add_parser(
+        "keys", help="work on a keys file", description="Work on a TOML keys file."
+    )
     keys_commands = keys.add_subparsers(required=True, metavar="ACTION")
-    resolve = keys_commands.add_parser("resolve", help="look up missing UIDs, write them in")
+    resolve = keys_commands.add_parser(
+        "resolve",
+        help="look up missing UIDs, write them in",
+        description="Look up the UID of every key in FILE that has none, and write it into "
+        "FILE (comments and order kept, mode 600), so every process starts with them.",
+    )
     resolve.add_argument("file", type=Path, metavar="FILE", help="TOML file of keys")
-    resolve.add_argument("--base-url", default=DEFAULT_BASE_URL)
-    resolve.add_argument("--timeout", type=float, default=10.0, help="seconds per attempt")
-    resolve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    resolve.add_argument(
+        "--base-url",
+        default=DEFAULT_BASE_URL,
+        metavar="URL",
+        help=f"BingX's address (default: {DEFAULT_BASE_URL})",
+    )
+    resolve.add_argument(
+        "--timeout",
+        type=_seconds(minimum=0, inclusive=False),
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds to wait for each answer (default: 10)",
+    )
+    resolve.add_argument("-v", "--verbose", action="store_true", help="debug logging to stderr")
     resolve.set_defaults(command=resolve_keys_file)
     return parser
 
 
 def _add_source_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--keys", type=Path, metavar="FILE", help="TOML file of keys")
-    parser.add_argument(
-        "--account-type", choices=[t.value for t in AccountType], help="one account type"
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--keys",
+        type=Path,
+        metavar="FILE",
+        help="TOML file of keys (default: keys from the environment)",
     )
-    parser.add_argument("--json", action="store_true", help="JSON for machines")
-    parser.add_argument("--simulate", action="store_true", help="use the embedded simulator")
+    source.add_argument(
+        "--simulate",
+        action="store_true",
+        help="read simulated keys from an embedded simulator, no network",
+    )
+    types = [t.value for t in AccountType]
+    parser.add_argument(
+        "--account-type",
+        choices=types,
+        metavar="TYPE",
+        help=f"only this account type: {', '.join(types)}",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON document per line, exact decimals as strings"
+    )
     _add_simulation_options(parser)
-    parser.add_argument("--base-url", default=DEFAULT_BASE_URL)
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per attempt")
-    parser.add_argument("--max-wait", type=float, default=DEFAULT_MAX_WAIT,
-                        help="longest disabled period to wait out, seconds")  # fmt: skip
-    parser.add_argument("--redis", metavar="URL", help="share limits through Redis")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--base-url",
+        default=DEFAULT_BASE_URL,
+        metavar="URL",
+        help=f"BingX's address, or a simulator's (default: {DEFAULT_BASE_URL})",
+    )
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a plain http:// --base-url that is not loopback (sends the API key in clear)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds(minimum=0, inclusive=False),
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds to wait for each answer (default: 10)",
+    )
+    parser.add_argument(
+        "--max-wait",
+        type=_seconds(minimum=0, inclusive=True),
+        default=DEFAULT_MAX_WAIT,
+        metavar="SECONDS",
+        help="longest period BingX disabled a UID for that is waited out "
+        f"rather than reported (default: {DEFAULT_MAX_WAIT:g})",
+    )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share rate limits with other processes through Redis, e.g. "
+        "redis://localhost:6379/0 (needs bingx-assets[redis])",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log retries and rate-limit pauses to stderr"
+    )
 
 
 def _add_simulation_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--simulated-keys", type=int, default=1, metavar="N")
-    parser.add_argument("--simulated-uids", type=int, default=1, metavar="M")
+    parser.add_argument(
+        "--simulated-keys",
+        type=_count("--simulated-keys", _MAX_SIMULATED_KEYS),
+        default=1,
+        metavar="N",
+        help="how many simulated keys (default: 1)",
+    )
+    parser.add_argument(
+        "--simulated-uids",
+        type=_count("--simulated-uids", _MAX_SIMULATED_KEYS),
+        default=1,
+        metavar="M",
+        help="spread the simulated keys over M UIDs (default: 1)",
+    )
+
+
+def _seconds(*, minimum: float, inclusive: bool) -> Callable[[str], float]:
+    bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
+        ok = value >= minimum if inclusive else value > minimum
+        if not (math.isfinite(value) and ok and value <= _MAX_SECONDS):
+            raise argparse.ArgumentTypeError(
+                f"expected seconds {bound} and at most {_MAX_SECONDS:g}, not {text!r}"
+            )
+        return value
+
+    return parse
+
+
+def _count(option: str, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+        if value < 1 or (maximum is not None and value > maximum):
+            most = f" and at most {maximum}" if maximum is not None else ""
+            raise argparse.ArgumentTypeError(f"expected at least 1{most}, not {text!r}")
+        return value
+
+    parse.__name__ = option  # argparse names the type in its "invalid ... value" line
+    return parse
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, not {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {text!r}")
+    return value
+
+
+def _loopback(text: str) -> str:
+    try:
+        loopback = ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise argparse.ArgumentTypeError(
+            f"the simulator serves loopback only (127.0.0.1 or ::1), not {text!r}"
+        )
+    return text
+
+
+# -- balances and watch ---------------------------------------------------------------
 
 
 @contextlib.asynccontextmanager
 async def _open_pool(args: argparse.Namespace) -> AsyncIterator[AssetsPool]:
-    limiter = _limiter(args)
-    http_client: httpx.AsyncClient | None = None
+    if not args.simulate and (args.simulated_keys != 1 or args.simulated_uids != 1):
+        raise ConfigurationError("--simulated-keys and --simulated-uids need --simulate")
     if args.simulate:
         simulator = BingXSimulator(jitter=0.01)
         credentials = _simulated_keys(simulator, args.simulated_keys, args.simulated_uids)
-        http_client = simulator.http_client()
     elif args.keys is not None:
         credentials = Credentials.from_file(args.keys)
     else:
         credentials = Credentials.from_env()
-    pool = AssetsPool(
-        credentials,
-        base_url=args.base_url,
-        timeout=args.timeout,
-        max_wait=args.max_wait,
-        http_client=http_client,
-        limiter=limiter,
-    )
-    try:
+    limiter = _limiter(args.redis)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(limiter.aclose)
+        http_client: httpx.AsyncClient | None = None
+        if args.simulate:
+            http_client = simulator.http_client()
+            stack.push_async_callback(http_client.aclose)
+        pool = AssetsPool(
+            credentials,
+            base_url=args.base_url,
+            timeout=args.timeout,
+            max_wait=args.max_wait,
+            http_client=http_client,
+            limiter=limiter,
+            allow_insecure_http=args.allow_insecure_http,
+        )
+        stack.push_async_callback(pool.aclose)
         yield pool
-    finally:
-        await pool.aclose()
-        if http_client is not None:
-            await http_client.aclose()
-        await limiter.aclose()
 
 
-def _limiter(args: argparse.Namespace) -> RateLimiter:
-    if not args.redis:
+def _limiter(redis_url: str | None) -> RateLimiter:
+    if redis_url is None:
         return RateLimiter()
     try:
         from ._redis import RedisBackend
     except ImportError:
         raise ConfigurationError("--redis needs redis: pip install 'bingx-assets[redis]'") from None
-    return RateLimiter(backend=RedisBackend.from_url(args.redis))
+    try:
+        backend = RedisBackend.from_url(redis_url)
+    except ValueError as exc:  # redis's own words for a malformed URL
+        raise ConfigurationError(f"--redis {redis_url!r}: {exc}") from None
+    return RateLimiter(backend=backend)
 
 
 def _simulated_keys(simulator: BingXSimulator, keys: int, uids: int) -> list[Credentials]:
-    if keys < 1 or uids < 1:
-        raise ConfigurationError("--simulated-keys and --simulated-uids must be at least 1")
     made = [simulator.add_key(uid=10_000 + n % uids) for n in range(keys)]
     return [
         Credentials(k.api_key, k.secret_key, f"sim-{n + 1}", str(k.uid)) for n, k in enumerate(made)
     ]
 
 
-async def _balances(args: argparse.Namespace) -> int:
-    async with _open_pool(args) as pool:
-        results = await _read_with_progress(pool, args.account_type)
-    _print_results(results, as_json=args.json, out=sys.stdout)
+def _exit_code(results: Sequence[KeyResult]) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_SOME_FAILED
 
 
-async def _read_with_progress(pool: AssetsPool, account_type: str | None) -> list[KeyResult]:
-    total = len(pool.credentials)
-    show = total >= _PROGRESS_FROM and sys.stderr.isatty()
-    position = {c.label: n for n, c in enumerate(pool.credentials)}
-    results: list[KeyResult] = []
-    async with contextlib.aclosing(pool.stream(account_type)) as stream:
-        async for result in stream:
-            results.append(result)
-            if show:
-                done = len(results)
-                bar = "#" * (30 * done // total)
-                print(f"\r[{bar:<30}] {done}/{total}", end="", file=sys.stderr, flush=True)
-    if show:
-        print(file=sys.stderr)
-    return sorted(results, key=lambda r: position[r.label])
+async def _balances(args: argparse.Namespace) -> int:
+    async with _open_pool(args) as pool:
+        position = {c.label: n for n, c in enumerate(pool.credentials)}
+        results: list[KeyResult] = []
+        with progress(len(pool.credentials), sys.stderr) as advance:
+            async with contextlib.aclosing(pool.stream(args.account_type)) as stream:
+                async for result in stream:
+                    results.append(result)
+                    advance()
+    results.sort(key=lambda r: position[r.label])
+    if args.json:
+        print(json_document(results), flush=True)
+    else:
+        console_for(sys.stdout).print(results_table(results))
+    return _exit_code(results)
 
 
 async def _watch(args: argparse.Namespace) -> int:
-    async with _open_pool(args) as pool, _metrics_served(pool, args):
-        watching = pool.watch(
-            args.interval, account_type=args.account_type, changes_only=args.changes_only
-        )
+    last: list[KeyResult] = []
+
+    async def shown_rounds(pool: AssetsPool) -> AsyncIterator[Snapshot]:
+        # The pool's own changes_only skips unchanged rounds without a trace; counting
+        # them here is what lets --rounds stop a quiet watch.
+        watching = pool.watch(args.interval, account_type=args.account_type)
         async with contextlib.aclosing(watching) as snapshots:
             async for snapshot in snapshots:
-                if not args.json:
-                    print(f"-- round {snapshot.round}", flush=True)
-                _print_results(list(snapshot.results), as_json=args.json, out=sys.stdout)
+                last[:] = snapshot.results
+                if not args.changes_only or snapshot.changed or snapshot.round == 1:
+                    yield snapshot
                 if args.rounds is not None and snapshot.round >= args.rounds:
-                    break
-    return EXIT_OK
+                    return
+
+    async with _open_pool(args) as pool, _metrics_served(pool, args):
+        if args.json:
+            async for s in shown_rounds(pool):
+                line = json_document(s.results, round=s.round, changed=sorted(s.changed))
+                print(line, flush=True)
+        else:
+            tables = (
+                results_table(s.results, title=_round_title(s.round))
+                async for s in shown_rounds(pool)
+            )
+            await live_view(tables, sys.stdout)
+    return _exit_code(last)
+
+
+def _round_title(number: int) -> str:
+    return f"round {number} at {time.strftime('%H:%M:%S')}"
+
+
+# -- simulate -------------------------------------------------------------------------
 
 
 @contextlib.asynccontextmanager
@@ -229,14 +500,42 @@ async def _simulate(args: argparse.Namespace) -> int:
     limits = RateLimits(Rate(10**9, 1.0), Rate(10**9, 10.0), Rate(10**9, 10.0))
     simulator = BingXSimulator(jitter=0.01, limits=limits if args.unlimited else None)
     credentials = _simulated_keys(simulator, args.simulated_keys, args.simulated_uids)
-    async with SimulatorServer(simulator, args.host, args.port) as server:
-        if args.write_keys is not None:
-            _write_keys(args.write_keys, credentials)
+    if args.write_keys is not None:
+        _write_keys(args.write_keys, credentials)
+    server = SimulatorServer(simulator, args.host, args.port)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot serve on {args.host} port {args.port}: {_reason(exc)}"
+        ) from None
+    _show_simulator_log()
+    try:
         print(f"simulator serving on {server.url}", flush=True)
+        uids = sorted({int(c.uid or 0) for c in credentials})
+        keys = "1 simulated key" if len(credentials) == 1 else f"{len(credentials)} simulated keys"
+        of = "UID" if len(uids) == 1 else "UIDs"
+        print(f"{keys} of {of} {', '.join(map(str, uids))}")
         if args.write_keys is not None:
-            print(f"keys written to {args.write_keys}", flush=True)
+            print(f"keys written to {args.write_keys}")
+            print(f"read them: bingx-assets balances --keys {args.write_keys} "
+                  f"--base-url {server.url}")  # fmt: skip
+        print("refusals and disabled UIDs are logged below; Ctrl-C stops", flush=True)
         await server.serve_forever()
+    finally:
+        await server.close()
     return EXIT_OK
+
+
+def _show_simulator_log() -> None:
+    """The simulator logs each refusal and each disabled period: show them, since a
+    person running `balances` against it again and again sees them nowhere else."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    simulator_log = logging.getLogger("bingx_assets.testing")
+    simulator_log.addHandler(handler)
+    simulator_log.setLevel(logging.INFO)
+    simulator_log.propagate = False  # -v's handler would print each line twice
 
 
 def _write_keys(path: Path, credentials: list[Credentials]) -> None:
@@ -244,63 +543,19 @@ def _write_keys(path: Path, credentials: list[Credentials]) -> None:
     for c in credentials:
         lines += ["[[keys]]", f'label = "{c.label}"', f'api_key = "{c.api_key}"',
                   f'secret_key = "{c.secret_key}"', f"uid = {c.uid}", ""]  # fmt: skip
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write("\n".join(lines))
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # O_CREAT's mode applies only to a new file: an existing one keeps its own.
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write("\n".join(lines))
+    except OSError as exc:
+        raise ConfigurationError(f"--write-keys: cannot write {path}: {_reason(exc)}") from None
 
 
-def _print_results(results: list[KeyResult], *, as_json: bool, out: TextIO) -> None:
-    if as_json:
-        print(json.dumps(_as_json(results)), file=out, flush=True)
-    else:
-        print(_as_table(results), file=out, flush=True)
-
-
-def _as_json(results: list[KeyResult]) -> dict[str, object]:
-    keys: list[dict[str, object]] = []
-    for r in results:
-        if r.overview is not None:
-            balances = {k: f"{v:f}" for k, v in r.overview.as_dict().items()}
-            keys.append({"label": r.label, "ok": True, "account_types": balances,
-                         "total": f"{r.overview.total:f}"})  # fmt: skip
-        else:
-            keys.append({"label": r.label, "ok": False, "error": _error_json(r.error)})
-    return {"keys": keys, "total": f"{_grand_total(results):f}"}
-
-
-def _error_json(error: Exception | None) -> dict[str, object]:
-    shown: dict[str, object] = {"type": type(error).__name__, "message": str(error)}
-    if isinstance(error, APIError):
-        shown["code"] = error.code
-    return shown
-
-
-def _describe(error: BaseException | None) -> str:
-    """`Type: message` on one line: BingX's messages and HTML bodies may hold line
-    breaks, and a terminal should never get control characters from a server."""
-    text = "".join(c if c.isprintable() else " " for c in str(error))
-    return f"{type(error).__name__}: {' '.join(text.split())}"
-
-
-def _grand_total(results: list[KeyResult]) -> Decimal:
-    return sum((r.overview.total for r in results if r.overview is not None), Decimal(0))
-
-
-def _as_table(results: list[KeyResult]) -> str:
-    rows: list[tuple[str, str, str]] = []
-    for r in results:
-        if r.overview is None:
-            rows.append((r.label, "error", _describe(r.error)))
-            continue
-        rows += [(r.label, str(b.account_type), f"{b.usdt_balance:f}") for b in r.overview]
-        if len(results) > 1:
-            rows.append((r.label, "total", f"{r.overview.total:f}"))
-    rows.append(("", "TOTAL", f"{_grand_total(results):f}"))
-    header = ("key", "account type", "USDT")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(2)]
-    lines = [f"{header[0]:<{widths[0]}}  {header[1]:<{widths[1]}}  {header[2]}"]
-    lines += [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}" for a, b, c in rows]
-    return "\n".join(lines)
+def _reason(exc: OSError) -> str:
+    # asyncio words a failed bind as a sentence around the errno's own text: keep the text.
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 if __name__ == "__main__":

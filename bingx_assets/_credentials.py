@@ -112,10 +112,10 @@ class Credentials:
             raise ConfigurationError(f"cannot read {file}: {exc.strerror}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"{file} is not valid TOML: {exc}") from None
-        _warn_if_readable_by_others(file)
         entries = document.get("keys")
         if not isinstance(entries, list) or not entries:
             raise ConfigurationError(f"{file}: expected one or more [[keys]] tables")
+        _warn_if_readable_by_others(file)  # only once it holds keys: an empty file holds none
         return [cls._from_table(entry, f"{file}, key #{n}") for n, entry in enumerate(entries, 1)]
 
     @classmethod

@@ -30,6 +30,7 @@ from ._credentials import Credentials
 from ._exceptions import ConfigurationError
 from ._limits import RateLimiter
 from ._options import ClientOptions
+from ._render import error_text
 
 __all__ = ["resolve_keys_file"]
 
@@ -58,9 +59,10 @@ async def resolve_keys_file(args: argparse.Namespace) -> int:
             _pin_uid(tables[n], int(outcome))
         else:
             failed += 1
-            text = " ".join(str(outcome).split())
-            print(f"error: {credentials[n].label}: {type(outcome).__name__}: {text}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"bingx-assets: error: {credentials[n].label}: {error_text(outcome)}",
+                file=sys.stderr,
+            )
     resolved = len(missing) - failed
     if resolved:
         _replace(file, original, document.as_string().encode())

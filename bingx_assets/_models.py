@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from decimal import Decimal
+from collections.abc import Iterable, Iterator, Sequence
+from decimal import MAX_PREC, Decimal, localcontext
 from enum import StrEnum
 from typing import overload
 
@@ -12,6 +12,12 @@ import msgspec
 from ._exceptions import ConfigurationError
 
 __all__ = ["AccountType", "AssetOverview", "Balance", "parse_account_type"]
+
+
+def exact_sum(values: Iterable[Decimal]) -> Decimal:
+    """The sum with every digit kept: the default context would round past 28 digits."""
+    with localcontext(prec=MAX_PREC):
+        return sum(values, Decimal(0))
 
 
 class AccountType(StrEnum):
@@ -78,7 +84,7 @@ class AssetOverview(Sequence[Balance]):
     @property
     def total(self) -> Decimal:
         """The sum of all balances in USDT."""
-        return sum((b.usdt_balance for b in self._balances), Decimal(0))
+        return exact_sum(b.usdt_balance for b in self._balances)
 
     def get(self, account_type: AccountType | str) -> Balance | None:
         """The balance of `account_type` (`"spot"` and `"sopt"` are the same), or None."""

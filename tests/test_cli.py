@@ -24,6 +24,13 @@ EXPECTED_TOTAL = sum((Decimal(v) for v in DEFAULT_BALANCES.values()), Decimal(0)
 SHOWN = {("spot" if name == "sopt" else name): value for name, value in DEFAULT_BALANCES.items()}
 
 
+@pytest.fixture(autouse=True)
+def wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables are as wide as `COLUMNS` (80 when unset): wide enough here that a row is
+    one line (`test_a_table_fits_80_columns` covers narrow)."""
+    monkeypatch.setenv("COLUMNS", "300")
+
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -63,23 +70,35 @@ def _clear_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _table(out: str) -> list[list[str]]:
-    return [line.split() for line in out.splitlines()]
+    """The table's rows as words, without the rule under the header."""
+    return [
+        line.split() for line in out.splitlines() if line.strip() and set(line.strip()) != {"─"}
+    ]
 
 
-def test_simulated_table_has_every_account_type_and_the_exact_total(
+NONZERO = {name: value for name, value in SHOWN.items() if Decimal(value)}
+
+
+def test_simulated_table_is_one_row_per_key_with_a_column_per_account_type(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, out, err = run(capsys, "balances", "--simulate")
     assert code == 0, err
-    rows = _table(out)
-    assert rows[0] == ["key", "account", "type", "USDT"]
-    body = {row[-2]: row[-1] for row in rows[1:-1]}
-    assert body == SHOWN  # every account type, each balance exactly as BingX sent it
-    assert rows[-1] == ["TOTAL", f"{EXPECTED_TOTAL:f}"]
-    # Aligned: every row's amount starts in the same column.
-    lines = out.splitlines()
-    starts = {line.rindex(line.split()[-1]) for line in lines}
-    assert len(starts) == 1
+    header, row, caption = _table(out)
+    assert header == ["key", *NONZERO, "total"]
+    assert row[0] == "sim-1"
+    # Every balance exactly as BingX sent it, and all at one precision (the most decimals).
+    assert dict(zip(header[1:-1], map(Decimal, row[1:-1]), strict=True)) == {
+        k: Decimal(v) for k, v in NONZERO.items()
+    }
+    assert Decimal(row[-1]) == EXPECTED_TOTAL
+    # 1523.44710000 has four digits after the point that count: every amount gets four.
+    assert {len(cell.partition(".")[2]) for cell in row[1:]} == {4}
+    # The account types that are zero everywhere are named, not dropped silently.
+    zero = [name for name in SHOWN if name not in NONZERO]
+    assert " ".join(caption) == "zero in every key: " + ", ".join(zero)
+    # One key: its row is the total, so no TOTAL row repeats it.
+    assert "TOTAL" not in out
 
 
 def test_simulated_json_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,16 +112,14 @@ def test_simulated_json_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
     assert key["total"] == f"{EXPECTED_TOTAL:f}"
     assert isinstance(document["total"], str)
     assert Decimal(document["total"]) == EXPECTED_TOTAL
+    assert (document["complete"], document["failed"]) == (True, 0)
 
 
 def test_one_account_type_shows_only_spot(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "balances", "--simulate", "--account-type", "spot")
     assert code == 0
-    rows = _table(out)
-    assert [row[-2:] for row in rows[1:]] == [
-        ["spot", DEFAULT_BALANCES["sopt"]],
-        ["TOTAL", DEFAULT_BALANCES["sopt"]],
-    ]
+    # "80.00" as 80: the padding zeros are dropped, never a digit that counts.
+    assert _table(out) == [["key", "spot", "total"], ["sim-1", "80", "80"]]
 
 
 def test_environment_key_reads_balances(
@@ -124,10 +141,7 @@ def test_missing_credentials_exit_2_with_one_line(
     code, out, err = run(capsys, "balances")
     assert code == 2
     assert out == ""
-    assert err.count("\n") == 1
-    assert err.startswith("error: ConfigurationError: ")
-    assert "BINGX_API_KEY" in err
-    assert "Traceback" not in err
+    assert err == "bingx-assets: error: no keys in the environment: set BINGX_API_KEY\n"
 
 
 def test_wrong_secret_exits_1_on_one_line_and_never_shows_the_secret(
@@ -140,8 +154,11 @@ def test_wrong_secret_exits_1_on_one_line_and_never_shows_the_secret(
     monkeypatch.setenv("BINGX_SECRET_KEY", wrong)
     code, out, err = run(capsys, "balances")
     assert code == 1
-    [error_row] = [line for line in out.splitlines() if "Error" in line]
-    assert "AuthenticationError: BingX code 100001" in error_row
+    header, row = _table(out)
+    assert header == ["key", "total", "error"]  # no balances: no account-type columns
+    assert " ".join(row[1:]) == "— AuthenticationError: BingX code 100001: " + (
+        "Signature verification failed"
+    )
     assert "Traceback" not in err
     for secret in (wrong, env_key.secret_key):
         assert secret not in out + err
@@ -153,10 +170,29 @@ def test_an_error_with_line_breaks_stays_on_one_line(
     wired.inject(Fault.answer(100004, "permission denied:\nthis key\r\ncannot read\x1b[31m"))
     code, out, _ = run(capsys, "balances")
     assert code == 1
-    lines = out.splitlines()
-    assert len(lines) == 3  # header, the error, TOTAL
-    assert "PermissionDeniedError: BingX code 100004: permission denied: this key" in lines[1]
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 3  # header, rule, the key
+    assert "PermissionDeniedError: BingX code 100004: permission denied: this key" in lines[2]
     assert "\x1b" not in out
+
+
+def test_a_rate_limited_key_reads_as_a_sentence_and_json_keeps_the_time(
+    capsys: pytest.CaptureFixture[str], wired: BingXSimulator, env_key: SimKey
+) -> None:
+    until = wired.disable(env_key.uid, 600)  # longer than --max-wait: reported, not waited
+    code, out, _ = run(capsys, "balances", "--json")
+    assert code == 1
+    [key] = json.loads(out)["keys"]
+    assert key["error"]["type"] == "RateLimitError"
+    assert key["error"]["unblock_at_ms"] == until
+    message = key["error"]["message"]
+
+    code, out, _ = run(capsys, "balances")
+    assert code == 1
+    [_, row] = _table(out)
+    # The error's own sentence, with no internal type name in front of it.
+    assert " ".join(row[2:]) == " ".join(message.split())
+    assert "RateLimitError" not in out
 
 
 @pytest.mark.parametrize(
@@ -170,23 +206,22 @@ def test_an_error_with_line_breaks_stays_on_one_line(
         [],
     ],
 )
-def test_bad_input_exits_2_without_a_traceback(
-    capsys: pytest.CaptureFixture[str], argv: list[str]
-) -> None:
+def test_bad_input_exits_2_on_one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     code, out, err = run(capsys, *argv)
     assert code == 2
     assert out == ""
-    assert "error" in err
-    assert "Traceback" not in err
+    assert err.startswith("bingx-assets")
+    assert ": error: " in err
+    assert err.count("\n") == 1
 
 
 def test_interrupted_exits_130(
     capsys: pytest.CaptureFixture[str], wired: BingXSimulator, env_key: SimKey
 ) -> None:
-    async def interrupted(request: httpx.Request, *route: object) -> httpx.Response:
+    async def interrupted(request: httpx.Request) -> httpx.Response:
         raise KeyboardInterrupt
 
-    wired._deliver = interrupted  # type: ignore[method-assign]
+    wired.handle = interrupted  # type: ignore[method-assign]
     code, _, err = run(capsys, "balances")
     assert code == 130
     assert "Traceback" not in err
@@ -202,3 +237,27 @@ def test_module_runs_as_a_script() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert Decimal(json.loads(done.stdout)["total"]) == EXPECTED_TOTAL
+
+
+def test_watch_changes_only_shows_the_rounds_that_changed(
+    capsys: pytest.CaptureFixture[str], wired: BingXSimulator, env_key: SimKey
+) -> None:
+    serve = wired.handle
+    reads = 0
+
+    async def changing(request: httpx.Request) -> httpx.Response:
+        nonlocal reads
+        if request.url.path.endswith("allAccountBalance"):
+            reads += 1
+            if reads == 3:
+                env_key.balances["sopt"] = "81.5"  # seen from round 3 on
+        return await serve(request)
+
+    wired.handle = changing  # type: ignore[method-assign]
+    argv = ["watch", "--interval", "0.01", "--rounds", "5", "--changes-only", "--json"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    documents = [json.loads(line) for line in out.splitlines()]
+    assert [d["round"] for d in documents] == [1, 3]
+    assert documents[1]["keys"][0]["account_types"]["spot"] == "81.5"
+    assert reads == 5  # rounds 2, 4 and 5 were read, and counted, but not shown

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bingx_assets import AssetsPool, Snapshot
 from bingx_assets._cli import main
 from bingx_assets.testing import BingXSimulator
 from bingx_assets.testing._simulator import DEFAULT_BALANCES
 
 EXPECTED_TOTAL = sum(Decimal(v) for v in DEFAULT_BALANCES.values())
+
+
+@pytest.fixture(autouse=True)
+def wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables are as wide as `COLUMNS` (80 when unset): wide enough here that a row is
+    one line (`test_a_table_fits_80_columns` covers narrow)."""
+    monkeypatch.setenv("COLUMNS", "300")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -24,15 +36,29 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_balances_on_the_simulator_prints_every_account_and_the_total(
+def _table(out: str) -> list[list[str]]:
+    """The table's rows as words, without the rules around the body."""
+    return [
+        line.split() for line in out.splitlines() if line.strip() and set(line.strip()) != {"─"}
+    ]
+
+
+def test_many_keys_one_row_each_a_column_per_account_type_and_a_total_row(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, _ = run(capsys, "balances", "--simulate")
+    code, out, _ = run(capsys, "balances", "--simulate", "--simulated-keys", "3")
     assert code == 0
-    for name, value in DEFAULT_BALANCES.items():
-        shown = "spot" if name == "sopt" else name
-        assert any(line.split()[1:] == [shown, value] for line in out.splitlines())
-    assert out.splitlines()[-1].split() == ["TOTAL", f"{EXPECTED_TOTAL:f}"]
+    header, *rows, total, _caption = _table(out)
+    assert header == ["key", "spot", "USDTMPerp", "eran", "total"]
+    assert [row[0] for row in rows] == ["sim-1", "sim-2", "sim-3"]
+    assert all(Decimal(row[-1]) == EXPECTED_TOTAL for row in rows)
+    assert total[0] == "TOTAL"
+    assert Decimal(total[-1]) == 3 * EXPECTED_TOTAL
+    assert Decimal(total[1]) == 3 * Decimal(DEFAULT_BALANCES["sopt"])  # per-type totals too
+    # Right-aligned at one precision: every amount of a column ends in the same place.
+    lines = [line for line in out.splitlines() if line.startswith((" sim-", " TOTAL"))]
+    assert len({line.rstrip().rindex(".") for line in lines}) == 1
+    assert len({len(line.rstrip()) for line in lines}) == 1
 
 
 def test_json_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,29 +85,59 @@ def test_simulated_fan_out_over_several_uids(capsys: pytest.CaptureFixture[str])
     assert Decimal(document["total"]) == 12 * EXPECTED_TOTAL
 
 
-def test_keys_file_with_a_bad_key_reports_it_and_exits_1(
+def _keys_file(tmp_path: Path, sim: BingXSimulator, good: int, bad: int) -> Path:
+    entries = []
+    for n in range(good + bad):
+        key = sim.add_key(uid=1 + n % 2)
+        secret = key.secret_key if n < good else "wrong-" + "x" * 30
+        entries.append(
+            f'[[keys]]\nlabel = "k{n}"\napi_key = "{key.api_key}"\nsecret_key = "{secret}"\n'
+        )
+    keys = tmp_path / "keys.toml"
+    keys.write_text("".join(entries))
+    keys.chmod(0o600)
+    return keys
+
+
+def test_a_partial_total_says_so_in_the_table_and_in_json(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sim = BingXSimulator()
-    good, also_good = sim.add_key(uid=1), sim.add_key(uid=2)
-    keys = tmp_path / "keys.toml"
-    keys.write_text(
-        f'[[keys]]\nlabel = "good"\napi_key = "{good.api_key}"\nsecret_key = "{good.secret_key}"\n'
-        f'[[keys]]\nlabel = "bad"\napi_key = "{also_good.api_key}"\nsecret_key = "wrong"\n'
-    )
-    keys.chmod(0o600)
+    keys = _keys_file(tmp_path, sim, good=3, bad=3)
     monkeypatch.setattr(httpx, "AsyncClient", _simulated(sim))
     code, out, err = run(capsys, "balances", "--keys", str(keys))
     assert code == 1
-    rows = [line.split(maxsplit=2) for line in out.splitlines()]
-    assert [
-        "bad",
-        "error",
-        "AuthenticationError: BingX code 100001: Signature verification failed",
-    ] in rows
-    assert ["good", "total", f"{EXPECTED_TOTAL:f}"] in rows
-    assert good.secret_key not in out + err
-    assert also_good.api_key not in out + err
+    rows = _table(out)
+    failed = [row for row in rows if row[0] in {"k3", "k4", "k5"}]
+    assert all(
+        " ".join(row[1:]).endswith("AuthenticationError: BingX code 100001: "
+                                   "Signature verification failed")
+        for row in failed
+    )  # fmt: skip
+    total = next(row for row in rows if row[0] == "TOTAL")
+    assert " ".join(total[5:]) == "partial: 3 of 6 keys (3 failed)"
+    assert Decimal(total[4]) == 3 * EXPECTED_TOTAL
+    assert "secret" not in out + err
+
+    code, out, _ = run(capsys, "balances", "--keys", str(keys), "--json")
+    document = json.loads(out)
+    assert (document["complete"], document["failed"]) == (False, 3)
+    assert Decimal(document["total"]) == 3 * EXPECTED_TOTAL
+
+
+def test_all_keys_failed_shows_no_total_at_all(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = BingXSimulator()
+    keys = _keys_file(tmp_path, sim, good=0, bad=2)
+    monkeypatch.setattr(httpx, "AsyncClient", _simulated(sim))
+    code, out, _ = run(capsys, "balances", "--keys", str(keys))
+    assert code == 1
+    total = next(row for row in _table(out) if row[0] == "TOTAL")
+    assert total == ["TOTAL", "—", "no", "key", "was", "read"]  # no misleading 0
+    code, out, _ = run(capsys, "balances", "--keys", str(keys), "--json")
+    document = json.loads(out)
+    assert (document["total"], document["complete"], document["failed"]) == (None, False, 2)
 
 
 def test_missing_credentials_are_one_line_and_exit_2(
@@ -128,14 +184,47 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]
 def test_watch_prints_each_round(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["watch", "--simulate", "--interval", "0.01", "--rounds", "3", "--json"]
     code, out, _ = run(capsys, *argv)
-    lines = out.splitlines()
+    documents = [json.loads(line) for line in out.splitlines()]
     assert code == 0
-    assert len(lines) == 3
-    assert all(Decimal(json.loads(line)["total"]) == EXPECTED_TOTAL for line in lines)
+    assert [d["round"] for d in documents] == [1, 2, 3]
+    assert all(Decimal(d["total"]) == EXPECTED_TOTAL for d in documents)
+    assert documents[0]["changed"] == ["sim-1"]  # the first round: everything is new
+    assert documents[1]["changed"] == []
+
+
+def test_watch_rounds_count_rounds_even_when_nothing_changes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["watch", "--simulate", "--interval", "0.01", "--rounds", "3", "--changes-only"]
+    code, out, _ = run(capsys, *argv, "--json")
+    assert code == 0
+    # Balances never change here: round 1 is shown, 2 and 3 are not, and it stops.
+    assert [json.loads(line)["round"] for line in out.splitlines()] == [1]
+
+
+def test_watch_off_a_terminal_prints_one_table_per_round(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "watch", "--simulate", "--interval", "0.01", "--rounds", "2")
+    assert code == 0
+    titles = [row[:2] for row in _table(out) if row[0] == "round"]
+    assert titles == [["round", "1"], ["round", "2"]]
+    assert out.count("sim-1") == 2
+
+
+@pytest.mark.parametrize("rounds", ["0", "-3", "two"])
+def test_watch_rounds_below_one_are_a_usage_error(
+    capsys: pytest.CaptureFixture[str], rounds: str
+) -> None:
+    code, out, err = run(capsys, "watch", "--simulate", "--rounds", rounds)
+    assert (code, out) == (2, "")
+    assert err.startswith("bingx-assets watch: error: argument --rounds: ")
 
 
 def test_simulate_writes_private_keys_and_serves_them(tmp_path: Path) -> None:
     keys = tmp_path / "sim-keys.toml"
+    keys.write_text("old, and readable by everyone")
+    keys.chmod(0o644)
     server = subprocess.Popen(
         [sys.executable, "-m", "bingx_assets", "simulate", "--simulated-keys", "3",
          "--write-keys", str(keys)],
@@ -145,7 +234,8 @@ def test_simulate_writes_private_keys_and_serves_them(tmp_path: Path) -> None:
         assert server.stdout is not None
         url = server.stdout.readline().split()[-1]
         assert url.startswith("http://127.0.0.1:")
-        assert keys.stat().st_mode & 0o077 == 0
+        # An existing file gets the new keys and loses its old mode: only we may read it.
+        assert keys.stat().st_mode & 0o777 == 0o600
         done = subprocess.run(
             [sys.executable, "-m", "bingx_assets", "balances", "--keys", str(keys),
              "--base-url", url, "--json"],
@@ -188,3 +278,121 @@ def test_redis_option_without_redis_installed(
     code, _, err = run(capsys, "balances", "--simulate", "--redis", "redis://localhost")
     assert code == 2
     assert "pip install 'bingx-assets[redis]'" in err
+
+
+def test_the_simulator_logs_each_refusal_and_each_disabled_period(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What `simulate` prints, so that a user whose separate runs overrun a UID sees why."""
+
+    async def overrun() -> list[int]:
+        sim = BingXSimulator(rejections_before_disable=2)
+        key = sim.add_key(uid=77)
+        async with sim.http_client() as http:
+            # No limiter, as ten fresh processes would be: 10 calls in one second.
+            for _ in range(10):
+                await http.get("https://open-api.bingx.com/openApi/account/v1/allAccountBalance",
+                               headers={"X-BX-APIKEY": key.api_key})  # fmt: skip
+        return [r.code or 0 for r in sim.requests]
+
+    with caplog.at_level(logging.INFO, logger="bingx_assets.testing"):
+        codes = asyncio.run(overrun())
+    messages = [r.getMessage() for r in caplog.records if r.name == "bingx_assets.testing"]
+    refused = [m for m in messages if m.startswith("UID 77: refused ")]
+    disabled = [m for m in messages if m.startswith("UID 77: disabled ")]
+    assert len(refused) == codes.count(100410) > 0
+    assert len(disabled) == 1
+    assert any(m.endswith("(100410, over the limit)") for m in refused)
+    assert refused[-1].endswith("(100410, disabled period)")
+
+
+def test_a_table_fits_80_columns_and_keeps_every_word_of_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = BingXSimulator()
+    keys = _keys_file(tmp_path, sim, good=2, bad=1)
+    monkeypatch.setattr(httpx, "AsyncClient", _simulated(sim))
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(capsys, "balances", "--keys", str(keys))
+    assert code == 1
+    assert max(len(line) for line in out.splitlines()) <= 80
+    words = out.split()
+    for word in ("AuthenticationError:", "Signature", "verification", "failed"):
+        assert word in words
+    # Amounts never wrap: each is whole on its line.
+    assert words.count(f"{EXPECTED_TOTAL.normalize():f}") == 2
+
+
+@pytest.mark.looptime(False)
+def test_separate_runs_share_one_uid_through_redis(tmp_path: Path, redis_url: str) -> None:
+    """Two `balances` processes at once against one simulated UID: with --redis they keep
+    to its 5/s together, and the simulator refuses nothing."""
+    keys = tmp_path / "sim.toml"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bingx_assets", "simulate", "--simulated-keys", "5",
+         "--write-keys", str(keys)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().split()[-1]
+        argv = [sys.executable, "-m", "bingx_assets", "balances", "--keys", str(keys),
+                "--base-url", url, "--redis", redis_url, "--json"]  # fmt: skip
+        runs = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        documents = [json.loads(run.communicate(timeout=60)[0]) for run in runs]
+    finally:
+        server.terminate()
+        _, log = server.communicate(timeout=10)
+    assert [(d["complete"], d["failed"]) for d in documents] == [(True, 0), (True, 0)]
+    assert "refused" not in log
+
+
+async def test_docs_testing_changing_balances_and_stopping_a_watch() -> None:
+    """What docs/testing.md shows works as written, on virtual time."""
+    from bingx_assets import AssetsClient, Credentials, RateLimiter
+    from bingx_assets.testing import LoopClock
+
+    clock = LoopClock()
+    sim = BingXSimulator(clock=clock)
+    key = sim.add_key(uid=1001, balances={"sopt": "12.5"})
+    limiter = RateLimiter(clock=clock)
+    http = sim.http_client()
+    async with AssetsClient(key.api_key, key.secret_key, http_client=http, limiter=limiter) as c:
+        assert (await c.asset_overview()).total == Decimal("12.5")
+        key.balances["sopt"] = "20"
+        key.balances["USDTMPerp"] = "100.25"
+        assert (await c.asset_overview()).total == Decimal("120.25")
+
+    credentials = [Credentials(key.api_key, key.secret_key, "k", 1001)]
+    loop = asyncio.get_running_loop()
+    async with AssetsPool(credentials, http_client=http, limiter=limiter) as pool:
+        rounds = [s.round async for s in _until_round(pool, 3)]
+        assert rounds == [1, 2, 3]
+        started, seen = loop.time(), []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(60):
+                async for snapshot in pool.watch(5):
+                    seen.append(snapshot.round)
+        assert loop.time() - started == pytest.approx(60, abs=0.1)
+        assert seen == list(range(1, 13))  # rounds at 0, 5, ..., 55 s
+    await http.aclose()
+
+
+async def _until_round(pool: AssetsPool, last: int) -> AsyncIterator[Snapshot]:
+    async for snapshot in pool.watch(5):
+        yield snapshot
+        if snapshot.round == last:
+            break
+
+
+@pytest.mark.looptime(False)
+async def test_the_simulator_serves_ipv6_loopback_at_a_usable_url() -> None:
+    from bingx_assets import AssetsClient
+    from bingx_assets.testing import SimulatorServer
+
+    sim = BingXSimulator()
+    key = sim.add_key(uid=6)
+    async with SimulatorServer(sim, "::1") as server:
+        assert server.url.startswith("http://[::1]:")
+        async with AssetsClient(key.api_key, key.secret_key, base_url=server.url) as client:
+            assert (await client.asset_overview()).total == EXPECTED_TOTAL

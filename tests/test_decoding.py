@@ -259,3 +259,10 @@ def test_overview_is_a_sequence() -> None:
     assert overview.as_dict() == {"grid": Decimal(1), "spot": Decimal(2)}
     assert overview == AssetOverview(list(overview))
     assert "spot=2" in repr(overview)
+
+
+def test_totals_keep_every_digit_past_the_default_precision() -> None:
+    # 29 and 30 significant digits: the default decimal context would round at 28.
+    a, b = Decimal("383326811487.08989549696773481"), Decimal("1.000000000000000000000000001")
+    overview = AssetOverview([Balance("sopt", a), Balance("grid", b)])
+    assert overview.total == Decimal("383326811488.089895496967734810000000001")

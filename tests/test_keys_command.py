@@ -125,8 +125,8 @@ async def test_a_failing_key_is_named_and_the_others_are_still_written(tmp_path:
     async with SimulatorServer(sim) as server:
         code, _, err = await resolve(path, server.url)
     assert code == 1
-    assert [line for line in err.splitlines() if line.startswith("error")] == [
-        "error: sim-2: AuthenticationError: BingX code 100413: Incorrect apiKey"
+    assert [line for line in err.splitlines() if line.startswith("bingx-assets: error")] == [
+        "bingx-assets: error: sim-2: AuthenticationError: BingX code 100413: Incorrect apiKey"
     ]
     assert "holds secrets and others can read it" in err  # as `balances` warns
     assert "Traceback" not in err
@@ -156,7 +156,7 @@ def test_bad_files_are_one_line_and_exit_2(
     code = main(["keys", "resolve", str(path)])
     _, err = capsys.readouterr()
     assert code == 2
-    assert len(err.splitlines()) == 1 and message in err and err.startswith("error: ")
+    assert len(err.splitlines()) == 1 and message in err and err.startswith("bingx-assets: error: ")
     assert "Traceback" not in err
     if content is not None:
         assert read(path) == content  # untouched

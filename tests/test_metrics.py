@@ -326,7 +326,7 @@ def test_watch_on_a_busy_port_is_one_line_and_exit_2(
     code = main(["watch", "--simulate", "--rounds", "1", "--metrics-port", str(server.port)])
     _, err = capsys.readouterr()
     assert code == 2
-    assert err.startswith("error: ConfigurationError: cannot serve metrics on 127.0.0.1:")
+    assert err.startswith("bingx-assets: error: cannot serve metrics on 127.0.0.1:")
     assert err.count("\n") == 1
 
 
@@ -390,7 +390,4 @@ def test_without_prometheus_client_the_error_names_the_extra() -> None:
         f"PrometheusMetrics needs prometheus-client: {extra}",
         "2",
     ]
-    assert (
-        ran.stderr
-        == f"error: ConfigurationError: --metrics-port needs prometheus-client: {extra}\n"
-    )
+    assert ran.stderr == f"bingx-assets: error: --metrics-port needs prometheus-client: {extra}\n"

@@ -36,7 +36,8 @@ class SimulatorServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6 in brackets
+        return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve_connection, self.host, self.port)
@@ -120,6 +121,6 @@ class SimulatorServer:
                 target = head.target.decode("ascii", "replace")
                 return httpx.Request(
                     head.method.decode(),
-                    f"http://{self.host}:{self.port}{target}",
+                    f"{self.url}{target}",
                     headers=[(k, v) for k, v in head.headers],
                 )

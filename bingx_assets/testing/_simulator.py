@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import string
 from collections import defaultdict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import parse_qsl
@@ -57,6 +58,8 @@ DEFAULT_BALANCES: Mapping[str, str] = {
     "eran": "12.5",
 }
 _ALPHABET = string.ascii_letters + string.digits
+# `bingx-assets simulate` shows these: its user sees the server's refusals nowhere else.
+log = logging.getLogger("bingx_assets.testing")
 
 
 class LoopClock:
@@ -224,7 +227,7 @@ class BingXSimulator:
         self._disabled_until: dict[tuple[int, str], tuple[int, str]] = {}
         self._scripted: list[tuple[str, Fault]] = []
         self._late: defaultdict[str, deque[float]] = defaultdict(deque)
-        self._in_transit: set[asyncio.Task[httpx.Response]] = set()
+        self._in_transit: set[asyncio.Task[object]] = set()
         self._random_faults: tuple[float, tuple[Fault, ...]] = (0.0, ())
 
     # -- set-up -------------------------------------------------------------------
@@ -297,26 +300,26 @@ class BingXSimulator:
         return httpx.MockTransport(self._handle_within_timeout)
 
     async def _handle_within_timeout(self, request: httpx.Request) -> httpx.Response:
-        """`handle`, bounded by the client's read timeout as a network would be: a
-        request the client gives up on still arrives, and counts, when it arrives."""
-        fault, late = self._route(request)
+        """`handle`, bounded by the client's read timeout as a network would be."""
         timeout = request.extensions.get("timeout", {}).get("read")
-        if timeout is None or not (late or (fault is not None and fault.delay)):
-            return await self._deliver(request, fault, late)
-        # On its own task: a client that gives up (a timeout, a cancellation) does not
-        # stop a request that is already on its way.
-        serving = asyncio.ensure_future(self._deliver(request, fault, late))
-        self._in_transit.add(serving)
-        serving.add_done_callback(self._arrived)
-        done, _ = await asyncio.wait({serving}, timeout=timeout)
-        if serving in done:
-            return serving.result()
-        raise httpx.ReadTimeout("no answer in time", request=request)
+        if timeout is None:
+            return await self.handle(request)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.handle(request)
+        except TimeoutError:
+            raise httpx.ReadTimeout("no answer in time", request=request) from None
 
-    def _arrived(self, task: asyncio.Task[httpx.Response]) -> None:
+    def _still_on_its_way(self, arriving: Coroutine[object, object, object]) -> None:
+        """A request its client gave up on (a timeout, a cancellation) still arrives."""
+        task = asyncio.ensure_future(arriving)
+        self._in_transit.add(task)
+        task.add_done_callback(self._arrived)
+
+    def _arrived(self, task: asyncio.Task[object]) -> None:
         self._in_transit.discard(task)
         if not task.cancelled():
-            task.exception()  # an answer nobody may wait for any more
+            task.exception()  # an answer nobody waits for any more
 
     async def settle(self) -> None:
         """Wait until the requests that clients gave up on have arrived and been served."""
@@ -357,7 +360,18 @@ class BingXSimulator:
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         """Serve one request as BingX would, network delays included."""
-        return await self._deliver(request, *self._route(request))
+        fault, late = self._route(request)
+        sent = self.clock.monotonic()
+        if fault is not None and fault.raises is httpx.RemoteProtocolError:
+            raise fault.raises("connection reset by peer", request=request)
+        if late:
+            try:
+                await asyncio.sleep(late)
+            except asyncio.CancelledError:
+                left = sent + late - self.clock.monotonic()
+                self._still_on_its_way(self._arrive_later(request, fault, sent, left))
+                raise
+        return await self._arrive(request, fault, sent)
 
     def _route(self, request: httpx.Request) -> tuple[Fault | None, float]:
         """What happens to `request` on its way: a fault, and how late it arrives."""
@@ -368,14 +382,15 @@ class BingXSimulator:
             late += self._rng.uniform(0, self.jitter)
         return fault, late
 
-    async def _deliver(
-        self, request: httpx.Request, fault: Fault | None, late: float
+    async def _arrive_later(
+        self, request: httpx.Request, fault: Fault | None, sent: float, seconds: float
+    ) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+        await self._arrive(request, fault, sent)
+
+    async def _arrive(
+        self, request: httpx.Request, fault: Fault | None, sent: float
     ) -> httpx.Response:
-        sent = self.clock.monotonic()
-        if fault is not None and fault.raises is httpx.RemoteProtocolError:
-            raise fault.raises("connection reset by peer", request=request)
-        if late:
-            await asyncio.sleep(late)
         arrived, server_ms = self.clock.monotonic(), self.server_ms()
         path = request.url.path
         query = request.url.query.decode("ascii", "replace")
@@ -411,6 +426,9 @@ class BingXSimulator:
             if uid is not None and status == 200:
                 self._count_error(uid, path, code, arrived, server_ms)
         record(status, code if status == 200 else None, msg, injected=False)
+        if code == 100410 or status == 429:
+            reason = "disabled period" if disabled_until or "disabled" in msg else "over the limit"
+            log.info("UID %s: refused %s (%s, %s)", uid, path, code or f"HTTP {status}", reason)
         if self.latency:
             await asyncio.sleep(self.latency)
         if status != 200:
@@ -537,6 +555,7 @@ class BingXSimulator:
                 until=until,
             )  # fmt: skip
         self._disabled_until[(uid, path)] = (until, message)
+        log.info("UID %s: disabled %s for %g s, until server time %d ms", uid, path, seconds, until)
         return until
 
     def _count_error(self, uid: int, path: str, code: int, now: float, server_ms: int) -> None:
