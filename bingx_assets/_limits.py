@@ -367,6 +367,7 @@ class RateLimiter:
         self._backend: LimiterBackend = self.backend or MemoryBackend(self.clock)
         self.backend = self._backend
         self.server_clock = ServerClock(self.clock)
+        self._scopes: dict[tuple[str, str, int], Scope] = {}
         self._loop_state: tuple[asyncio.AbstractEventLoop, _LoopState] | None = None
 
     _default: ClassVar[RateLimiter | None] = None
@@ -379,17 +380,22 @@ class RateLimiter:
         return cls._default
 
     def scope(self, uid: str, endpoint: str, group: int = 2) -> Scope:
-        limits = self.limits
-        return Scope(
-            uid=uid,
-            ip=self.ip,
-            gates=(f"gate:{uid}:{endpoint}", f"gate:ip:{self.ip}"),
-            windows=(
-                (f"uid:{uid}:{endpoint}", limits.per_uid),
-                (f"ip:{self.ip}:{endpoint}", limits.per_ip_endpoint),
-                (f"ip:{self.ip}:group{group}", limits.per_ip_group),
-            ),
-        )
+        """What a request of `uid` to `endpoint` counts against (made once, then reused:
+        it is on every call's path)."""
+        found = self._scopes.get((uid, endpoint, group))
+        if found is None:
+            limits = self.limits
+            found = self._scopes[(uid, endpoint, group)] = Scope(
+                uid=uid,
+                ip=self.ip,
+                gates=(f"gate:{uid}:{endpoint}", f"gate:ip:{self.ip}"),
+                windows=(
+                    (f"uid:{uid}:{endpoint}", limits.per_uid),
+                    (f"ip:{self.ip}:{endpoint}", limits.per_ip_endpoint),
+                    (f"ip:{self.ip}:group{group}", limits.per_ip_group),
+                ),
+            )
+        return found
 
     def _state(self) -> _LoopState:
         # Locks and events belong to one event loop; a limiter reused under a new
