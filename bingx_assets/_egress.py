@@ -1,4 +1,4 @@
-"""`Egress`: one route out to BingX (a source address, a proxy, or both) and its httpx client."""
+"""`Egress`: one route out to BingX (a source address or a proxy) and its httpx client."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ __all__ = ["Egress", "check_routes"]
 
 @dataclass(frozen=True, slots=True, init=False)
 class Egress:
-    """A route to BingX: a local source address to bind, an HTTP(S) proxy, or both.
+    """A route to BingX: a local source address to bind, or an HTTP(S) proxy.
 
     ```python
     Egress(local_address="203.0.113.7")               # one of this host's addresses
@@ -24,10 +24,14 @@ class Egress:
     ```
 
     BingX counts its IP limits per source address, so each route has IP windows of its
-    own, named by `ip`: by default the proxy's host when there is a proxy (that is the
-    address BingX sees), else `local_address`. Processes leaving by one route must use one
-    name, so that they share its windows in Redis. `local_address="0.0.0.0"` leaves the
-    choice of address to the operating system (the machine's default route).
+    own, named by `ip`: by default `local_address`, or the proxy's host. Processes leaving
+    by one route must use one name, so that they share its windows in Redis.
+    `local_address="0.0.0.0"` leaves the choice of address to the operating system (the
+    machine's default route).
+
+    Not both at once: httpx (0.28, and httpcore 1.0 under it) does not bind the source
+    address of a connection to a proxy, and a route that silently left from another
+    address than it says would be worse than none. BingX sees the proxy's address anyway.
     """
 
     local_address: str | None
@@ -41,10 +45,15 @@ class Egress:
         self, local_address: str | None = None, proxy: str | None = None, ip: str | None = None
     ) -> None:
         if local_address is None and proxy is None:
-            raise ConfigurationError("an Egress needs a local_address, a proxy, or both")
+            raise ConfigurationError("an Egress needs a local_address or a proxy")
+        if local_address is not None and proxy is not None:
+            raise ConfigurationError(
+                "an Egress takes a local_address or a proxy, not both: httpx cannot bind "
+                "the source address of a connection to a proxy (BingX sees the proxy's)"
+            )
         address = _check_address(local_address) if local_address is not None else None
         proxy_host = _check_proxy(proxy) if proxy is not None else None
-        name = ip if ip is not None else proxy_host or address
+        name = ip if ip is not None else address or proxy_host
         if not isinstance(name, str) or not name or not name.isprintable() or " " in name:
             raise ConfigurationError(
                 f"an Egress's ip must be a non-empty name without spaces, not {name!r}"
@@ -62,18 +71,15 @@ class Egress:
         return f"Egress({', '.join(parts)})"
 
     def http_client(self, limits: httpx.Limits | None) -> httpx.AsyncClient:
-        """A client whose every connection leaves by this route.
-
-        `trust_env=False`: a proxy named in the environment (`HTTPS_PROXY`) would
-        otherwise carry the requests past the route; TLS certificates from the
-        environment (`SSL_CERT_FILE`) are still honoured by the transport.
-        """
+        """A client whose every connection leaves by this route. (A client given its own
+        transport takes no proxy from the environment: `HTTPS_PROXY` cannot carry the
+        requests past the route.)"""
         transport = httpx.AsyncHTTPTransport(
             local_address=self.local_address,
             proxy=self.proxy,
             limits=limits if limits is not None else httpx.Limits(),
         )
-        return httpx.AsyncClient(transport=transport, trust_env=False)
+        return httpx.AsyncClient(transport=transport)
 
 
 def check_routes(routes: Iterable[Egress]) -> tuple[Egress, ...]:
