@@ -31,6 +31,7 @@ from bingx_assets import (
     RedisBackend,
 )
 from bingx_assets._constants import ASSET_OVERVIEW_PATH
+from bingx_assets._limits import GateTooLong
 from bingx_assets.testing import BingXSimulator, LoopClock, SimKey, SimulatorServer
 
 IP_RATE = Rate(20, 1.0)
@@ -198,6 +199,38 @@ async def test_a_uid_is_limited_across_routes_and_an_ip_per_route(clock: LoopClo
     )
     assert sorted(round(t - start, 1) for t in times) == [0.0] * 8 + [1.0] * 8
     assert limiter.stats.acquired == 6 + 16  # one set of stats for every route
+
+
+async def test_a_uid_gate_holds_every_route_and_an_ip_gate_only_its_own(
+    clock: LoopClock,
+) -> None:
+    limiter = RateLimiter(clock=clock)
+    first, second = limiter.for_ip("a"), limiter.for_ip("b")
+    await first.close_gate(first.scope("1", "/x").ip_gate, 30)  # a 429 on route a
+    await second.acquire(second.scope("1", "/x"), max_wait=0)
+    with pytest.raises(GateTooLong, match="30"):
+        await first.acquire(first.scope("2", "/x"), max_wait=0)
+    await second.close_gate(second.scope("3", "/x").uid_gate, 60)  # UID 3 disabled
+    with pytest.raises(GateTooLong):
+        await first.acquire(first.scope("3", "/x"), max_wait=0)
+
+
+async def test_the_simulator_counts_ip_windows_per_source_address() -> None:
+    """Through `SimulatorServer` a request carries its peer address; in process, the
+    simulator's `client_ip` stands in."""
+    sim = BingXSimulator(limits=RateLimits(per_ip_endpoint=Rate(1, 10.0)), client_ip="10.0.0.1")
+
+    async def status(client_ip: str | None) -> int:
+        extensions = {"client_ip": client_ip} if client_ip else {}
+        request = httpx.Request("GET", f"https://sim{ASSET_OVERVIEW_PATH}", extensions=extensions)
+        return (await sim.handle(request)).status_code
+
+    assert [await status(None), await status("10.0.0.1"), await status("10.0.0.2")] == [
+        200,  # counted, then refused for its unknown key (100413)
+        429,  # the same address again
+        200,
+    ]
+    assert [r.client_ip for r in sim.requests] == ["10.0.0.1", "10.0.0.1", "10.0.0.2"]
 
 
 # -- over real sockets ------------------------------------------------------------------
