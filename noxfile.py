@@ -76,7 +76,7 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[redis,prometheus]")
     # The peers we measure against live in this session only, never in the package.
     session.install("aiolimiter", "ccxt")
-    for bench in ("limits", "fanout", "redis", "peers", "metrics", "uid_cache"):
+    for bench in ("limits", "fanout", "redis", "peers", "metrics", "uid_cache", "egress"):
         session.run("python", f"benchmarks/bench_{bench}.py")
 
 

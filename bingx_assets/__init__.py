@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 from ._client import AssetsClient
 from ._clock import Clock, SystemClock
 from ._credentials import Credentials
+from ._egress import Egress
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -72,6 +73,7 @@ __all__ = [
     "ConfigurationError",
     "Credentials",
     "DecodeError",
+    "Egress",
     "InvalidArgumentError",
     "KeyFailed",
     "KeyOk",

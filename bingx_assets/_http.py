@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Self
 
 import httpx
 
+from ._egress import Egress
 from ._transport import HttpxTransport, Transport, transport_for
 
 if TYPE_CHECKING:
@@ -23,16 +24,19 @@ class HttpClients:
     is, always, and never closed. Otherwise an httpx client is opened per event loop,
     lazily: its connections belong to the loop that opened them, so a client reused
     under a new `asyncio.run` gets a fresh one instead of "Event loop is closed".
-    httpx's own clients verify TLS. `limits` sizes the connection pool of those.
+    httpx's own clients verify TLS. `limits` sizes the connection pool of those, and
+    `egress` makes them leave by that route.
     """
 
     def __init__(
         self,
         injected: httpx.AsyncClient | aiohttp.ClientSession | None,
         limits: httpx.Limits | None = None,
+        egress: Egress | None = None,
     ) -> None:
         self._injected = transport_for(injected) if injected is not None else None
         self._limits = limits
+        self._egress = egress
         self._own: tuple[asyncio.AbstractEventLoop, HttpxTransport] | None = None
 
     def current(self) -> Transport:
@@ -42,7 +46,12 @@ class HttpClients:
         if self._own is None or self._own[0] is not loop:
             # One from a finished loop cannot be closed any more; its sockets went with it.
             # httpx's own default (100 connections, 20 kept alive) unless told otherwise.
-            client = httpx.AsyncClient(limits=self._limits) if self._limits else httpx.AsyncClient()
+            if self._egress is not None:
+                client = self._egress.http_client(self._limits)
+            elif self._limits is not None:
+                client = httpx.AsyncClient(limits=self._limits)
+            else:
+                client = httpx.AsyncClient()
             self._own = (loop, HttpxTransport(client))
         return self._own[1]
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -368,7 +369,8 @@ class RateLimiter:
         self.backend = self._backend
         self.server_clock = ServerClock(self.clock)
         self._scopes: dict[tuple[str, str, int], Scope] = {}
-        self._loop_state: tuple[asyncio.AbstractEventLoop, _LoopState] | None = None
+        # A list, so that `for_ip`'s twins share the locks of whichever loop runs.
+        self._loop_state: list[tuple[asyncio.AbstractEventLoop, _LoopState]] = []
 
     _default: ClassVar[RateLimiter | None] = None
 
@@ -378,6 +380,15 @@ class RateLimiter:
         if cls._default is None:
             cls._default = cls()
         return cls._default
+
+    def for_ip(self, ip: str) -> RateLimiter:
+        """This limiter counting IP windows and the IP gate under the name `ip`: one per
+        egress route. Everything else is shared (backend, clock, stats, observers, server
+        clock, locks), so a UID stays limited across all routes."""
+        twin = copy.copy(self)
+        twin.ip = ip
+        twin._scopes = {}  # its scopes name its own IP
+        return twin
 
     def scope(self, uid: str, endpoint: str, group: int = 2) -> Scope:
         """What a request of `uid` to `endpoint` counts against (made once, then reused:
@@ -401,9 +412,9 @@ class RateLimiter:
         # Locks and events belong to one event loop; a limiter reused under a new
         # asyncio.run starts a fresh set instead of failing.
         loop = asyncio.get_running_loop()
-        if self._loop_state is None or self._loop_state[0] is not loop:
-            self._loop_state = (loop, _LoopState())
-        return self._loop_state[1]
+        if not self._loop_state or self._loop_state[0][0] is not loop:
+            self._loop_state[:] = [(loop, _LoopState())]
+        return self._loop_state[0][1]
 
     def lock(self, name: str) -> asyncio.Lock:
         """A lock named `name`, shared by everyone using this limiter in this event loop."""

@@ -13,8 +13,9 @@ import httpx
 from ._client import AssetsClient
 from ._constants import DEFAULT_CONCURRENCY
 from ._credentials import Credentials, check_unique
+from ._egress import Egress, check_routes
 from ._exceptions import ConfigurationError
-from ._http import OwnsHttpClient
+from ._http import HttpClients, OwnsHttpClient
 from ._limits import RateLimiter
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._options import ClientOptionArgs, ClientOptions, check_whole_number, resolve_options
@@ -90,6 +91,11 @@ class AssetsPool(OwnsHttpClient):
 
     The settings every key's client uses are `ClientOptions`' fields, given as keywords
     (`AssetsPool(creds, concurrency=8, max_wait=30)`) or as `options=ClientOptions(...)`.
+
+    `egress=[Egress(...), ...]` spreads the keys over several routes out (source
+    addresses or proxies), each with its own connection pool and IP windows: the UIDs
+    are shared out by key count, all keys of a UID on one route, and each UID's own
+    window and gate still count across every route.
     """
 
     def __init__(
@@ -99,10 +105,18 @@ class AssetsPool(OwnsHttpClient):
         concurrency: int = DEFAULT_CONCURRENCY,
         http_client: httpx.AsyncClient | aiohttp.ClientSession | None = None,
         limiter: RateLimiter | None = None,
+        egress: Iterable[Egress] | None = None,
         options: ClientOptions | None = None,
         **option_args: Unpack[ClientOptionArgs],
     ) -> None:
         self.credentials = check_unique(credentials)
+        self.egress = check_routes(egress) if egress is not None else ()
+        if self.egress and http_client is not None:
+            raise ConfigurationError(
+                "http_client and egress cannot go together: each egress route opens its own "
+                "connections from its address or through its proxy, which a client of yours "
+                "would not do; leave out http_client"
+            )
         self.concurrency = check_whole_number("concurrency", concurrency, minimum=1)
         self.options = resolve_options(options, option_args)
         self.limiter = limiter if limiter is not None else RateLimiter.default()
@@ -112,23 +126,42 @@ class AssetsPool(OwnsHttpClient):
         # Keys whose UID this machine has seen are scheduled by it from the start.
         uid_cache = open_uid_cache(self.options.uid_cache)
         uids = [c.uid or uid_cache.get(c.api_key) for c in self.credentials]
+        # One connection pool per route (one in all without egress), and a limiter that
+        # names the route's IP windows; UID windows are named alike on every route.
+        if self.egress:
+            self._routes = [HttpClients(None, limits, route) for route in self.egress]
+            limiters = [self.limiter.for_ip(route.ip) for route in self.egress]
+        else:
+            self._routes, limiters = [self._http_clients], [self.limiter]
+        route_of = _spread_over_routes(uids, len(self._routes))
         self._clients = [
             AssetsClient(
                 c.api_key,
                 c.secret_key,
                 uid=uid,
                 label=c.label,
-                limiter=self.limiter,
+                limiter=limiters[route],
                 options=self.options,
             )
-            for c, uid in zip(self.credentials, uids, strict=True)
+            for c, uid, route in zip(self.credentials, uids, route_of, strict=True)
         ]
-        for client in self._clients:
-            client._http_clients = self._http_clients  # one connection pool for every key
-        self._schedule = _interleave_by_uid(uids)
+        for client, route in zip(self._clients, route_of, strict=True):
+            client._http_clients = self._routes[route]
+        self._schedule = _round_robin(
+            [
+                _interleave_by_uid([n for n, r in enumerate(route_of) if r == route], uids)
+                for route in range(len(self._routes))
+            ]
+        )
 
     def __repr__(self) -> str:
-        return f"AssetsPool({len(self.credentials)} keys, concurrency={self.concurrency})"
+        routes = f", {len(self.egress)} egress routes" if self.egress else ""
+        return f"AssetsPool({len(self.credentials)} keys, concurrency={self.concurrency}{routes})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients opened here (one per egress route); an injected one is
+        left open."""
+        await asyncio.gather(*(route.aclose() for route in self._routes))
 
     async def stream(
         self, account_type: AccountType | str | None = None
@@ -210,13 +243,35 @@ class AssetsPool(OwnsHttpClient):
         return KeyOk(label, overview)
 
 
-def _interleave_by_uid(uids: list[str | None]) -> list[int]:
-    """Indexes taking one key of each UID in turn (unknown UIDs count as their own)."""
+def _uid_groups(indexes: Iterable[int], uids: list[str | None]) -> list[list[int]]:
+    """`indexes` grouped by their key's UID (a key of unknown UID is a group of its own)."""
     groups: dict[str, list[int]] = {}
-    for n, uid in enumerate(uids):
-        groups.setdefault(uid or f"key:{n}", []).append(n)
-    queues = list(groups.values())
+    for n in indexes:
+        groups.setdefault(uids[n] or f"key:{n}", []).append(n)
+    return list(groups.values())
+
+
+def _round_robin(queues: list[list[int]]) -> list[int]:
+    """The first of each queue, then the second of each, and so on."""
     order: list[int] = []
-    for depth in range(max(len(q) for q in queues)):
+    for depth in range(max((len(q) for q in queues), default=0)):
         order.extend(q[depth] for q in queues if depth < len(q))
     return order
+
+
+def _interleave_by_uid(indexes: list[int], uids: list[str | None]) -> list[int]:
+    """`indexes` taking one key of each UID in turn, so one busy UID holds up no other."""
+    return _round_robin(_uid_groups(indexes, uids))
+
+
+def _spread_over_routes(uids: list[str | None], routes: int) -> list[int]:
+    """Each key's route: whole UIDs, biggest first, each to the route with fewest keys so
+    far, so that the routes' IP windows fill alike."""
+    route_of = [0] * len(uids)
+    load = [0] * routes
+    for group in sorted(_uid_groups(range(len(uids)), uids), key=len, reverse=True):
+        route = load.index(min(load))
+        load[route] += len(group)
+        for n in group:
+            route_of[n] = route
+    return route_of

@@ -20,6 +20,10 @@ _MAX_HEADERS = 64 * 1024
 class SimulatorServer:
     """Serves `simulator` on `host:port` (loopback only; port 0 picks a free one).
 
+    The simulator sees each request's source address (the connection's peer) and
+    counts IP windows per address: clients bound to 127.0.0.2, 127.0.0.3, ... are
+    different IPs to it (any 127.x.y.z can be a source on Linux's loopback).
+
     ```python
     async with SimulatorServer(BingXSimulator()) as server:
         client = AssetsClient(key, secret, base_url=server.url)
@@ -71,9 +75,11 @@ class SimulatorServer:
         assert task is not None
         self._connections[task] = writer
         connection = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEADERS)
+        # The simulator counts IP windows per source address, as BingX does.
+        client_ip = str(writer.get_extra_info("peername")[0])
         try:
             while True:
-                request = await self._next_request(connection, reader)
+                request = await self._next_request(connection, reader, client_ip)
                 if request is None:
                     break
                 try:
@@ -102,7 +108,7 @@ class SimulatorServer:
                 await writer.wait_closed()
 
     async def _next_request(
-        self, connection: h11.Connection, reader: asyncio.StreamReader
+        self, connection: h11.Connection, reader: asyncio.StreamReader, client_ip: str
     ) -> httpx.Request | None:
         head: h11.Request | None = None
         while True:
@@ -119,8 +125,11 @@ class SimulatorServer:
                 head = event
             elif isinstance(event, h11.EndOfMessage) and head is not None:
                 target = head.target.decode("ascii", "replace")
+                # A request forwarded by a plain-http proxy names the whole URL.
+                absolute = target.startswith(("http://", "https://"))
                 return httpx.Request(
                     head.method.decode(),
-                    f"{self.url}{target}",
+                    target if absolute else f"{self.url}{target}",
                     headers=[(k, v) for k, v in head.headers],
+                    extensions={"client_ip": client_ip},
                 )

@@ -111,6 +111,8 @@ class ReceivedRequest:
     """Server monotonic seconds when the client handed it over (before network delay)."""
     injected: bool = False
     """Answered by a scripted `Fault`, not by the simulator's own rules."""
+    client_ip: str = "127.0.0.1"
+    """The address it came from: the connection's peer when served by `SimulatorServer`."""
 
     @property
     def while_disabled(self) -> bool:
@@ -166,7 +168,8 @@ class BingXSimulator:
     It checks what BingX checks (API key header, signature over the exact query string,
     `timestamp` within `recvWindow` of its own clock, parameters) and answers with
     BingX's envelopes and messages. It enforces BingX's limits strictly: sliding
-    windows per UID and endpoint and per IP, counted on arrival after `jitter`;
+    windows per UID and endpoint and per IP (the request's source address, as
+    `SimulatorServer` sees it; `client_ip` in process), counted on arrival after `jitter`;
     too many rejections or errors disable the UID's endpoint for `disable_seconds`,
     answered with the two 100410 message forms. `requests` records every request as
     the server saw it.
@@ -212,6 +215,8 @@ class BingXSimulator:
         self.rate_limit_headers = rate_limit_headers
         """Send `X-RateLimit-Requests-Remain` / `-Expire` for the UID's window."""
         self.client_ip = client_ip
+        """The source address of requests that do not come through `SimulatorServer`,
+        which gives each request its connection's peer address instead."""
         self.rejections_before_disable = rejections_before_disable
         self.error_limit = error_limit
         self.error_period = error_period
@@ -343,11 +348,21 @@ class BingXSimulator:
         ]
 
     def peak(
-        self, *, path: str = ASSET_OVERVIEW_PATH, uid: int | None = None, period: float = 1.0
+        self,
+        *,
+        path: str = ASSET_OVERVIEW_PATH,
+        uid: int | None = None,
+        client_ip: str | None = None,
+        period: float = 1.0,
     ) -> int:
-        """The most requests of `uid` (or of everyone) to `path` in any `period` window."""
+        """The most requests of `uid` (or of everyone), from `client_ip` (or from anywhere),
+        to `path` in any `period` window."""
         times = sorted(
-            r.arrived for r in self.requests if r.path == path and (uid is None or r.uid == uid)
+            r.arrived
+            for r in self.requests
+            if r.path == path
+            and (uid is None or r.uid == uid)
+            and (client_ip is None or r.client_ip == client_ip)
         )
         best, start = 0, 0
         for end, t in enumerate(times):
@@ -396,6 +411,7 @@ class BingXSimulator:
         query = request.url.query.decode("ascii", "replace")
         key = self._keys.get(request.headers.get(API_KEY_HEADER, ""))
         uid = key.uid if key else None
+        client_ip: str = request.extensions.get("client_ip", self.client_ip)
         disabled = self._disabled_now(server_ms).get((uid, path)) if uid is not None else None
         disabled_until = disabled[0] if disabled is not None else None
 
@@ -403,7 +419,7 @@ class BingXSimulator:
             self.requests.append(
                 ReceivedRequest(
                     arrived, server_ms, path, key.api_key if key else None, uid, query,
-                    status, code, msg, disabled_until, sent, injected,
+                    status, code, msg, disabled_until, sent, injected, client_ip,
                 )
             )  # fmt: skip
 
@@ -419,7 +435,7 @@ class BingXSimulator:
         headers: dict[str, str] = {}
         data: object = None
         try:
-            data = self._serve(path, query, key, arrived, server_ms, headers)
+            data = self._serve(path, query, key, client_ip, arrived, server_ms, headers)
         except _Answer as answer:
             status, code, msg = answer.status, answer.code, answer.msg
             headers.update(answer.headers)
@@ -447,6 +463,7 @@ class BingXSimulator:
         path: str,
         query: str,
         key: SimKey | None,
+        client_ip: str,
         now: float,
         server_ms: int,
         headers: dict[str, str],
@@ -455,13 +472,13 @@ class BingXSimulator:
             return {"serverTime": server_ms}
         if path not in GROUP_2_PATHS:
             raise _Answer(0, "<html><body><h1>404 Not Found</h1></body></html>", status=404)
-        self._check_ip_windows(path, now)
+        self._check_ip_windows(path, client_ip, now)
         if key is None:
             raise _Answer(100413, MSG_BAD_KEY)
         self._check_uid(key.uid, path, now, server_ms, headers)
         params = self._check_signature(query, key)
         self._check_time(params, server_ms)
-        if key.ip_whitelist is not None and self.client_ip not in key.ip_whitelist:
+        if key.ip_whitelist is not None and client_ip not in key.ip_whitelist:
             raise _Answer(100419, MSG_WHITELIST)
         if not key.can_read:
             raise _Answer(100004, MSG_PERMISSION)
@@ -469,10 +486,10 @@ class BingXSimulator:
             return {"uid": key.uid}
         return self._balances(key, params.get("accountType"))
 
-    def _check_ip_windows(self, path: str, now: float) -> None:
+    def _check_ip_windows(self, path: str, client_ip: str, now: float) -> None:
         for name, rate in (
-            (f"ip:{self.client_ip}:{path}", self.limits.per_ip_endpoint),
-            (f"ip:{self.client_ip}:group2", self.limits.per_ip_group),
+            (f"ip:{client_ip}:{path}", self.limits.per_ip_endpoint),
+            (f"ip:{client_ip}:group2", self.limits.per_ip_group),
         ):
             if self._windows.add(name, now, rate) > rate.limit:
                 retry_after = self._windows.free_in(name, now, rate)
