@@ -21,7 +21,7 @@ from ._exceptions import (
     ServerBusyError,
     TimestampError,
 )
-from ._limits import LimiterStats, Rate, RateLimiter, RateLimits
+from ._limits import LimiterStats, MemoryBackend, Rate, RateLimiter, RateLimits
 from ._models import AccountType, AssetOverview, Balance
 from ._options import ClientOptions
 from ._pool import AssetsPool, KeyFailed, KeyOk, KeyResult, Snapshot
@@ -80,6 +80,7 @@ __all__ = [
     "KeyResult",
     "LimiterStats",
     "LimiterUnavailableError",
+    "MemoryBackend",
     "PermissionDeniedError",
     "PrometheusMetrics",
     "Rate",

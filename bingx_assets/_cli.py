@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import ipaddress
 import logging
 import math
@@ -31,11 +32,12 @@ from typing import NoReturn
 import httpx
 
 from . import __version__
+from ._clock import SystemClock
 from ._constants import DEFAULT_BASE_URL, DEFAULT_MAX_WAIT
 from ._credentials import Credentials
 from ._exceptions import BingXError, ConfigurationError
 from ._keys_command import resolve_keys_file
-from ._limits import Rate, RateLimiter, RateLimits
+from ._limits import MemoryBackend, Rate, RateLimiter, RateLimits
 from ._models import AccountType
 from ._pool import AssetsPool, KeyResult, Snapshot
 from ._render import (
@@ -47,6 +49,7 @@ from ._render import (
     progress,
     results_table,
 )
+from ._uid_cache import default_uid_cache_path
 from .testing import BingXSimulator, SimulatorServer
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -382,7 +385,7 @@ async def _open_pool(args: argparse.Namespace) -> AsyncIterator[AssetsPool]:
         credentials = Credentials.from_file(args.keys)
     else:
         credentials = Credentials.from_env()
-    limiter = _limiter(args.redis)
+    limiter = _limiter(args.redis, None if args.simulate else args.base_url)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(limiter.aclose)
         http_client: httpx.AsyncClient | None = None
@@ -402,9 +405,14 @@ async def _open_pool(args: argparse.Namespace) -> AsyncIterator[AssetsPool]:
         yield pool
 
 
-def _limiter(redis_url: str | None) -> RateLimiter:
+def _limiter(redis_url: str | None, base_url: str | None) -> RateLimiter:
+    """Redis when asked; otherwise this process's memory, saved between runs against
+    `base_url` (the embedded simulator, new each run, needs none), so that one run
+    after another never sends into a window BingX still counts."""
     if redis_url is None:
-        return RateLimiter()
+        if base_url is None:
+            return RateLimiter()
+        return RateLimiter(backend=MemoryBackend(SystemClock(), state_file=_state_file(base_url)))
     try:
         from ._redis import RedisBackend
     except ImportError:
@@ -414,6 +422,12 @@ def _limiter(redis_url: str | None) -> RateLimiter:
     except ValueError as exc:  # redis's own words for a malformed URL
         raise ConfigurationError(f"--redis {redis_url!r}: {exc}") from None
     return RateLimiter(backend=backend)
+
+
+def _state_file(base_url: str) -> Path:
+    # One file per server: the windows of a simulator on loopback are not BingX's.
+    server = hashlib.blake2b(base_url.encode(), digest_size=8).hexdigest()
+    return default_uid_cache_path().with_name(f"limits-{server}.json")
 
 
 def _simulated_keys(simulator: BingXSimulator, keys: int, uids: int) -> list[Credentials]:

@@ -18,18 +18,16 @@ cannot be read or written costs lookups and one log line, never an error.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
 
 from ._exceptions import AuthenticationError
+from ._files import locked, write_private
 from ._logging import log
 
 __all__ = ["UidCache", "default_uid_cache_path", "key_id", "open_uid_cache"]
@@ -142,12 +140,12 @@ class UidCache:
         """Apply `change` to the file's UIDs as they are now, under its lock."""
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with _locked(self.path.with_name(self.path.name + ".lock")):
+            with locked(self.path.with_name(self.path.name + ".lock")):
                 uids = self._load() if self._written_since_loaded() else dict(self._uids)
                 if uids is None:
                     return
                 change(uids)
-                _write_atomically(self.path, _encode(uids))
+                write_private(self.path, _encode(uids))
                 # Still under the lock: the file on disk is exactly these UIDs.
                 self._uids, self._seen = uids, _signature(self.path.stat())
         except OSError as exc:
@@ -175,39 +173,6 @@ def _signature(stat: os.stat_result) -> tuple[int, ...]:
 
 def _encode(uids: dict[str, str]) -> bytes:
     return json.dumps({"version": FORMAT_VERSION, "uids": uids}, sort_keys=True).encode()
-
-
-if sys.platform == "win32":  # no flock: concurrent writers may each lose the other's entry
-
-    @contextlib.contextmanager
-    def _locked(lock_path: Path) -> Iterator[None]:
-        yield
-
-else:
-    import fcntl
-
-    @contextlib.contextmanager
-    def _locked(lock_path: Path) -> Iterator[None]:
-        # Never through a symlink: in a shared directory one could point anywhere.
-        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)  # closing releases the lock
-
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    """`content` at `path` all at once, mode 600: readers see the old file or the new."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 600
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 class _NoUidCache(UidCache):

@@ -185,14 +185,18 @@ def test_a_rate_limited_key_reads_as_a_sentence_and_json_keeps_the_time(
     [key] = json.loads(out)["keys"]
     assert key["error"]["type"] == "RateLimitError"
     assert key["error"]["unblock_at_ms"] == until
-    message = key["error"]["message"]
+    assert "UID 4242" in key["error"]["message"]
 
+    # The next run knows of the disabled period from the saved limiter state: it sends
+    # nothing, and says so in the error's own sentence, with no type name in front.
     code, out, _ = run(capsys, "balances")
     assert code == 1
     [_, row] = _table(out)
-    # The error's own sentence, with no internal type name in front of it.
-    assert " ".join(row[2:]) == " ".join(message.split())
+    sentence = " ".join(row[2:])
+    assert sentence.startswith("not sent:") and "UID 4242" in sentence, sentence
     assert "RateLimitError" not in out
+    overview_requests = [r for r in wired.requests if r.path.endswith("allAccountBalance")]
+    assert len(overview_requests) == 1
 
 
 @pytest.mark.parametrize(

@@ -229,3 +229,28 @@ async def test_the_redis_backend_holds_a_late_burst_too(redis_url: str) -> None:
     await redis.aclose()
     assert sim.rejections == []
     assert answered_requests(sim) == 10
+
+
+@pytest.mark.parametrize(("counts_expired", "refused"), [(False, False), (True, True)])
+async def test_the_bound_for_lost_requests_rests_on_bingx_checking_time_first(
+    clock: LoopClock, counts_expired: bool, refused: bool
+) -> None:
+    """Five calls time out and arrive 7 s late, after timestamp + recvWindow (5 s). If
+    BingX refuses them for their timestamp before counting them (the documented
+    assumption), nothing more is refused; if it counted them, the calls that followed
+    would be: the bound is only as good as that ordering."""
+    sim = BingXSimulator(clock=clock, counts_expired_requests=counts_expired)
+    key = sim.add_key(uid=12)
+    limiter = RateLimiter(clock=clock)
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=12, http_client=sim.http_client(), limiter=limiter,
+        timeout=1.0, max_retries=0,
+    ) as client:  # fmt: skip
+        await client.asset_overview()
+        await asyncio.sleep(1.1)
+        sim.delay_next(5, 7.0)
+        await asyncio.gather(*(client.asset_overview() for _ in range(5)), return_exceptions=True)
+        await asyncio.sleep(6.5 - 1.0)  # now just past the five's horizon, before they arrive
+        await asyncio.gather(*(client.asset_overview() for _ in range(5)), return_exceptions=True)
+    await sim.settle()
+    assert (sim.rejections != []) is refused

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import stat
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +180,39 @@ def test_limits_are_validated() -> None:
 def test_the_default_limiter_is_shared() -> None:
     assert RateLimiter.default() is RateLimiter.default()
     assert isinstance(RateLimiter.default().backend, MemoryBackend)
+
+
+async def test_a_saved_state_carries_the_windows_and_gates_to_the_next_process(
+    tmp_path: Path,
+) -> None:
+    """One process after another (a command line, a restarted bot) shares one budget."""
+    state = tmp_path / "state" / "limits.json"
+    clock = LoopClock()
+    first = RateLimiter(ONE_UID, clock=clock, backend=MemoryBackend(clock, state_file=state))
+    times: list[float] = []
+    await asyncio.gather(*(take(first, "u", times) for _ in range(5)))
+    await first.close_gate(first.scope("v", "/x").uid_gate, 30.0)
+    await first.aclose()
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state.parent.stat().st_mode) == 0o700
+
+    await asyncio.sleep(0.5)  # the next process starts half a second later
+    second = RateLimiter(ONE_UID, clock=clock, backend=MemoryBackend(clock, state_file=state))
+    await take(second, "u", times)
+    assert times[-1] == pytest.approx(1.001)  # not at 0.5: the five still count
+    gate = second.scope("v", "/x").uid_gate
+    assert await second.gate_remaining(gate) == pytest.approx(30.0 - 1.001)
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"version": 1}', b'{"windows": 3}', b""])
+async def test_an_unreadable_state_file_is_ignored_with_a_warning(
+    tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = tmp_path / "limits.json"
+    state.write_bytes(content)
+    clock = LoopClock()
+    limiter = RateLimiter(ONE_UID, clock=clock, backend=MemoryBackend(clock, state_file=state))
+    times: list[float] = []
+    await take(limiter, "u", times)
+    assert times == [0.0]
+    assert "unreadable state file" in caplog.text

@@ -199,6 +199,7 @@ class BingXSimulator:
         page_envelope: bool = False,
         string_codes: bool = False,
         rate_limit_headers: bool = True,
+        counts_expired_requests: bool = False,
         seed: int = 0,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -213,6 +214,10 @@ class BingXSimulator:
         """Seconds every request takes to arrive, on top of `latency`, with its answer
         back at once: a slow or cold path to the server that the client cannot see."""
         self.rate_limit_headers = rate_limit_headers
+        self.counts_expired_requests = counts_expired_requests
+        """Count a request for rate even when its `timestamp` is outside `recvWindow`.
+        Off by default: the client's bound for a request it got no answer to rests on
+        BingX refusing such a request before it counts it; on, that bound can fail."""
         """Send `X-RateLimit-Requests-Remain` / `-Expire` for the UID's window."""
         self.client_ip = client_ip
         """The source address of requests that do not come through `SimulatorServer`,
@@ -472,6 +477,8 @@ class BingXSimulator:
             return {"serverTime": server_ms}
         if path not in GROUP_2_PATHS:
             raise _Answer(0, "<html><body><h1>404 Not Found</h1></body></html>", status=404)
+        if not self.counts_expired_requests and self._expired(query, server_ms):
+            raise _Answer(100421, MSG_TIMESTAMP)
         self._check_ip_windows(path, client_ip, now)
         if key is None:
             raise _Answer(100413, MSG_BAD_KEY)
@@ -485,6 +492,15 @@ class BingXSimulator:
         if path == UID_PATH:
             return {"uid": key.uid}
         return self._balances(key, params.get("accountType"))
+
+    @staticmethod
+    def _expired(query: str, server_ms: int) -> bool:
+        """A well-formed timestamp outside its recvWindow (the rest is checked later)."""
+        params = dict(parse_qsl(query.rpartition("&signature=")[0]))
+        timestamp, window = params.get("timestamp", ""), params.get("recvWindow", "5000")
+        if not (timestamp.isdigit() and window.isdigit()):
+            return False
+        return abs(server_ms - int(timestamp)) > int(window)
 
     def _check_ip_windows(self, path: str, client_ip: str, now: float) -> None:
         for name, rate in (
