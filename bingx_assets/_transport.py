@@ -59,7 +59,18 @@ class AiohttpTransport:
         import aiohttp  # only here: `import bingx_assets` must not pay for aiohttp
         import yarl
 
+        if not hasattr(aiohttp, "ClientMiddlewareType"):  # per-request middlewares: 3.12
+            raise ConfigurationError(
+                f"an aiohttp.ClientSession needs aiohttp 3.12 or later, not {aiohttp.__version__}"
+            )
         self.session = session
+        # A per-request `middlewares=` replaces the session's own, so theirs go first,
+        # around ours. aiohttp keeps them in a private attribute with no public getter;
+        # the default keeps requests going out (once) should a later aiohttp rename it.
+        self._middlewares: tuple[aiohttp.ClientMiddlewareType, ...] = tuple(
+            getattr(session, "_middlewares", ())
+        )
+        self._connection_error = aiohttp.ClientConnectionError
         self._client_error = aiohttp.ClientError
         self._client_timeout = aiohttp.ClientTimeout
         self._url = yarl.URL
@@ -74,6 +85,7 @@ class AiohttpTransport:
                 timeout=self._timeout(timeouts),
                 allow_redirects=False,  # as httpx: a redirect is an answer, not followed
                 raise_for_status=False,  # a 429 is read here, whatever the session says
+                middlewares=(*self._middlewares, self._send_once()),
             ) as response:
                 content = await response.read()
                 return Answer(response.status, response.headers, content)
@@ -81,6 +93,31 @@ class AiohttpTransport:
             raise APITimeoutError(f"no answer in time ({type(exc).__name__})") from None
         except self._client_error as exc:
             raise APIConnectionError(type(exc).__name__) from None
+
+    def _send_once(self) -> aiohttp.ClientMiddlewareType:
+        """A middleware for one request that lets it reach the server once. aiohttp
+        resends an idempotent GET when a reused connection drops before the answer
+        (RFC 9112 9.3.1.1), the same signed URL under the same rate slot; BingX may have
+        counted the first. A second send raises instead, and the error reaches the
+        client's own retry, which takes a new slot and signs afresh."""
+        sent = False
+        failure: aiohttp.ClientError | None = None
+
+        async def send_once(
+            request: aiohttp.ClientRequest, send: aiohttp.ClientHandlerType
+        ) -> aiohttp.ClientResponse:
+            nonlocal sent, failure
+            if sent:  # aiohttp's resend (the first error again: aiohttp resends once),
+                # or a session middleware's after an answer (an error aiohttp never resends)
+                raise failure or self._connection_error("sent once already")
+            sent = True
+            try:
+                return await send(request)
+            except self._client_error as exc:
+                failure = exc
+                raise
+
+        return send_once
 
     def _timeout(self, timeout: httpx.Timeout) -> aiohttp.ClientTimeout:
         """httpx's four timeouts as aiohttp's: the same limits on the same waits."""
