@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
@@ -371,6 +372,8 @@ class RateLimiter:
         self._scopes: dict[tuple[str, str, int], Scope] = {}
         # A list, so that `for_ip`'s twins share the locks of whichever loop runs.
         self._loop_state: list[tuple[asyncio.AbstractEventLoop, _LoopState]] = []
+        # gate -> (monotonic time it opens, why): what a request refused at it is told.
+        self._closed_because: dict[str, tuple[float, str]] = {}
 
     _default: ClassVar[RateLimiter | None] = None
 
@@ -470,13 +473,24 @@ class RateLimiter:
                 self.stats.wait_seconds += delay
                 await state.pause(wake_on, delay)
 
-    async def close_gate(self, gate: str, seconds: float) -> None:
-        """Hold every request behind `gate` (a scope's `uid_gate` or `ip_gate`)."""
+    async def close_gate(self, gate: str, seconds: float, *, because: str = "") -> None:
+        """Hold every request behind `gate` (a scope's `uid_gate` or `ip_gate`);
+        `because` is remembered in this process for `closed_because`."""
         self.stats.gate_closures += 1
+        opens = self.clock.monotonic() + seconds
+        if opens > self._closed_because.get(gate, (-math.inf, ""))[0]:
+            self._closed_because[gate] = (opens, because)
         for observer in self.observers:
             observer.gate_closed(gate, seconds)
         log.debug("closing %s for %.3f s", gate, seconds)
         await self._backend.close_gate(gate, seconds)
+
+    def closed_because(self, gate: str, seconds: float) -> str:
+        """Why this process closed `gate` for `seconds` more, or "" if it did not (another
+        process, through a shared backend, or an older closure that has ended)."""
+        opens, because = self._closed_because.get(gate, (-math.inf, ""))
+        # A shared backend counts on its own clock: allow it a little drift.
+        return because if opens >= self.clock.monotonic() + seconds - 0.1 else ""
 
     async def fill_window(self, window: tuple[str, Rate]) -> None:
         """Count `window` (one of a scope's) as full from now for one period: what a
