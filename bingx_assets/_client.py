@@ -35,7 +35,7 @@ from ._exceptions import (
     TimestampError,
 )
 from ._http import OwnsHttpClient
-from ._limits import GateTooLong, RateLimiter, Scope
+from ._limits import GateTooLong, RateLimiter, Scope, resolve_limiter
 from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._observer import observing_attempt
@@ -105,7 +105,7 @@ class AssetsClient(OwnsHttpClient):
         self.max_wait = options.max_wait
         self.recv_window = options.recv_window
         self._uid_cache = open_uid_cache(options.uid_cache)
-        self.limiter = limiter if limiter is not None else RateLimiter.default()
+        self.limiter = resolve_limiter(limiter)
         if not isinstance(label, str) or not label:
             raise ConfigurationError(f"label must be a non-empty string, not {label!r}")
         self.label = label

@@ -506,6 +506,15 @@ class RateLimiter:
         await self._backend.aclose()
 
 
+def resolve_limiter(limiter: object) -> RateLimiter:
+    """The limiter a client or pool was given, or the process-wide default for None."""
+    if limiter is None:
+        return RateLimiter.default()
+    if not isinstance(limiter, RateLimiter):
+        raise ConfigurationError(f"limiter must be a RateLimiter or None, not {limiter!r}")
+    return limiter
+
+
 class GateTooLong(Exception):
     """Internal: a gate stays closed past `max_wait`; the client raises RateLimitError."""
 
