@@ -28,6 +28,7 @@ from bingx_assets import (
     Credentials,
     PrometheusMetrics,
     RateLimiter,
+    RateLimitError,
     serve_metrics,
 )
 from bingx_assets._cli import main
@@ -216,6 +217,20 @@ async def test_gate_open_seconds_counts_down_to_zero(
     # The client refusing to send into the closed gate is no rejection by BingX.
     assert value(reopened, "bingx_assets_rate_limit_rejections_total") == 1
     await client.asset_overview()
+
+
+async def test_a_call_refused_at_a_closed_gate_is_not_sent_not_rate_limited(
+    client: AssetsClient, server: MetricsServer, sim: BingXSimulator, key: SimKey
+) -> None:
+    sim.disable(key.uid, 600.0)  # longer than max_wait
+    with pytest.raises(RateLimitError, match="100410"):
+        await client.asset_overview()  # BingX refuses
+    with pytest.raises(RateLimitError, match="not sent"):
+        await client.asset_overview()  # the client refuses
+    found = samples(scrape_text(server))
+    assert value(found, "bingx_assets_requests_total", outcome="rate_limited") == 1
+    assert value(found, "bingx_assets_requests_total", outcome="not_sent") == 1
+    assert len([r for r in sim.requests if r.path.endswith("allAccountBalance")]) == 1
 
 
 async def test_a_pool_exports_only_its_labels_and_uids_and_no_secret(
