@@ -266,6 +266,24 @@ async def test_a_pool_exports_only_its_labels_and_uids_and_no_secret(
     assert not [s for s in secrets if s in text]
 
 
+async def test_unlabelled_keys_are_named_by_position_in_metrics_never_by_the_key(
+    clock: LoopClock, registry: CollectorRegistry, server: MetricsServer
+) -> None:
+    # Issue #13: nothing derived from an api key in the metrics, not even its tail.
+    sim = BingXSimulator(clock=clock)
+    keys = [sim.add_key(uid=600 + n) for n in range(3)]
+    credentials = [Credentials(k.api_key, k.secret_key) for k in keys]
+    async with AssetsPool(
+        credentials, http_client=sim.http_client(), limiter=RateLimiter(clock=clock)
+    ) as pool:
+        PrometheusMetrics(registry).attach(pool)
+        await pool.gather()
+    found = samples(scrape_text(server))
+    named = {v for (_, pairs), _ in found.items() for label, v in pairs if label == "key"}
+    assert named == {"key-1", "key-2", "key-3"}
+    assert not [k for k in keys if k.api_key[-4:] in scrape_text(server)]
+
+
 async def test_attaching_twice_counts_once(
     client: AssetsClient, registry: CollectorRegistry, server: MetricsServer
 ) -> None:
