@@ -310,6 +310,10 @@ class AssetsClient(OwnsHttpClient):
                 await limiter.close_gate(scope.uid_gate, seconds)
         seconds = max(seconds, GATE_SLACK_SECONDS)
         paused_until_ms = server_clock.now_ms() + int(seconds * 1000)
+        if (exc.retry_after or 0) > LONGEST_SERVER_PAUSE_SECONDS or (
+            exc.unblock_at_ms is not None and exc.unblock_at_ms > paused_until_ms
+        ):
+            what += ", believed for a day at most"
         if exc.unblock_at_ms is None or exc.unblock_at_ms > paused_until_ms:
             exc.unblock_at_ms = paused_until_ms  # none given, or more than a day
         said = f"code {exc.code}" if exc.code is not None else f"HTTP {exc.status_code}"

@@ -87,10 +87,26 @@ async def test_a_huge_retry_after_is_a_typed_error(clock: LoopClock, retry_after
         key.api_key, key.secret_key, uid=1, http_client=sim.http_client(),
         limiter=limiter, max_retries=0,
     ) as client:  # fmt: skip
-        with pytest.raises(BingXError):
+        with pytest.raises(BingXError, match="believed for a day at most"):
             await client.asset_overview()
     paused = await limiter.gate_remaining(limiter.scope("1", "/").ip_gate)
     assert A_DAY - 1 <= paused <= A_DAY  # closed, for a day: not for ever
+
+
+async def test_an_unblock_time_centuries_away_is_held_for_a_day(clock: LoopClock) -> None:
+    sim = BingXSimulator(clock=clock)
+    key = sim.add_key(uid=1)
+    limiter = RateLimiter(clock=clock)
+    sim.inject(Fault.rate_limited(10**16))  # the year 318857
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=1, http_client=sim.http_client(), limiter=limiter
+    ) as client:
+        with pytest.raises(RateLimitError, match="believed for a day at most") as caught:
+            await client.asset_overview()
+    paused = await limiter.gate_remaining(limiter.scope("1", ASSET_OVERVIEW_PATH).uid_gate)
+    assert A_DAY - 1 <= paused <= A_DAY + 1
+    assert caught.value.unblock_at_ms is not None
+    assert caught.value.unblock_at_ms <= sim.server_ms() + A_DAY * 1000 + 1000
 
 
 @pytest.mark.looptime(False)  # Redis keeps real time
