@@ -16,6 +16,7 @@ from ._constants import (
     ASSET_OVERVIEW_PATH,
     FIREWALL_BAN_SECONDS,
     GATE_SLACK_SECONDS,
+    LONGEST_SERVER_PAUSE_SECONDS,
     RATE_EXPIRE_HEADER,
     RATE_REMAIN_HEADER,
     SECRET_KEY_ENV,
@@ -34,7 +35,7 @@ from ._exceptions import (
     TimestampError,
 )
 from ._http import OwnsHttpClient
-from ._limits import GateTooLong, RateLimiter, Scope
+from ._limits import GateTooLong, RateLimiter, Scope, resolve_limiter
 from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._observer import observing_attempt
@@ -104,7 +105,7 @@ class AssetsClient(OwnsHttpClient):
         self.max_wait = options.max_wait
         self.recv_window = options.recv_window
         self._uid_cache = open_uid_cache(options.uid_cache)
-        self.limiter = limiter if limiter is not None else RateLimiter.default()
+        self.limiter = resolve_limiter(limiter)
         if not isinstance(label, str) or not label:
             raise ConfigurationError(f"label must be a non-empty string, not {label!r}")
         self.label = label
@@ -237,26 +238,57 @@ class AssetsClient(OwnsHttpClient):
 
     async def _hold_until_server_window_expires(self, scope: Scope, expires_ms: int) -> None:
         """BingX says the UID's window is full until `expires_ms`: when that is later than
-        our own window can know of, hold the UID until then."""
-        seconds = self.limiter.server_clock.seconds_until(expires_ms)
-        if seconds > self.limiter.limits.per_uid.period:
-            await self.limiter.close_gate(scope.uid_gate, seconds + GATE_SLACK_SECONDS)
+        our own window can know of, hold the UID until then, but never longer than BingX's
+        restrictions last: the header's format is undocumented, and one garbled value
+        must not stall a UID (in Redis: everywhere) for years."""
+        server_clock = self.limiter.server_clock
+        seconds = server_clock.seconds_until(expires_ms)
+        if seconds <= self.limiter.limits.per_uid.period:
+            return
+        held = min(seconds + GATE_SLACK_SECONDS, FIREWALL_BAN_SECONDS)
+        await self.limiter.close_gate(
+            scope.uid_gate,
+            held,
+            because=f"BingX's rate header {RATE_EXPIRE_HEADER} held UID {scope.uid}",
+        )
+        bound = "" if held > seconds else ", as long as BingX's restrictions last"
+        log.warning(
+            "BingX's rate headers say the window of UID %s is full until %s (%s: %d, %.1f s "
+            "from now): holding UID %s until %s (%.1f s)%s",
+            scope.uid,
+            server_clock.local_time(expires_ms),
+            RATE_EXPIRE_HEADER,
+            expires_ms,
+            seconds,
+            scope.uid,
+            server_clock.local_time(server_clock.now_ms() + int(held * 1000)),
+            held,
+            bound,
+        )
 
     async def _after_refusal(self, scope: Scope, exc: RateLimitError, refusals: int) -> None:
         """Pause what BingX refused (the UID or this IP) exactly as long as it said, or,
-        when it gave no time, as long as the window that was full can last."""
+        when it gave no time, as long as the window that was full can last.
+
+        A time it gives is believed up to a day (`LONGEST_SERVER_PAUSE_SECONDS`): beyond
+        that it is garbled, and honouring it would stall a UID or IP for good. A
+        `Retry-After` shorter than `GATE_SLACK_SECONDS` (0 included) still pauses that
+        long: the 429 said the IP's window was full now."""
         limiter, server_clock = self.limiter, self.limiter.server_clock
         limits = limiter.limits
         if exc.unblock_at_ms is not None:
             if not server_clock.measured:
                 await self._sync_clock(stale_before_ms=limiter.clock.wall_ms())
-            seconds = server_clock.seconds_until(exc.unblock_at_ms) + GATE_SLACK_SECONDS
+            seconds = server_clock.seconds_until(exc.unblock_at_ms)
+            seconds = min(seconds, LONGEST_SERVER_PAUSE_SECONDS) + GATE_SLACK_SECONDS
             await limiter.close_gate(scope.uid_gate, seconds)
             what = f"BingX disabled UID {scope.uid}"
         elif exc.code is None:  # HTTP 429, 418, 403: this IP's budget, or a ban of it
             if exc.retry_after is not None:
-                seconds = exc.retry_after
-                what = f"BingX asked this IP ({scope.ip}) to wait {seconds:g} s"
+                seconds = min(
+                    max(exc.retry_after, GATE_SLACK_SECONDS), LONGEST_SERVER_PAUSE_SECONDS
+                )
+                what = f"BingX asked this IP ({scope.ip}) to wait {exc.retry_after:g} s"
                 await limiter.close_gate(scope.ip_gate, seconds)
             elif exc.status_code == 429:
                 seconds = limits.per_ip_endpoint.period
@@ -277,8 +309,13 @@ class AssetsClient(OwnsHttpClient):
                 seconds *= min(2 ** (refusals - 1), 64)
                 await limiter.close_gate(scope.uid_gate, seconds)
         seconds = max(seconds, GATE_SLACK_SECONDS)
-        if exc.unblock_at_ms is None:
-            exc.unblock_at_ms = server_clock.now_ms() + int(seconds * 1000)
+        paused_until_ms = server_clock.now_ms() + int(seconds * 1000)
+        if (exc.retry_after or 0) > LONGEST_SERVER_PAUSE_SECONDS or (
+            exc.unblock_at_ms is not None and exc.unblock_at_ms > paused_until_ms
+        ):
+            what += ", believed for a day at most"
+        if exc.unblock_at_ms is None or exc.unblock_at_ms > paused_until_ms:
+            exc.unblock_at_ms = paused_until_ms  # none given, or more than a day
         said = f"code {exc.code}" if exc.code is not None else f"HTTP {exc.status_code}"
         if seconds - GATE_SLACK_SECONDS > self.max_wait:
             next_step = f"longer than max_wait ({self.max_wait:g} s), so calls fail until then"
@@ -299,10 +336,15 @@ class AssetsClient(OwnsHttpClient):
     def _not_sent(self, scope: Scope, closed: GateTooLong) -> RateLimitError:
         server_clock = self.limiter.server_clock
         unblock_at_ms = server_clock.now_ms() + int(closed.seconds * 1000)
-        whom = f"this IP ({scope.ip})" if closed.gate == scope.ip_gate else f"UID {scope.uid}"
+        because = self.limiter.closed_because(closed.gate, closed.seconds)
+        if not because:
+            ip = closed.gate == scope.ip_gate
+            because = (
+                f"BingX paused this IP ({scope.ip})" if ip else f"BingX paused UID {scope.uid}"
+            )
         return RateLimitError(
             None,
-            f"not sent: BingX paused {whom} until {server_clock.local_time(unblock_at_ms)} "
+            f"not sent: {because} until {server_clock.local_time(unblock_at_ms)} "
             f"({closed.seconds:.1f} s from now), longer than max_wait ({self.max_wait:g} s)",
             status_code=None,
             unblock_at_ms=unblock_at_ms,

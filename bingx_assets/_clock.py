@@ -83,9 +83,13 @@ class ServerClock:
 
     def local_time(self, server_ms: int) -> str:
         """The local wall-clock time, with its UTC offset, when the server's clock reads
-        `server_ms`: what a person can read."""
+        `server_ms`: what a person can read. A time no calendar holds (a garbled answer's)
+        reads as a plain "in N s" rather than raising in the middle of an error message."""
         local_ms = server_ms - (self.offset_ms or 0)
-        moment = datetime.datetime.fromtimestamp(local_ms / 1000).astimezone()
+        try:
+            moment = datetime.datetime.fromtimestamp(local_ms / 1000).astimezone()
+        except (ValueError, OverflowError, OSError):
+            return f"in {(server_ms - self.now_ms()) // 1000} s"  # ints: never overflows
         return moment.isoformat(timespec="seconds")
 
     def seconds_until(self, server_ms: int) -> float:

@@ -28,6 +28,9 @@ USER_AGENT = "bingx-assets"
 DEFAULT_MAX_WAIT = 60.0
 # BingX's web firewall (HTTP 403) and IP bans (418) usually last five minutes.
 FIREWALL_BAN_SECONDS = 300.0
+# The longest pause any answer is believed: a Retry-After or unblock time beyond a day is
+# garbled (or hostile), and honouring it would stall a UID or IP for good.
+LONGEST_SERVER_PAUSE_SECONDS = 86_400.0
 # Wake this long after a gate opens, so the first request lands after it on the server.
 GATE_SLACK_SECONDS = 0.01
 # Keys read at once by a pool; the limiter, not this, decides how fast.

@@ -58,8 +58,9 @@ def check_uid(uid: Any) -> str | None:
 
 @dataclass(frozen=True, init=False)
 class Credentials:
-    """One API key pair. `label` names it in results (default: the key's last four
-    characters); `uid`, when known, saves a lookup and lets keys of one UID be
+    """One API key pair. `label` names it in results and metrics; without one, a pool
+    names it by its position (`key-1`, `key-2`, ...), never by anything derived from
+    the key. `uid`, when known, saves a lookup and lets keys of one UID be
     scheduled together from the start. `uid` may be an int or a string of digits; it is
     kept as the decimal string of the number (`"03000001"` and `3000001` are `"3000001"`).
     """
@@ -83,7 +84,7 @@ class Credentials:
             raise ConfigurationError(f"label must be a str, not {type(label).__name__}")
         object.__setattr__(self, "api_key", api_key)
         object.__setattr__(self, "secret_key", secret_key)
-        object.__setattr__(self, "label", label or mask(api_key))
+        object.__setattr__(self, "label", label)
         object.__setattr__(self, "uid", canonical_uid)
 
     def __repr__(self) -> str:
@@ -96,7 +97,7 @@ class Credentials:
 
         ```toml
         [[keys]]
-        label = "main"        # optional
+        label = "main"        # optional: key-1, key-2, ... by position
         api_key = "..."
         secret_key = "..."
         uid = 16844999        # optional
@@ -116,10 +117,11 @@ class Credentials:
         if not isinstance(entries, list) or not entries:
             raise ConfigurationError(f"{file}: expected one or more [[keys]] tables")
         _warn_if_readable_by_others(file)  # only once it holds keys: an empty file holds none
-        return [cls._from_table(entry, f"{file}, key #{n}") for n, entry in enumerate(entries, 1)]
+        return [cls._from_table(entry, file, n) for n, entry in enumerate(entries, 1)]
 
     @classmethod
-    def _from_table(cls, entry: object, where: str) -> Credentials:
+    def _from_table(cls, entry: object, file: Path, n: int) -> Credentials:
+        where = f"{file}, key #{n}"
         if not isinstance(entry, Mapping):
             raise ConfigurationError(f"{where}: expected a table with api_key and secret_key")
         unknown = set(entry) - {"label", "api_key", "secret_key", "uid"}
@@ -128,6 +130,11 @@ class Credentials:
         label = entry.get("label", "")
         if not isinstance(label, str):
             raise ConfigurationError(f"{where}: label must be a string")
+        missing = [name for name in ("api_key", "secret_key") if entry.get(name) in (None, "")]
+        if missing:
+            named = f" ({label!r})" if label else ""
+            raise ConfigurationError(f"{where}{named} has no {' and no '.join(missing)}")
+        label = label or f"key-{n}"
         try:
             return cls(entry.get("api_key"), entry.get("secret_key"), label, entry.get("uid"))  # type: ignore[arg-type]
         except ConfigurationError as exc:
@@ -136,7 +143,8 @@ class Credentials:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> list[Credentials]:
         """`BINGX_API_KEY` / `BINGX_SECRET_KEY`, and any `BINGX_API_KEY_<LABEL>` /
-        `BINGX_SECRET_KEY_<LABEL>` pairs (labelled `<label>` in lower case)."""
+        `BINGX_SECRET_KEY_<LABEL>` pairs (labelled `<label>` in lower case; the plain
+        pair is labelled `default`)."""
         env = os.environ if environ is None else environ
         found = []
         for name in sorted(env):
@@ -146,20 +154,24 @@ class Credentials:
             secret_name = SECRET_KEY_ENV + suffix
             if secret_name not in env:
                 raise ConfigurationError(f"{name} is set but {secret_name} is not")
-            found.append(cls(env[name], env[secret_name], suffix.lstrip("_").lower()))
+            label = suffix.lstrip("_").lower() or "default"
+            found.append(cls(env[name], env[secret_name], label))
         if not found:
             raise ConfigurationError(f"no keys in the environment: set {API_KEY_ENV}")
         return found
 
 
 def check_unique(credentials: Iterable[Credentials]) -> list[Credentials]:
-    """The credentials as a list; the same key or label twice is an error."""
+    """The credentials as a list, each unlabelled one labelled by its position (`key-N`);
+    the same key or label twice is an error."""
     keys: dict[str, str] = {}
     labels: set[str] = set()
     result = []
-    for creds in credentials:
+    for n, creds in enumerate(credentials, 1):
         if not isinstance(creds, Credentials):
             raise ConfigurationError(f"expected Credentials, not {type(creds).__name__}")
+        if not creds.label:
+            creds = Credentials(creds.api_key, creds.secret_key, f"key-{n}", creds.uid)
         if creds.api_key in keys:
             raise ConfigurationError(
                 f"the same API key is listed twice: {keys[creds.api_key]!r} and {creds.label!r}"

@@ -41,6 +41,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -434,6 +435,8 @@ class RateLimiter:
         self._scopes: dict[tuple[str, str, int], Scope] = {}
         # A list, so that `for_ip`'s twins share the locks of whichever loop runs.
         self._loop_state: list[tuple[asyncio.AbstractEventLoop, _LoopState]] = []
+        # gate -> (monotonic time it opens, why): what a request refused at it is told.
+        self._closed_because: dict[str, tuple[float, str]] = {}
 
     _default: ClassVar[RateLimiter | None] = None
 
@@ -533,13 +536,24 @@ class RateLimiter:
                 self.stats.wait_seconds += delay
                 await state.pause(wake_on, delay)
 
-    async def close_gate(self, gate: str, seconds: float) -> None:
-        """Hold every request behind `gate` (a scope's `uid_gate` or `ip_gate`)."""
+    async def close_gate(self, gate: str, seconds: float, *, because: str = "") -> None:
+        """Hold every request behind `gate` (a scope's `uid_gate` or `ip_gate`);
+        `because` is remembered in this process for `closed_because`."""
         self.stats.gate_closures += 1
+        opens = self.clock.monotonic() + seconds
+        if opens > self._closed_because.get(gate, (-math.inf, ""))[0]:
+            self._closed_because[gate] = (opens, because)
         for observer in self.observers:
             observer.gate_closed(gate, seconds)
         log.debug("closing %s for %.3f s", gate, seconds)
         await self._backend.close_gate(gate, seconds)
+
+    def closed_because(self, gate: str, seconds: float) -> str:
+        """Why this process closed `gate` for `seconds` more, or "" if it did not (another
+        process, through a shared backend, or an older closure that has ended)."""
+        opens, because = self._closed_because.get(gate, (-math.inf, ""))
+        # A shared backend counts on its own clock: allow it a little drift.
+        return because if opens >= self.clock.monotonic() + seconds - 0.1 else ""
 
     async def fill_window(self, window: tuple[str, Rate]) -> None:
         """Count `window` (one of a scope's) as full from now for one period: what a
@@ -553,6 +567,15 @@ class RateLimiter:
     async def aclose(self) -> None:
         """Close the backend's connections (a Redis client made by `from_url`)."""
         await self._backend.aclose()
+
+
+def resolve_limiter(limiter: object) -> RateLimiter:
+    """The limiter a client or pool was given, or the process-wide default for None."""
+    if limiter is None:
+        return RateLimiter.default()
+    if not isinstance(limiter, RateLimiter):
+        raise ConfigurationError(f"limiter must be a RateLimiter or None, not {limiter!r}")
+    return limiter
 
 
 class GateTooLong(Exception):

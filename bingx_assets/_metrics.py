@@ -59,8 +59,9 @@ _OUTCOME_BY_ERROR: tuple[tuple[type[BaseException], str], ...] = (
     (DecodeError, "decode"),
     (LimiterUnavailableError, "limiter_unavailable"),
 )
-OUTCOMES = ("ok", *(outcome for _, outcome in _OUTCOME_BY_ERROR), "other")
-"""Every value of `requests_total`'s `outcome` label ("other": an error code BingX added)."""
+OUTCOMES = ("ok", "not_sent", *(outcome for _, outcome in _OUTCOME_BY_ERROR), "other")
+"""Every value of `requests_total`'s `outcome` label ("not_sent": refused here, at a gate
+closed longer than max_wait; "other": an error code BingX added)."""
 
 # Waits run from nothing (a free slot) through queueing behind a UID's 5/s to a
 # disabled period waited out (max_wait, 60 s by default).
@@ -71,6 +72,8 @@ def outcome_of(error: BaseException | None) -> str:
     """The `outcome` label of an attempt that ended with `error` (None: it succeeded)."""
     if error is None:
         return "ok"
+    if isinstance(error, RateLimitError) and error.status_code is None and error.code is None:
+        return "not_sent"  # no answer from BingX: a gate closed here refused the call
     return next((o for kind, o in _OUTCOME_BY_ERROR if isinstance(error, kind)), "other")
 
 

@@ -142,10 +142,12 @@ def _check_timeout(timeout: Any) -> httpx.Timeout:
         return httpx.Timeout(float(timeout))
     if isinstance(timeout, httpx.Timeout):
         parts = [timeout.connect, timeout.read, timeout.write, timeout.pool]
-        # None is httpx's "no limit" for one phase; anything else must be real seconds.
-        if all(p is None or _is_positive_seconds(p) for p in parts):
+        # None is httpx's "no limit" for a phase: a call that could hang for ever.
+        if all(_is_positive_seconds(p) for p in parts):
             return timeout
-    raise _wrong("timeout", "seconds > 0 or an httpx.Timeout of such", timeout)
+    raise _wrong(
+        "timeout", "seconds > 0 or an httpx.Timeout with seconds > 0 in every part", timeout
+    )
 
 
 def _check_uid_cache(uid_cache: Any) -> bool | Path:

@@ -16,7 +16,7 @@ from ._credentials import Credentials, check_unique
 from ._egress import Egress, check_routes
 from ._exceptions import ConfigurationError
 from ._http import HttpClients, OwnsHttpClient
-from ._limits import RateLimiter
+from ._limits import RateLimiter, resolve_limiter
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._options import ClientOptionArgs, ClientOptions, check_whole_number, resolve_options
 from ._uid_cache import open_uid_cache
@@ -119,7 +119,7 @@ class AssetsPool(OwnsHttpClient):
             )
         self.concurrency = check_whole_number("concurrency", concurrency, minimum=1)
         self.options = resolve_options(options, option_args)
-        self.limiter = limiter if limiter is not None else RateLimiter.default()
+        self.limiter = resolve_limiter(limiter)
         # A request holding a rate slot never queues for a connection of our own pool.
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         super().__init__(http_client, limits)

@@ -297,9 +297,10 @@ class RedisBackend:
         try:
             answer = await script(keys=keys, args=args)  # type: ignore[operator]
         except (RedisError, RedisClusterException, OSError) as exc:
-            raise LimiterUnavailableError(
-                f"the Redis limiter could not {what}: {_what_happened(exc)}; {sent}"
-            ) from exc
+            # Before sending, which step failed changes nothing for the caller: one line
+            # per key must stay short. After an answer, a window or gate is not recorded.
+            step = "" if sent == _NOTHING_SENT else f": could not {what}"
+            raise LimiterUnavailableError(f"{_what_happened(exc)}{step}; {sent}") from exc
         return _text(answer)
 
 
@@ -333,15 +334,18 @@ _FAILURES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], st
 
 
 def _what_happened(exc: BaseException) -> str:
-    """Our description, then redis-py's: its first line names the node or the slot."""
+    """Our description, then redis-py's first sentence, which names the node or the slot
+    (its type when it says nothing; the error's cause keeps it too): one line, short
+    enough to read in a table of keys that all failed alike."""
     if type(exc) is RedisClusterException and exc.__cause__ is not None:
         # "Redis Cluster cannot be connected" wraps why: say that.
         return _what_happened(exc.__cause__)
     description = next(
         (text for kinds, text in _FAILURES if isinstance(exc, kinds)), "the Redis client failed"
     )
-    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    return f"{description} ({type(exc).__name__}{': ' + detail if detail else ''})"
+    lines = str(exc).strip().splitlines()
+    detail = lines[0].split(". ")[0].rstrip(".")[:100] if lines else ""
+    return f"{description} ({detail or type(exc).__name__})"
 
 
 def _split_cluster_flag(url: str) -> tuple[bool, str]:

@@ -176,6 +176,28 @@ def test_an_error_with_line_breaks_stays_on_one_line(
     assert "\x1b" not in out
 
 
+def test_an_unreachable_redis_is_one_short_line_per_key(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    wired: BingXSimulator,
+    env_key: SimKey,
+) -> None:
+    other = wired.add_key(uid=4343)
+    monkeypatch.setenv("BINGX_API_KEY_SUB", other.api_key)
+    monkeypatch.setenv("BINGX_SECRET_KEY_SUB", other.secret_key)
+    monkeypatch.setenv("COLUMNS", "132")  # a common wide terminal
+    code, out, err = run(capsys, "balances", "--redis", "redis://127.0.0.1:1/0")
+    assert code == 1 and err == ""
+    rows = _table(out)
+    assert [row[0] for row in rows] == ["key", "default", "sub", "TOTAL"]  # a line per key
+    expected = (
+        "LimiterUnavailableError: Redis cannot be reached (Error 111 connecting to "
+        "127.0.0.1:1); nothing was sent"
+    )
+    assert [" ".join(row[2:]) for row in rows[1:3]] == [expected, expected]
+    assert [r for r in wired.requests if r.path.endswith("allAccountBalance")] == []
+
+
 def test_a_rate_limited_key_reads_as_a_sentence_and_json_keeps_the_time(
     capsys: pytest.CaptureFixture[str], wired: BingXSimulator, env_key: SimKey
 ) -> None:

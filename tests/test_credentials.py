@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bingx_assets import ConfigurationError, Credentials
+from bingx_assets._credentials import check_unique
 
 KEY = "A" * 60 + "wxyz"
 SECRET = "S3CR3T" * 10
@@ -30,8 +31,13 @@ def test_repr_shows_label_and_masked_key_only() -> None:
     assert creds.uid == "42"
 
 
-def test_label_defaults_to_the_masked_key() -> None:
-    assert Credentials(KEY, SECRET).label == "…wxyz"
+def test_an_unlabelled_key_is_named_by_its_position_never_by_the_key() -> None:
+    # Issue #13: the label becomes the metrics' `key` label; nothing of the api key in it.
+    unlabelled = Credentials(KEY, SECRET)
+    assert unlabelled.label == ""
+    listed = check_unique([Credentials(KEY[::-1], SECRET, "main"), unlabelled])
+    assert [c.label for c in listed] == ["main", "key-2"]
+    assert listed[1].api_key == KEY
 
 
 def test_file_with_several_keys(tmp_path: Path) -> None:
@@ -51,7 +57,7 @@ def test_file_with_several_keys(tmp_path: Path) -> None:
     )
     first, second = Credentials.from_file(path)
     assert (first.label, first.uid) == ("main", "16844999")
-    assert (second.api_key, second.uid) == (KEY[::-1], None)
+    assert (second.label, second.api_key, second.uid) == ("key-2", KEY[::-1], None)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +66,9 @@ def test_file_with_several_keys(tmp_path: Path) -> None:
         ("not toml [", "not valid TOML"),
         ("title = 'x'", r"expected one or more \[\[keys\]\]"),
         ("keys = [1]", "key #1: expected a table"),
-        (f"[[keys]]\napi_key = '{KEY}'", "key #1: no secret_key"),
+        (f"[[keys]]\napi_key = '{KEY}'", r"key #1 has no secret_key$"),
+        ("[[keys]]\nlabel = 'main'\nsecret_key = 's'", r"key #1 \('main'\) has no api_key$"),
+        ("[[keys]]\nlabel = ''", "key #1 has no api_key and no secret_key$"),
         (f"[[keys]]\napi_key = '{KEY}'\nsecret_key = 's'\npassword = 'x'", "unknown field"),
         (f"[[keys]]\napi_key = '{KEY}'\nsecret_key = 's'\nuid = 'abc'", "numeric UID"),
         (f"[[keys]]\napi_key = '{KEY}'\nsecret_key = 's'\nlabel = 3", "label must be"),
@@ -98,7 +106,7 @@ def test_environment_pairs() -> None:
         "UNRELATED": "x",
     }
     found = Credentials.from_env(env)
-    assert [(c.label, c.api_key) for c in found] == [("…wxyz", KEY), ("sub1", KEY[::-1])]
+    assert [(c.label, c.api_key) for c in found] == [("default", KEY), ("sub1", KEY[::-1])]
 
 
 def test_environment_without_a_matching_secret() -> None:

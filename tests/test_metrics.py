@@ -28,6 +28,7 @@ from bingx_assets import (
     Credentials,
     PrometheusMetrics,
     RateLimiter,
+    RateLimitError,
     serve_metrics,
 )
 from bingx_assets._cli import main
@@ -218,6 +219,20 @@ async def test_gate_open_seconds_counts_down_to_zero(
     await client.asset_overview()
 
 
+async def test_a_call_refused_at_a_closed_gate_is_not_sent_not_rate_limited(
+    client: AssetsClient, server: MetricsServer, sim: BingXSimulator, key: SimKey
+) -> None:
+    sim.disable(key.uid, 600.0)  # longer than max_wait
+    with pytest.raises(RateLimitError, match="100410"):
+        await client.asset_overview()  # BingX refuses
+    with pytest.raises(RateLimitError, match="not sent"):
+        await client.asset_overview()  # the client refuses
+    found = samples(scrape_text(server))
+    assert value(found, "bingx_assets_requests_total", outcome="rate_limited") == 1
+    assert value(found, "bingx_assets_requests_total", outcome="not_sent") == 1
+    assert len([r for r in sim.requests if r.path.endswith("allAccountBalance")]) == 1
+
+
 async def test_a_pool_exports_only_its_labels_and_uids_and_no_secret(
     clock: LoopClock, registry: CollectorRegistry, server: MetricsServer
 ) -> None:
@@ -249,6 +264,24 @@ async def test_a_pool_exports_only_its_labels_and_uids_and_no_secret(
     secrets = {k.api_key for k in keys} | {k.secret_key for k in keys} | signatures
     assert signatures
     assert not [s for s in secrets if s in text]
+
+
+async def test_unlabelled_keys_are_named_by_position_in_metrics_never_by_the_key(
+    clock: LoopClock, registry: CollectorRegistry, server: MetricsServer
+) -> None:
+    # Issue #13: nothing derived from an api key in the metrics, not even its tail.
+    sim = BingXSimulator(clock=clock)
+    keys = [sim.add_key(uid=600 + n) for n in range(3)]
+    credentials = [Credentials(k.api_key, k.secret_key) for k in keys]
+    async with AssetsPool(
+        credentials, http_client=sim.http_client(), limiter=RateLimiter(clock=clock)
+    ) as pool:
+        PrometheusMetrics(registry).attach(pool)
+        await pool.gather()
+    found = samples(scrape_text(server))
+    named = {v for (_, pairs), _ in found.items() for label, v in pairs if label == "key"}
+    assert named == {"key-1", "key-2", "key-3"}
+    assert not [k for k in keys if k.api_key[-4:] in scrape_text(server)]
 
 
 async def test_attaching_twice_counts_once(

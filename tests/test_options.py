@@ -14,7 +14,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bingx_assets import AssetsClient, AssetsPool, ClientOptions, ConfigurationError, Credentials
+from bingx_assets import (
+    AssetsClient,
+    AssetsPool,
+    ClientOptions,
+    ConfigurationError,
+    Credentials,
+    RateLimits,
+)
 from bingx_assets._constants import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_RETRIES,
@@ -74,6 +81,9 @@ BAD_VALUES: dict[str, list[object]] = {
         httpx.Timeout(5.0, pool=10**400),
         httpx.Timeout(5.0, read=-1),
         httpx.Timeout(5.0, write=True),  # type: ignore[arg-type]
+        httpx.Timeout(None),  # httpx's "no limit": a call could hang for ever
+        httpx.Timeout(5.0, connect=None),
+        httpx.Timeout(5.0, pool=None),
     ],
     "max_retries": [True, False, -1, 1.0, 2.5, NAN, INF, "3", None],
     "max_wait": [True, False, -1, -0.5, NAN, INF, 10**400, "60", None, [60]],
@@ -164,7 +174,7 @@ def test_good_values_are_normalised() -> None:
     assert options.timeout == httpx.Timeout(5.0)
     assert options.max_wait == 30.0 and type(options.max_wait) is float
     assert options.base_url == "https://proxy.example/bingx"
-    kept = httpx.Timeout(10.0, connect=None)
+    kept = httpx.Timeout(10.0, connect=3.0)
     assert ClientOptions(timeout=kept).timeout is kept
 
 
@@ -213,6 +223,14 @@ def test_the_pool_hands_its_one_validated_options_to_every_client() -> None:
     pool = AssetsPool(creds, concurrency=8, base_url="https://proxy.example", max_wait=5)
     assert pool.options == ClientOptions(base_url="https://proxy.example", max_wait=5)
     assert all(client.options is pool.options for client in pool._clients)
+
+
+@pytest.mark.parametrize("limiter", ["x", 5, object(), RateLimits()])
+def test_a_limiter_that_is_not_a_rate_limiter_is_a_configuration_error(limiter: Any) -> None:
+    with pytest.raises(ConfigurationError, match="limiter must be a RateLimiter"):
+        AssetsClient(KEY, SECRET, uid=1, limiter=limiter)
+    with pytest.raises(ConfigurationError, match="limiter must be a RateLimiter"):
+        AssetsPool([Credentials(KEY, SECRET, "k", 1)], limiter=limiter)
 
 
 @pytest.mark.parametrize("concurrency", [True, False, 0, -1, 2.0, NAN, "8", None])

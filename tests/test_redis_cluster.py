@@ -289,13 +289,15 @@ async def test_every_redis_failure_is_a_limiter_unavailable_error(
     with pytest.raises(LimiterUnavailableError) as caught:
         await limiter.acquire(scope, max_wait=60)
     message = str(caught.value)
-    assert message.startswith("the Redis limiter could not take a slot: ")
     assert description in message
-    assert type(error).__name__ in message
     assert message.endswith("; nothing was sent")
+    assert "\n" not in message and len(message) < 200
     assert caught.value.__cause__ is error
     # After an answer, the same failure says the request is already over.
-    with pytest.raises(LimiterUnavailableError, match=r"had been sent and answered$"):
+    with pytest.raises(
+        LimiterUnavailableError,
+        match=r"could not close a gate; the request had been sent and answered$",
+    ):
         await limiter.close_gate(scope.uid_gate, 1.0)
 
 
@@ -307,5 +309,8 @@ async def test_a_cluster_failure_that_wraps_another_names_the_first_cause() -> N
         error = wrapped
     backend = RedisBackend(FailingRedis(error))  # type: ignore[arg-type]
     limiter = RateLimiter(backend=backend)
-    with pytest.raises(LimiterUnavailableError, match=r"reached \(ConnectionError: Error"):
+    with pytest.raises(LimiterUnavailableError) as caught:
         await limiter.acquire(limiter.scope("uid1", "/x"), max_wait=60)
+    assert str(caught.value) == (
+        "Redis cannot be reached (Error 111 connecting to 127.0.0.1:1); nothing was sent"
+    )
