@@ -30,6 +30,7 @@ from ._exceptions import (
     BingXError,
     ConfigurationError,
     DecodeError,
+    LimiterUnavailableError,
     RateLimitError,
     ServerBusyError,
     TimestampError,
@@ -161,7 +162,8 @@ class AssetsClient(OwnsHttpClient):
                 scope = self.limiter.scope("lookup", UID_PATH)
                 uid: int = await self._request(UID_PATH, UID, scope)
                 self._uid = str(uid)
-                self._uid_cache.put(self.api_key, self._uid)
+                # A locked file rewrite: off the event loop, which other calls share.
+                await asyncio.to_thread(self._uid_cache.put, self.api_key, self._uid)
         return self._uid
 
     async def _request(self, path: str, data: DataDecoder[T], scope: Scope) -> T:
@@ -215,11 +217,15 @@ class AssetsClient(OwnsHttpClient):
         except BaseException:
             await ticket.settle(answered=False)
             raise
+        received_ms = clock.wall_ms()  # before any limiter round trip: it is not network
         remaining, expires_ms = _server_window(answer.headers)
         await ticket.settle(answered=True, server_remaining=remaining)
-        received_ms = clock.wall_ms()
         if remaining == 0 and expires_ms is not None:
-            await self._hold_until_server_window_expires(scope, expires_ms)
+            try:
+                await self._hold_until_server_window_expires(scope, expires_ms)
+            except LimiterUnavailableError as exc:
+                # The answer is here and must not be lost: holding back is only a saving.
+                log.warning("could not hold UID %s after BingX's rate header (%s)", scope.uid, exc)
         try:
             result = decode_envelope_data(
                 answer.content, status_code=answer.status, headers=answer.headers, data=data

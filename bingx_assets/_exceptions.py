@@ -95,8 +95,8 @@ class RateLimitError(APIError):
     *server's* clock, read from either message form of 100410, or None when BingX gave
     no time. `retry_after` is the `Retry-After` header in seconds, when there was one.
 
-    `status_code` is None when the client itself refused to send: the UID's gate is
-    closed (BingX disabled it) for longer than the client's `max_wait`.
+    `status_code` is None when the client itself refused to send: a gate closed here
+    (the UID's, or this IP's) stays closed longer than the client's `max_wait`.
     """
 
     def __init__(

@@ -220,8 +220,8 @@ class RedisBackend:
         Redis; add `?cluster=true` (`redis://host:port/?cluster=true`, any node of the
         cluster) for a Redis Cluster.
         """
-        cluster, url = _split_cluster_flag(url)
         try:
+            cluster, url = _split_cluster_flag(url)
             redis: RedisClient = RedisCluster.from_url(url) if cluster else Redis.from_url(url)
         except (ValueError, RedisClusterException) as exc:
             raise ConfigurationError(f"unusable Redis URL: {exc}") from None

@@ -46,7 +46,7 @@ class HttpxTransport:
             response = await self.client.get(url, headers=headers, timeout=timeouts)
         except httpx.TimeoutException as exc:
             raise APITimeoutError(f"no answer in time ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # transport errors, and a body it cannot decode
             raise APIConnectionError(type(exc).__name__) from None
         return Answer(response.status_code, response.headers, response.content)
 

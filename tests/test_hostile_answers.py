@@ -11,13 +11,25 @@ from __future__ import annotations
 import logging
 import uuid
 
+import httpx
 import msgspec
 import pytest
+import respx
 from redis.asyncio import Redis
 
-from bingx_assets import AssetsClient, BingXError, RateLimiter, RateLimitError, RedisBackend
+from bingx_assets import (
+    APIConnectionError,
+    AssetsClient,
+    BingXError,
+    ConfigurationError,
+    LimiterUnavailableError,
+    MemoryBackend,
+    RateLimiter,
+    RateLimitError,
+    RedisBackend,
+)
 from bingx_assets._clock import ServerClock
-from bingx_assets._constants import ASSET_OVERVIEW_PATH
+from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock
 
 # BingX says its restrictions "recover after 5 minutes": the longest hold anything
@@ -151,3 +163,48 @@ async def test_retry_after_zero_still_pauses_the_ip_a_moment(
 async def test_a_time_no_calendar_holds_reads_as_seconds_from_now(server_ms: int) -> None:
     server_clock = ServerClock(LoopClock())
     assert server_clock.local_time(server_ms).startswith("in ")
+
+
+class _NoGates(MemoryBackend):
+    """A shared limiter that fails when asked to close a gate (Redis went away)."""
+
+    async def close_gate(self, gate: str, seconds: float) -> None:
+        raise LimiterUnavailableError("the Redis limiter could not close a gate")
+
+
+async def test_an_answer_is_never_lost_to_a_limiter_that_cannot_hold_the_uid(
+    clock: LoopClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found in review: the header's hold ran before decoding, so a failing limiter
+    threw away a good answer."""
+    sim = BingXSimulator(clock=clock, rate_limit_headers=False)
+    key = sim.add_key(uid=1)
+    limiter = RateLimiter(clock=clock, backend=_NoGates(clock))
+    sim.inject(full_window_until(str(sim.server_ms() + 60_000)))
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=1, http_client=sim.http_client(), limiter=limiter
+    ) as client:
+        overview = await client.asset_overview()
+    assert overview.total == 1
+    assert "could not hold UID 1" in caplog.text
+
+
+async def test_a_body_httpx_cannot_decode_is_a_typed_connection_error(
+    respx_mock: respx.MockRouter, clock: LoopClock
+) -> None:
+    """Found in review: gzip garbage escaped as a raw httpx.DecodingError."""
+    host = "https://open-api.bingx.com"
+    respx_mock.get(host + SERVER_TIME_PATH).respond(json={"code": 0, "data": {"serverTime": 1}})
+    garbled = httpx.Response(
+        200, stream=httpx.ByteStream(b"not gzip"), headers={"Content-Encoding": "gzip"}
+    )
+    respx_mock.get(host + ASSET_OVERVIEW_PATH).mock(return_value=garbled)
+    limiter = RateLimiter(clock=clock)
+    async with AssetsClient("k" * 64, "s" * 64, uid=5, limiter=limiter, max_retries=1) as client:
+        with pytest.raises(APIConnectionError, match="DecodingError"):
+            await client.asset_overview()
+
+
+def test_a_malformed_redis_url_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        RedisBackend.from_url("redis://[::1/?cluster=true")
