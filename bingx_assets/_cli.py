@@ -220,22 +220,28 @@ def _parser() -> argparse.ArgumentParser:
         "FILE (comments and order kept, mode 600), so every process starts with them.",
     )
     resolve.add_argument("file", type=Path, metavar="FILE", help="TOML file of keys")
+    _add_connection_options(resolve)
     resolve.add_argument(
+        "-v", "--verbose", action="store_true", help="log retries and rate-limit pauses to stderr"
+    )
+    resolve.set_defaults(command=resolve_keys_file)
+    return parser
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--base-url",
         default=DEFAULT_BASE_URL,
         metavar="URL",
-        help=f"BingX's address (default: {DEFAULT_BASE_URL})",
+        help=f"BingX's address, or a simulator's (default: {DEFAULT_BASE_URL})",
     )
-    resolve.add_argument(
+    parser.add_argument(
         "--timeout",
         type=_seconds(minimum=0, inclusive=False),
         default=10.0,
         metavar="SECONDS",
         help="seconds to wait for each answer (default: 10)",
     )
-    resolve.add_argument("-v", "--verbose", action="store_true", help="debug logging to stderr")
-    resolve.set_defaults(command=resolve_keys_file)
-    return parser
 
 
 def _add_source_options(parser: argparse.ArgumentParser) -> None:
@@ -262,23 +268,11 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="one JSON document per line, exact decimals as strings"
     )
     _add_simulation_options(parser)
-    parser.add_argument(
-        "--base-url",
-        default=DEFAULT_BASE_URL,
-        metavar="URL",
-        help=f"BingX's address, or a simulator's (default: {DEFAULT_BASE_URL})",
-    )
+    _add_connection_options(parser)
     parser.add_argument(
         "--allow-insecure-http",
         action="store_true",
         help="allow a plain http:// --base-url that is not loopback (sends the API key in clear)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_seconds(minimum=0, inclusive=False),
-        default=10.0,
-        metavar="SECONDS",
-        help="seconds to wait for each answer (default: 10)",
     )
     parser.add_argument(
         "--max-wait",

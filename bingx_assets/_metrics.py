@@ -117,7 +117,7 @@ class PrometheusMetrics:
         )
         self._gate_closures = Counter(
             "bingx_assets_gate_closures",
-            "Times a UID was paused because BingX disabled it.",
+            "Times a UID or an IP was paused because BingX refused or disabled it.",
             registry=registry,
         )
         self._limiter_wait = Histogram(
