@@ -30,12 +30,14 @@ from pathlib import Path
 from typing import NoReturn
 
 import httpx
+import tomlkit
 
 from . import __version__
 from ._clock import SystemClock
 from ._constants import DEFAULT_BASE_URL, DEFAULT_MAX_WAIT
 from ._credentials import Credentials
 from ._exceptions import BingXError, ConfigurationError
+from ._files import write_private
 from ._keys_command import resolve_keys_file
 from ._limits import MemoryBackend, Rate, RateLimiter, RateLimits
 from ._models import AccountType
@@ -547,16 +549,16 @@ def _show_simulator_log() -> None:
 
 
 def _write_keys(path: Path, credentials: list[Credentials]) -> None:
-    lines = []
+    document = tomlkit.document()
+    keys = tomlkit.aot()
     for c in credentials:
-        lines += ["[[keys]]", f'label = "{c.label}"', f'api_key = "{c.api_key}"',
-                  f'secret_key = "{c.secret_key}"', f"uid = {c.uid}", ""]  # fmt: skip
+        keys.append(
+            tomlkit.table().add("label", c.label).add("api_key", c.api_key)
+            .add("secret_key", c.secret_key).add("uid", int(c.uid or 0))
+        )  # fmt: skip
+    document.add("keys", keys)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        # O_CREAT's mode applies only to a new file: an existing one keeps its own.
-        os.fchmod(descriptor, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write("\n".join(lines))
+        write_private(path, tomlkit.dumps(document).encode())
     except OSError as exc:
         raise ConfigurationError(f"--write-keys: cannot write {path}: {_reason(exc)}") from None
 

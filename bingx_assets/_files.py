@@ -32,14 +32,16 @@ else:
             os.close(descriptor)  # closing releases the lock
 
 
-def write_private(path: Path, content: bytes) -> None:
-    """`content` at `path` all at once, mode 600 (the directory made 700 if missing):
-    readers see the old file or the new."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 600
+def write_private(path: Path, content: bytes, *, mode: int = 0o600) -> None:
+    """`content` at `path` all at once, with `mode` (never more than the owner's), and on
+    the disk before it replaces the old file: readers see the old file or the new."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(descriptor, "wb") as file:
+            os.fchmod(file.fileno(), mode & 0o700)
             file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import stat
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,7 @@ from tomlkit.items import InlineTable, Table
 from ._client import AssetsClient
 from ._credentials import Credentials
 from ._exceptions import ConfigurationError
+from ._files import write_private
 from ._limits import RateLimiter
 from ._options import ClientOptions
 from ._render import error_text
@@ -151,16 +149,8 @@ def _replace(file: Path, original: bytes, content: bytes) -> None:
     the old file's mode, minus anything for others."""
     if _read_bytes(file) != original:
         raise ConfigurationError(f"{file} changed while its UIDs were looked up: run again")
-    mode = stat.S_IMODE(file.stat().st_mode) & 0o700
-    descriptor, temporary = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.")
+    mode = stat.S_IMODE(file.stat().st_mode)
     try:
-        with os.fdopen(descriptor, "wb") as out:
-            os.fchmod(out.fileno(), mode)
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())  # the keys file is the only copy of the secrets
-        os.replace(temporary, file)
+        write_private(file, content, mode=mode)  # the keys file is the only copy of the secrets
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
         raise ConfigurationError(f"cannot write {file}: {exc.strerror}") from None

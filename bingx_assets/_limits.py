@@ -383,6 +383,7 @@ class MemoryBackend:
         gates = {key: wall(until) for key, until in self._gates.items() if until > now}
         state = {"version": 1, "windows": windows, "gates": gates}
         try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_private(path, json.dumps(state).encode())
         except OSError as exc:
             log.warning("could not save the limiter's state to %s (%s)", path, exc)
