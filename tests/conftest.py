@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bingx_assets import AssetsClient, RateLimiter
+from bingx_assets._cli import main
 from bingx_assets._uid_cache import _open as _open_uid_caches
 from bingx_assets.testing import (
     BingXSimulator,
@@ -136,3 +137,27 @@ def assert_nothing_sent_into_a_known_disabled_period(requests: list[ReceivedRequ
         told = [r.arrived for r in met if not r.injected]  # no latency: answered on arrival
         if told:
             assert all(r.sent <= min(told) for r in met), met
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+@pytest.fixture
+def wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables are as wide as `COLUMNS` (80 when unset): wide enough here that a row is
+    one line (`test_a_table_fits_80_columns` covers narrow)."""
+    monkeypatch.setenv("COLUMNS", "300")
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`bingx-assets ARGV` in this process: its exit code, stdout and stderr."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def cli_table(out: str) -> list[list[str]]:
+    """A printed table's rows as words, without the rules around the body."""
+    return [
+        line.split() for line in out.splitlines() if line.strip() and set(line.strip()) != {"─"}
+    ]

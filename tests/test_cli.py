@@ -15,26 +15,16 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from bingx_assets._cli import main
 from bingx_assets.testing import BingXSimulator, Fault, SimKey
 from bingx_assets.testing._simulator import DEFAULT_BALANCES
+
+from .conftest import cli_table, run_cli
 
 EXPECTED_TOTAL = sum((Decimal(v) for v in DEFAULT_BALANCES.values()), Decimal(0))
 # What the CLI shows for each wire name: the live API spells the spot account "sopt".
 SHOWN = {("spot" if name == "sopt" else name): value for name, value in DEFAULT_BALANCES.items()}
 
-
-@pytest.fixture(autouse=True)
-def wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tables are as wide as `COLUMNS` (80 when unset): wide enough here that a row is
-    one line (`test_a_table_fits_80_columns` covers narrow)."""
-    monkeypatch.setenv("COLUMNS", "300")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+pytestmark = pytest.mark.usefixtures("wide_output")
 
 
 @pytest.fixture
@@ -69,22 +59,15 @@ def _clear_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def _table(out: str) -> list[list[str]]:
-    """The table's rows as words, without the rule under the header."""
-    return [
-        line.split() for line in out.splitlines() if line.strip() and set(line.strip()) != {"─"}
-    ]
-
-
 NONZERO = {name: value for name, value in SHOWN.items() if Decimal(value)}
 
 
 def test_simulated_table_is_one_row_per_key_with_a_column_per_account_type(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, err = run(capsys, "balances", "--simulate")
+    code, out, err = run_cli(capsys, "balances", "--simulate")
     assert code == 0, err
-    header, row, caption = _table(out)
+    header, row, caption = cli_table(out)
     assert header == ["key", *NONZERO, "total"]
     assert row[0] == "sim-1"
     # Every balance exactly as BingX sent it, and all at one precision (the most decimals).
@@ -102,7 +85,7 @@ def test_simulated_table_is_one_row_per_key_with_a_column_per_account_type(
 
 
 def test_simulated_json_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "balances", "--simulate", "--json")
+    code, out, _ = run_cli(capsys, "balances", "--simulate", "--json")
     assert code == 0
     document = json.loads(out)
     [key] = document["keys"]
@@ -116,16 +99,16 @@ def test_simulated_json_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_one_account_type_shows_only_spot(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "balances", "--simulate", "--account-type", "spot")
+    code, out, _ = run_cli(capsys, "balances", "--simulate", "--account-type", "spot")
     assert code == 0
     # "80.00" as 80: the padding zeros are dropped, never a digit that counts.
-    assert _table(out) == [["key", "spot", "total"], ["sim-1", "80", "80"]]
+    assert cli_table(out) == [["key", "spot", "total"], ["sim-1", "80", "80"]]
 
 
 def test_environment_key_reads_balances(
     capsys: pytest.CaptureFixture[str], wired: BingXSimulator, env_key: SimKey
 ) -> None:
-    code, out, err = run(capsys, "balances", "--json", "--account-type", "spot")
+    code, out, err = run_cli(capsys, "balances", "--json", "--account-type", "spot")
     assert code == 0, err
     assert json.loads(out)["total"] == DEFAULT_BALANCES["sopt"]
     paths = [r.path for r in wired.requests]
@@ -138,7 +121,7 @@ def test_missing_credentials_exit_2_with_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _clear_key_env(monkeypatch)
-    code, out, err = run(capsys, "balances")
+    code, out, err = run_cli(capsys, "balances")
     assert code == 2
     assert out == ""
     assert err == "bingx-assets: error: no keys in the environment: set BINGX_API_KEY\n"
@@ -152,9 +135,9 @@ def test_wrong_secret_exits_1_on_one_line_and_never_shows_the_secret(
 ) -> None:
     wrong = "wrong-secret-" + "Q" * 40
     monkeypatch.setenv("BINGX_SECRET_KEY", wrong)
-    code, out, err = run(capsys, "balances")
+    code, out, err = run_cli(capsys, "balances")
     assert code == 1
-    header, row = _table(out)
+    header, row = cli_table(out)
     assert header == ["key", "total", "error"]  # no balances: no account-type columns
     assert " ".join(row[1:]) == "— AuthenticationError: BingX code 100001: " + (
         "Signature verification failed"
@@ -168,7 +151,7 @@ def test_an_error_with_line_breaks_stays_on_one_line(
     capsys: pytest.CaptureFixture[str], wired: BingXSimulator, env_key: SimKey
 ) -> None:
     wired.inject(Fault.answer(100004, "permission denied:\nthis key\r\ncannot read\x1b[31m"))
-    code, out, _ = run(capsys, "balances")
+    code, out, _ = run_cli(capsys, "balances")
     assert code == 1
     lines = [line for line in out.splitlines() if line.strip()]
     assert len(lines) == 3  # header, rule, the key
@@ -186,9 +169,9 @@ def test_an_unreachable_redis_is_one_short_line_per_key(
     monkeypatch.setenv("BINGX_API_KEY_SUB", other.api_key)
     monkeypatch.setenv("BINGX_SECRET_KEY_SUB", other.secret_key)
     monkeypatch.setenv("COLUMNS", "132")  # a common wide terminal
-    code, out, err = run(capsys, "balances", "--redis", "redis://127.0.0.1:1/0")
+    code, out, err = run_cli(capsys, "balances", "--redis", "redis://127.0.0.1:1/0")
     assert code == 1 and err == ""
-    rows = _table(out)
+    rows = cli_table(out)
     assert [row[0] for row in rows] == ["key", "default", "sub", "TOTAL"]  # a line per key
     expected = (
         "LimiterUnavailableError: Redis cannot be reached (Error 111 connecting to "
@@ -202,7 +185,7 @@ def test_a_rate_limited_key_reads_as_a_sentence_and_json_keeps_the_time(
     capsys: pytest.CaptureFixture[str], wired: BingXSimulator, env_key: SimKey
 ) -> None:
     until = wired.disable(env_key.uid, 600)  # longer than --max-wait: reported, not waited
-    code, out, _ = run(capsys, "balances", "--json")
+    code, out, _ = run_cli(capsys, "balances", "--json")
     assert code == 1
     [key] = json.loads(out)["keys"]
     assert key["error"]["type"] == "RateLimitError"
@@ -211,9 +194,9 @@ def test_a_rate_limited_key_reads_as_a_sentence_and_json_keeps_the_time(
 
     # The next run knows of the disabled period from the saved limiter state: it sends
     # nothing, and says so in the error's own sentence, with no type name in front.
-    code, out, _ = run(capsys, "balances")
+    code, out, _ = run_cli(capsys, "balances")
     assert code == 1
-    [_, row] = _table(out)
+    [_, row] = cli_table(out)
     sentence = " ".join(row[2:])
     assert sentence.startswith("not sent:") and "UID 4242" in sentence, sentence
     assert "RateLimitError" not in out
@@ -233,7 +216,7 @@ def test_a_rate_limited_key_reads_as_a_sentence_and_json_keeps_the_time(
     ],
 )
 def test_bad_input_exits_2_on_one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert code == 2
     assert out == ""
     assert err.startswith("bingx-assets")
@@ -248,7 +231,7 @@ def test_interrupted_exits_130(
         raise KeyboardInterrupt
 
     wired.handle = interrupted  # type: ignore[method-assign]
-    code, _, err = run(capsys, "balances")
+    code, _, err = run_cli(capsys, "balances")
     assert code == 130
     assert "Traceback" not in err
 
@@ -281,7 +264,7 @@ def test_watch_changes_only_shows_the_rounds_that_changed(
 
     wired.handle = changing  # type: ignore[method-assign]
     argv = ["watch", "--interval", "0.01", "--rounds", "5", "--changes-only", "--json"]
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert code == 0, err
     documents = [json.loads(line) for line in out.splitlines()]
     assert [d["round"] for d in documents] == [1, 3]

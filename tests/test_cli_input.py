@@ -24,16 +24,12 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from bingx_assets import KeyFailed, KeyOk, KeyResult, __version__
-from bingx_assets._cli import _parser, main
+from bingx_assets._cli import _parser
 from bingx_assets._models import AssetOverview, Balance
 from bingx_assets._render import live_view, progress, results_table
 from bingx_assets.testing import BingXSimulator
 
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from .conftest import run_cli
 
 
 def assert_one_line_usage_error(code: int, out: str, err: str, *expected: str) -> None:
@@ -78,7 +74,7 @@ def assert_one_line_usage_error(code: int, out: str, err: str, *expected: str) -
 def test_bad_option_values(
     capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
 ) -> None:
-    assert_one_line_usage_error(*run(capsys, *argv), expected)
+    assert_one_line_usage_error(*run_cli(capsys, *argv), expected)
 
 
 @pytest.mark.parametrize(
@@ -92,7 +88,7 @@ def test_bad_option_values(
 def test_bad_base_url_is_worded_for_the_command_line(
     capsys: pytest.CaptureFixture[str], url: str, expected: str
 ) -> None:
-    code, out, err = run(capsys, "balances", "--simulate", "--base-url", url)
+    code, out, err = run_cli(capsys, "balances", "--simulate", "--base-url", url)
     assert_one_line_usage_error(code, out, err, expected)
     assert "allow_insecure_http" not in err
     assert "base_url" not in err
@@ -113,7 +109,7 @@ def test_allow_insecure_http_lets_plain_http_through(
     monkeypatch.setenv("BINGX_API_KEY", key.api_key)
     monkeypatch.setenv("BINGX_SECRET_KEY", key.secret_key)
     argv = ["balances", "--json", "--base-url", "http://bingx.internal"]
-    code, out, err = run(capsys, *argv, "--allow-insecure-http")
+    code, out, err = run_cli(capsys, *argv, "--allow-insecure-http")
     assert code == 0, err
     assert json.loads(out)["complete"] is True
     assert sim.requests[-1].path == "/openApi/account/v1/allAccountBalance"
@@ -134,7 +130,7 @@ def test_bad_keys_files(
     keys = tmp_path / "keys.toml"
     keys.write_text(content)
     keys.chmod(0o644)
-    code, out, err = run(capsys, "balances", "--keys", str(keys))
+    code, out, err = run_cli(capsys, "balances", "--keys", str(keys))
     assert_one_line_usage_error(code, out, err, expected)
     # A file with no keys in it holds no secrets: no "others can read it" warning.
     assert "others can read" not in err
@@ -148,7 +144,7 @@ def test_unreadable_keys_files(capsys: pytest.CaptureFixture[str], tmp_path: Pat
         (tmp_path, "Is a directory"),
         (binary, "is not valid TOML"),
     ]:
-        assert_one_line_usage_error(*run(capsys, "balances", "--keys", str(path)), expected)
+        assert_one_line_usage_error(*run_cli(capsys, "balances", "--keys", str(path)), expected)
 
 
 @pytest.mark.parametrize(
@@ -156,7 +152,7 @@ def test_unreadable_keys_files(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     [("notaurl", "--redis 'notaurl'"), ("redis://localhost:port/0", "--redis")],
 )
 def test_bad_redis_urls(capsys: pytest.CaptureFixture[str], url: str, expected: str) -> None:
-    code, out, err = run(capsys, "balances", "--simulate", "--redis", url)
+    code, out, err = run_cli(capsys, "balances", "--simulate", "--redis", url)
     assert_one_line_usage_error(code, out, err, expected)
 
 
@@ -165,7 +161,7 @@ def test_simulate_on_a_busy_port(capsys: pytest.CaptureFixture[str]) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        code, out, err = run(capsys, "simulate", "--port", str(port))
+        code, out, err = run_cli(capsys, "simulate", "--port", str(port))
     assert_one_line_usage_error(code, out, err, f"port {port}", "Address already in use")
 
 
@@ -174,7 +170,7 @@ def test_simulate_cannot_write_keys(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, where: str
 ) -> None:
     target = tmp_path / where
-    code, out, err = run(capsys, "simulate", "--port", "0", "--write-keys", str(target))
+    code, out, err = run_cli(capsys, "simulate", "--port", "0", "--write-keys", str(target))
     assert_one_line_usage_error(code, out, err, "--write-keys: cannot write")
 
 
@@ -195,7 +191,7 @@ def test_a_closed_pipe_ends_quietly() -> None:
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "--version")
+    code, out, _ = run_cli(capsys, "--version")
     assert (code, out) == (0, f"bingx-assets {__version__}\n")
 
 
@@ -270,7 +266,7 @@ def test_a_bug_is_still_one_line_and_verbose_shows_where(
         raise RuntimeError("something\nunforeseen")
 
     monkeypatch.setattr("bingx_assets._cli.BingXSimulator", broken)
-    code, out, err = run(capsys, "balances", "--simulate")
+    code, out, err = run_cli(capsys, "balances", "--simulate")
     assert (code, out) == (1, "")
     assert err == (
         "bingx-assets: error: unexpected RuntimeError: something unforeseen (-v shows where)\n"
@@ -278,7 +274,7 @@ def test_a_bug_is_still_one_line_and_verbose_shows_where(
     root = logging.getLogger()  # -v configures logging: leave it as it was after the test
     monkeypatch.setattr(root, "handlers", list(root.handlers))
     monkeypatch.setattr(root, "level", root.level)
-    code, _, err = run(capsys, "balances", "--simulate", "-v")
+    code, _, err = run_cli(capsys, "balances", "--simulate", "-v")
     assert code == 1
     assert "Traceback" in err  # asked for
 

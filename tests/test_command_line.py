@@ -16,39 +16,22 @@ import httpx
 import pytest
 
 from bingx_assets import AssetsPool, Snapshot
-from bingx_assets._cli import main
 from bingx_assets.testing import BingXSimulator
 from bingx_assets.testing._simulator import DEFAULT_BALANCES
 
+from .conftest import cli_table, run_cli
+
 EXPECTED_TOTAL = sum(Decimal(v) for v in DEFAULT_BALANCES.values())
 
-
-@pytest.fixture(autouse=True)
-def wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tables are as wide as `COLUMNS` (80 when unset): wide enough here that a row is
-    one line (`test_a_table_fits_80_columns` covers narrow)."""
-    monkeypatch.setenv("COLUMNS", "300")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _table(out: str) -> list[list[str]]:
-    """The table's rows as words, without the rules around the body."""
-    return [
-        line.split() for line in out.splitlines() if line.strip() and set(line.strip()) != {"─"}
-    ]
+pytestmark = pytest.mark.usefixtures("wide_output")
 
 
 def test_many_keys_one_row_each_a_column_per_account_type_and_a_total_row(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, _ = run(capsys, "balances", "--simulate", "--simulated-keys", "3")
+    code, out, _ = run_cli(capsys, "balances", "--simulate", "--simulated-keys", "3")
     assert code == 0
-    header, *rows, total, _caption = _table(out)
+    header, *rows, total, _caption = cli_table(out)
     assert header == ["key", "spot", "USDTMPerp", "eran", "total"]
     assert [row[0] for row in rows] == ["sim-1", "sim-2", "sim-3"]
     assert all(Decimal(row[-1]) == EXPECTED_TOTAL for row in rows)
@@ -62,7 +45,7 @@ def test_many_keys_one_row_each_a_column_per_account_type_and_a_total_row(
 
 
 def test_json_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "balances", "--simulate", "--json")
+    code, out, _ = run_cli(capsys, "balances", "--simulate", "--json")
     document = json.loads(out)
     assert code == 0
     [key] = document["keys"]
@@ -71,14 +54,14 @@ def test_json_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_one_account_type(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "balances", "--simulate", "--account-type", "spot", "--json")
+    code, out, _ = run_cli(capsys, "balances", "--simulate", "--account-type", "spot", "--json")
     assert code == 0
     assert json.loads(out)["keys"][0]["account_types"] == {"spot": DEFAULT_BALANCES["sopt"]}
 
 
 def test_simulated_fan_out_over_several_uids(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["balances", "--simulate", "--simulated-keys", "12", "--simulated-uids", "3"]
-    code, out, _ = run(capsys, *argv, "--json")
+    code, out, _ = run_cli(capsys, *argv, "--json")
     document = json.loads(out)
     assert code == 0
     assert [k["label"] for k in document["keys"]] == [f"sim-{n}" for n in range(1, 13)]
@@ -105,9 +88,9 @@ def test_a_partial_total_says_so_in_the_table_and_in_json(
     sim = BingXSimulator()
     keys = _keys_file(tmp_path, sim, good=3, bad=3)
     monkeypatch.setattr(httpx, "AsyncClient", _simulated(sim))
-    code, out, err = run(capsys, "balances", "--keys", str(keys))
+    code, out, err = run_cli(capsys, "balances", "--keys", str(keys))
     assert code == 1
-    rows = _table(out)
+    rows = cli_table(out)
     failed = [row for row in rows if row[0] in {"k3", "k4", "k5"}]
     assert all(
         " ".join(row[1:]).endswith("AuthenticationError: BingX code 100001: "
@@ -119,7 +102,7 @@ def test_a_partial_total_says_so_in_the_table_and_in_json(
     assert Decimal(total[4]) == 3 * EXPECTED_TOTAL
     assert "secret" not in out + err
 
-    code, out, _ = run(capsys, "balances", "--keys", str(keys), "--json")
+    code, out, _ = run_cli(capsys, "balances", "--keys", str(keys), "--json")
     document = json.loads(out)
     assert (document["complete"], document["failed"]) == (False, 3)
     assert Decimal(document["total"]) == 3 * EXPECTED_TOTAL
@@ -131,11 +114,11 @@ def test_all_keys_failed_shows_no_total_at_all(
     sim = BingXSimulator()
     keys = _keys_file(tmp_path, sim, good=0, bad=2)
     monkeypatch.setattr(httpx, "AsyncClient", _simulated(sim))
-    code, out, _ = run(capsys, "balances", "--keys", str(keys))
+    code, out, _ = run_cli(capsys, "balances", "--keys", str(keys))
     assert code == 1
-    total = next(row for row in _table(out) if row[0] == "TOTAL")
+    total = next(row for row in cli_table(out) if row[0] == "TOTAL")
     assert total == ["TOTAL", "—", "no", "key", "was", "read"]  # no misleading 0
-    code, out, _ = run(capsys, "balances", "--keys", str(keys), "--json")
+    code, out, _ = run_cli(capsys, "balances", "--keys", str(keys), "--json")
     document = json.loads(out)
     assert (document["total"], document["complete"], document["failed"]) == (None, False, 2)
 
@@ -145,7 +128,7 @@ def test_missing_credentials_are_one_line_and_exit_2(
 ) -> None:
     for name in ("BINGX_API_KEY", "BINGX_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
-    code, _, err = run(capsys, "balances")
+    code, _, err = run_cli(capsys, "balances")
     assert code == 2
     assert err.strip().count("\n") == 0
     assert "BINGX_API_KEY" in err
@@ -160,7 +143,7 @@ def test_environment_key_with_a_wrong_secret(
     monkeypatch.setenv("BINGX_API_KEY", key.api_key)
     monkeypatch.setenv("BINGX_SECRET_KEY", "not-the-secret-" + "z" * 40)
     monkeypatch.setattr(httpx, "AsyncClient", _simulated(sim))
-    code, out, err = run(capsys, "balances", "--json")
+    code, out, err = run_cli(capsys, "balances", "--json")
     assert code == 1
     [result] = json.loads(out)["keys"]
     assert result["error"] == {
@@ -176,14 +159,14 @@ def test_environment_key_with_a_wrong_secret(
     [["balances", "--account-type", "futures"], ["nonsense"], ["balances", "--timeout", "x"]],
 )
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
-    code, _, err = run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2
     assert "Traceback" not in err
 
 
 def test_watch_prints_each_round(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["watch", "--simulate", "--interval", "0.01", "--rounds", "3", "--json"]
-    code, out, _ = run(capsys, *argv)
+    code, out, _ = run_cli(capsys, *argv)
     documents = [json.loads(line) for line in out.splitlines()]
     assert code == 0
     assert [d["round"] for d in documents] == [1, 2, 3]
@@ -196,7 +179,7 @@ def test_watch_rounds_count_rounds_even_when_nothing_changes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     argv = ["watch", "--simulate", "--interval", "0.01", "--rounds", "3", "--changes-only"]
-    code, out, _ = run(capsys, *argv, "--json")
+    code, out, _ = run_cli(capsys, *argv, "--json")
     assert code == 0
     # Balances never change here: round 1 is shown, 2 and 3 are not, and it stops.
     assert [json.loads(line)["round"] for line in out.splitlines()] == [1]
@@ -205,9 +188,9 @@ def test_watch_rounds_count_rounds_even_when_nothing_changes(
 def test_watch_off_a_terminal_prints_one_table_per_round(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, _ = run(capsys, "watch", "--simulate", "--interval", "0.01", "--rounds", "2")
+    code, out, _ = run_cli(capsys, "watch", "--simulate", "--interval", "0.01", "--rounds", "2")
     assert code == 0
-    titles = [row[:2] for row in _table(out) if row[0] == "round"]
+    titles = [row[:2] for row in cli_table(out) if row[0] == "round"]
     assert titles == [["round", "1"], ["round", "2"]]
     assert out.count("sim-1") == 2
 
@@ -216,7 +199,7 @@ def test_watch_off_a_terminal_prints_one_table_per_round(
 def test_watch_rounds_below_one_are_a_usage_error(
     capsys: pytest.CaptureFixture[str], rounds: str
 ) -> None:
-    code, out, err = run(capsys, "watch", "--simulate", "--rounds", rounds)
+    code, out, err = run_cli(capsys, "watch", "--simulate", "--rounds", rounds)
     assert (code, out) == (2, "")
     assert err.startswith("bingx-assets watch: error: argument --rounds: ")
 
@@ -266,7 +249,7 @@ def test_redis_limits_from_the_command_line(
     capsys: pytest.CaptureFixture[str], redis_url: str
 ) -> None:
     argv = ["balances", "--simulate", "--simulated-keys", "3", "--redis", redis_url, "--json"]
-    code, out, _ = run(capsys, *argv)
+    code, out, _ = run_cli(capsys, *argv)
     assert code == 0
     assert Decimal(json.loads(out)["total"]) == 3 * EXPECTED_TOTAL
 
@@ -275,7 +258,7 @@ def test_redis_option_without_redis_installed(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "bingx_assets._redis", None)  # as if not installed
-    code, _, err = run(capsys, "balances", "--simulate", "--redis", "redis://localhost")
+    code, _, err = run_cli(capsys, "balances", "--simulate", "--redis", "redis://localhost")
     assert code == 2
     assert "pip install 'bingx-assets[redis]'" in err
 
@@ -313,7 +296,7 @@ def test_a_table_fits_80_columns_and_keeps_every_word_of_an_error(
     keys = _keys_file(tmp_path, sim, good=2, bad=1)
     monkeypatch.setattr(httpx, "AsyncClient", _simulated(sim))
     monkeypatch.setenv("COLUMNS", "80")
-    code, out, _ = run(capsys, "balances", "--keys", str(keys))
+    code, out, _ = run_cli(capsys, "balances", "--keys", str(keys))
     assert code == 1
     assert max(len(line) for line in out.splitlines()) <= 80
     words = out.split()
