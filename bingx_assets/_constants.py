@@ -6,6 +6,8 @@ import httpx
 
 DEFAULT_BASE_URL = "https://open-api.bingx.com"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# httpx's own default; a pool sizes its connections to its concurrency instead.
+DEFAULT_HTTP_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 DEFAULT_MAX_RETRIES = 3
 # BingX's own default; some pages cap recvWindow at 5000 ms, others at 60000 ms.
 DEFAULT_RECV_WINDOW_MS = 5000

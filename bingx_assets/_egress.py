@@ -70,14 +70,14 @@ class Egress:
             parts.append(f"proxy={_masked(self.proxy)!r}")
         return f"Egress({', '.join(parts)})"
 
-    def http_client(self, limits: httpx.Limits | None) -> httpx.AsyncClient:
+    def http_client(self, limits: httpx.Limits) -> httpx.AsyncClient:
         """A client whose every connection leaves by this route. (A client given its own
         transport takes no proxy from the environment: `HTTPS_PROXY` cannot carry the
         requests past the route.)"""
         transport = httpx.AsyncHTTPTransport(
             local_address=self.local_address,
             proxy=self.proxy,
-            limits=limits if limits is not None else httpx.Limits(),
+            limits=limits,
         )
         return httpx.AsyncClient(transport=transport)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Self
 
 import httpx
 
+from ._constants import DEFAULT_HTTP_LIMITS
 from ._egress import Egress
 from ._transport import HttpxTransport, Transport, transport_for
 
@@ -31,7 +32,7 @@ class HttpClients:
     def __init__(
         self,
         injected: httpx.AsyncClient | aiohttp.ClientSession | None,
-        limits: httpx.Limits | None = None,
+        limits: httpx.Limits = DEFAULT_HTTP_LIMITS,
         egress: Egress | None = None,
     ) -> None:
         self._injected = transport_for(injected) if injected is not None else None
@@ -45,13 +46,10 @@ class HttpClients:
         loop = asyncio.get_running_loop()
         if self._own is None or self._own[0] is not loop:
             # One from a finished loop cannot be closed any more; its sockets went with it.
-            # httpx's own default (100 connections, 20 kept alive) unless told otherwise.
             if self._egress is not None:
                 client = self._egress.http_client(self._limits)
-            elif self._limits is not None:
-                client = httpx.AsyncClient(limits=self._limits)
             else:
-                client = httpx.AsyncClient()
+                client = httpx.AsyncClient(limits=self._limits)
             self._own = (loop, HttpxTransport(client))
         return self._own[1]
 
@@ -67,7 +65,7 @@ class OwnsHttpClient:
     def __init__(
         self,
         http_client: httpx.AsyncClient | aiohttp.ClientSession | None,
-        limits: httpx.Limits | None = None,
+        limits: httpx.Limits = DEFAULT_HTTP_LIMITS,
     ) -> None:
         self._http_clients = HttpClients(http_client, limits)
 

@@ -105,7 +105,7 @@ def test_a_route_client_binds_its_address_or_goes_through_its_proxy(
     sized as asked, and no proxy from the environment (it would bypass the route)."""
     monkeypatch.setenv("ALL_PROXY", "http://env-proxy.example:8080")
     bound = Egress("127.0.0.2").http_client(httpx.Limits(max_connections=7))
-    proxied = Egress(proxy="http://proxy.example:3128").http_client(None)
+    proxied = Egress(proxy="http://proxy.example:3128").http_client(httpx.Limits(max_connections=9))
     for client in (bound, proxied):
         assert isinstance(client._transport, httpx.AsyncHTTPTransport)
         assert client._mounts == {}  # ALL_PROXY ignored
