@@ -21,7 +21,7 @@ from ._exceptions import (
     ServerBusyError,
     TimestampError,
 )
-from ._limits import LimiterStats, MemoryBackend, Rate, RateLimiter, RateLimits
+from ._limiter import LimiterStats, MemoryBackend, Rate, RateLimiter, RateLimits
 from ._models import AccountType, AssetOverview, Balance
 from ._options import ClientOptions
 from ._pool import AssetsPool, KeyFailed, KeyOk, KeyResult, Snapshot
@@ -32,14 +32,14 @@ if TYPE_CHECKING:  # typed for checkers; imported at run time only when asked fo
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # typed for users' type checkers; imported at run time only when asked for
-    from ._redis import RedisBackend
+    from ._limiter._redis import RedisBackend
 
 
 def __getattr__(name: str) -> object:
     # RedisBackend needs the optional `redis` package: import it only when asked for.
     if name == "RedisBackend":
         try:
-            from ._redis import RedisBackend
+            from ._limiter._redis import RedisBackend
         except ImportError as exc:
             raise ImportError(
                 "RedisBackend needs redis: pip install 'bingx-assets[redis]'"

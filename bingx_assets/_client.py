@@ -35,13 +35,13 @@ from ._exceptions import (
     ServerBusyError,
     TimestampError,
 )
-from ._http import OwnsHttpClient
-from ._limits import GateTooLong, RateLimiter, Scope, resolve_limiter
+from ._limiter import GateTooLong, RateLimiter, Scope, resolve_limiter
 from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._observer import observing_attempt
 from ._options import ClientOptionArgs, ClientOptions, resolve_options
 from ._signing import signed_query
+from ._transports._http_clients import OwnsHttpClient
 from ._uid_cache import open_uid_cache
 from ._wire import BALANCES, SERVER_TIME, UID, DataDecoder, decode_envelope_data
 

@@ -37,7 +37,7 @@ from ._exceptions import (
     ServerBusyError,
     TimestampError,
 )
-from ._limits import RateLimiter
+from ._limiter import RateLimiter
 from ._models import AssetOverview
 
 if TYPE_CHECKING:

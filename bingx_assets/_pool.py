@@ -15,10 +15,10 @@ from ._constants import DEFAULT_CONCURRENCY
 from ._credentials import Credentials, check_unique
 from ._egress import Egress, check_routes
 from ._exceptions import ConfigurationError
-from ._http import HttpClients, OwnsHttpClient
-from ._limits import RateLimiter, resolve_limiter
+from ._limiter import RateLimiter, resolve_limiter
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._options import ClientOptionArgs, ClientOptions, check_whole_number, resolve_options
+from ._transports._http_clients import HttpClients, OwnsHttpClient
 from ._uid_cache import open_uid_cache
 
 if TYPE_CHECKING:

@@ -238,7 +238,7 @@ def test_interrupted_exits_130(
 
 def test_module_runs_as_a_script() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bingx_assets._cli", "balances", "--simulate", "--json"],
+        [sys.executable, "-m", "bingx_assets", "balances", "--simulate", "--json"],
         capture_output=True,
         text=True,
         timeout=60,

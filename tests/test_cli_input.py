@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from bingx_assets import KeyFailed, KeyOk, KeyResult, __version__
-from bingx_assets._cli import _parser
+from bingx_assets._cli._main import _parser
+from bingx_assets._cli._render import live_view, progress, results_table
 from bingx_assets._models import AssetOverview, Balance
-from bingx_assets._render import live_view, progress, results_table
 from bingx_assets.testing import BingXSimulator
 
 from .conftest import run_cli
@@ -265,7 +265,7 @@ def test_a_bug_is_still_one_line_and_verbose_shows_where(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("something\nunforeseen")
 
-    monkeypatch.setattr("bingx_assets._cli.BingXSimulator", broken)
+    monkeypatch.setattr("bingx_assets._cli._main.BingXSimulator", broken)
     code, out, err = run_cli(capsys, "balances", "--simulate")
     assert (code, out) == (1, "")
     assert err == (

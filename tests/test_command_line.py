@@ -257,7 +257,7 @@ def test_redis_limits_from_the_command_line(
 def test_redis_option_without_redis_installed(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "bingx_assets._redis", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "bingx_assets._limiter._redis", None)  # as if not installed
     code, _, err = run_cli(capsys, "balances", "--simulate", "--redis", "redis://localhost")
     assert code == 2
     assert "pip install 'bingx-assets[redis]'" in err

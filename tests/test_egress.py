@@ -31,7 +31,7 @@ from bingx_assets import (
     RedisBackend,
 )
 from bingx_assets._constants import ASSET_OVERVIEW_PATH
-from bingx_assets._limits import GateTooLong
+from bingx_assets._limiter import GateTooLong
 from bingx_assets.testing import BingXSimulator, LoopClock, SimKey, SimulatorServer
 
 IP_RATE = Rate(20, 1.0)

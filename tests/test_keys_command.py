@@ -15,8 +15,8 @@ import pytest
 import tomlkit
 
 from bingx_assets._cli import main
+from bingx_assets._cli._keys_command import _pin_uid
 from bingx_assets._constants import UID_PATH
-from bingx_assets._keys_command import _pin_uid
 from bingx_assets.testing import BingXSimulator, SimKey, SimulatorServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bingx_assets import ConfigurationError, Rate, RateLimiter, RateLimits
-from bingx_assets._limits import GateTooLong, MemoryBackend
+from bingx_assets._limiter import GateTooLong, MemoryBackend
 from bingx_assets.testing import LoopClock
 
 ONE_UID = RateLimits(per_uid=Rate(5, 1.0))

@@ -18,7 +18,7 @@ from bingx_assets import (
     RateLimits,
     RedisBackend,
 )
-from bingx_assets._limits import GateTooLong
+from bingx_assets._limiter import GateTooLong
 from bingx_assets.testing import BingXSimulator, SimulatorServer
 
 from .test_limits import most_in_any_window

@@ -34,7 +34,7 @@ from bingx_assets import (
     _client,
 )
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH
-from bingx_assets._transport import transport_for
+from bingx_assets._transports import transport_for
 from bingx_assets.testing import BingXSimulator, Fault, SimKey, SimulatorServer
 
 pytestmark = pytest.mark.looptime(False)  # real sockets want the real clock

@@ -25,7 +25,7 @@ from .._constants import (
     SERVER_TIME_PATH,
     UID_PATH,
 )
-from .._limits import Rate, RateLimits
+from .._limiter import Rate, RateLimits
 from .._signing import sign
 from ._faults import Fault
 from ._messages import (

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 
 from .. import AssetsClient, Rate, RateLimiter, RateLimits
-from .._redis import RedisBackend
+from .._limiter._redis import RedisBackend
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -32,16 +32,18 @@ from typing import NoReturn
 import httpx
 import tomlkit
 
-from . import __version__
-from ._clock import SystemClock
-from ._constants import DEFAULT_BASE_URL, DEFAULT_MAX_WAIT
-from ._credentials import Credentials
-from ._exceptions import BingXError, ConfigurationError
-from ._files import write_private
+from .. import __version__
+from .._clock import SystemClock
+from .._constants import DEFAULT_BASE_URL, DEFAULT_MAX_WAIT
+from .._credentials import Credentials
+from .._exceptions import BingXError, ConfigurationError
+from .._files import write_private
+from .._limiter import MemoryBackend, Rate, RateLimiter, RateLimits
+from .._models import AccountType
+from .._pool import AssetsPool, KeyResult, Snapshot
+from .._uid_cache import default_uid_cache_path
+from ..testing import BingXSimulator, SimulatorServer
 from ._keys_command import resolve_keys_file
-from ._limits import MemoryBackend, Rate, RateLimiter, RateLimits
-from ._models import AccountType
-from ._pool import AssetsPool, KeyResult, Snapshot
 from ._render import (
     console_for,
     error_text,
@@ -51,8 +53,6 @@ from ._render import (
     progress,
     results_table,
 )
-from ._uid_cache import default_uid_cache_path
-from .testing import BingXSimulator, SimulatorServer
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # More simulated keys than this is a typo, not a test: each costs the simulator memory.
@@ -410,7 +410,7 @@ def _limiter(redis_url: str | None, base_url: str | None) -> RateLimiter:
             return RateLimiter()
         return RateLimiter(backend=MemoryBackend(SystemClock(), state_file=_state_file(base_url)))
     try:
-        from ._redis import RedisBackend
+        from .._limiter._redis import RedisBackend
     except ImportError:
         raise ConfigurationError("--redis needs redis: pip install 'bingx-assets[redis]'") from None
     try:
@@ -496,7 +496,7 @@ async def _metrics_served(pool: AssetsPool, args: argparse.Namespace) -> AsyncIt
         yield
         return
     try:
-        from ._metrics import exporting
+        from .._metrics import exporting
     except ImportError:
         raise ConfigurationError(
             "--metrics-port needs prometheus-client: pip install 'bingx-assets[prometheus]'"

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Self
 
 import httpx
 
-from ._constants import DEFAULT_HTTP_LIMITS
-from ._egress import Egress
-from ._transport import HttpxTransport, Transport, transport_for
+from .._constants import DEFAULT_HTTP_LIMITS
+from .._egress import Egress
+from . import HttpxTransport, Transport, transport_for
 
 if TYPE_CHECKING:
     import aiohttp

@@ -19,9 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from ._exceptions import APIError, RateLimitError
-from ._models import exact_sum
-from ._pool import KeyResult
+from .._exceptions import APIError, RateLimitError
+from .._models import exact_sum
+from .._pool import KeyResult
 
 __all__ = [
     "Totals",

@@ -43,8 +43,8 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ._exceptions import ConfigurationError, LimiterUnavailableError
-from ._limits import BOUNDARY, Blocked, GateClosed, Permit, Rate, Scope
+from .._exceptions import ConfigurationError, LimiterUnavailableError
+from ._backend import BOUNDARY, Blocked, GateClosed, Permit, Rate, Scope
 
 __all__ = ["RedisBackend", "RedisClient"]
 

@@ -22,12 +22,12 @@ import tomlkit
 import tomlkit.exceptions
 from tomlkit.items import InlineTable, Table
 
-from ._client import AssetsClient
-from ._credentials import Credentials
-from ._exceptions import ConfigurationError
-from ._files import write_private
-from ._limits import RateLimiter
-from ._options import ClientOptions
+from .._client import AssetsClient
+from .._credentials import Credentials
+from .._exceptions import ConfigurationError
+from .._files import write_private
+from .._limiter import RateLimiter
+from .._options import ClientOptions
 from ._render import error_text
 
 __all__ = ["resolve_keys_file"]

@@ -1,54 +1,19 @@
-"""The one seam between the client and an HTTP library: a signed GET in, an `Answer` out.
-
-Two adapters: httpx (the default, and what respx and `httpx.MockTransport` plug into)
-and aiohttp (a bot's own `ClientSession`, handed in). Both raise only our
-`APIConnectionError`/`APITimeoutError` for a missing answer, naming the library's error
-type and never its message: the URL in it carries a signature.
-"""
+"""A bot's own `aiohttp.ClientSession` as the transport (the `aiohttp` extra)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING
 
 import httpx
 
-from ._exceptions import APIConnectionError, APITimeoutError, ConfigurationError
+from .._exceptions import APIConnectionError, APITimeoutError, ConfigurationError
+from ._base import Answer
 
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["AiohttpTransport", "Answer", "HttpxTransport", "Transport", "transport_for"]
-
-
-class Answer(NamedTuple):
-    """An HTTP answer, read whole."""
-
-    status: int
-    headers: Mapping[str, str]
-    """Case-insensitive, as both libraries give them: `Retry-After`, `X-RateLimit-*`."""
-    content: bytes
-
-
-class Transport(Protocol):
-    async def get(self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout) -> Answer:
-        """GET `url` (already encoded and signed) and read the whole answer."""
-        ...
-
-
-class HttpxTransport:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def get(self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout) -> Answer:
-        try:
-            response = await self.client.get(url, headers=headers, timeout=timeouts)
-        except httpx.TimeoutException as exc:
-            raise APITimeoutError(f"no answer in time ({type(exc).__name__})") from None
-        except httpx.RequestError as exc:  # transport errors, and a body it cannot decode
-            raise APIConnectionError(type(exc).__name__) from None
-        return Answer(response.status_code, response.headers, response.content)
+__all__ = ["AiohttpTransport"]
 
 
 class AiohttpTransport:
@@ -130,18 +95,3 @@ class AiohttpTransport:
             )
             self._timeouts = (timeout, converted)
         return self._timeouts[1]
-
-
-def transport_for(http_client: Any) -> Transport:
-    """The adapter for a caller's HTTP client: an `httpx.AsyncClient` or an
-    `aiohttp.ClientSession`."""
-    if isinstance(http_client, httpx.AsyncClient):
-        return HttpxTransport(http_client)
-    # Whoever holds a ClientSession has imported aiohttp already: look, don't import.
-    aiohttp = sys.modules.get("aiohttp")
-    if aiohttp is not None and isinstance(http_client, aiohttp.ClientSession):
-        return AiohttpTransport(http_client)
-    raise ConfigurationError(
-        "http_client must be an httpx.AsyncClient or an aiohttp.ClientSession, "
-        f"not {type(http_client).__name__}"
-    )

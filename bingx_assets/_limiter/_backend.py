@@ -1,0 +1,121 @@
+"""The contract between the limiter and where its state lives: what a request counts
+against (`Scope`), and what a backend answers (`Permit`, `Blocked`, `GateClosed`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .._exceptions import ConfigurationError
+
+__all__ = ["BOUNDARY", "Blocked", "GateClosed", "LimiterBackend", "Permit", "Rate", "Scope"]
+
+# A slot frees this long after its window's period, so that a server counting its
+# window as closed at both ends ([t - period, t]) still sees at most `limit`.
+BOUNDARY = 0.001
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most `limit` requests in any `period` seconds."""
+
+    limit: int
+    period: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise ConfigurationError(f"a rate's limit must be a positive int, not {self.limit!r}")
+        if (
+            isinstance(self.period, bool)
+            or not isinstance(self.period, int | float)
+            or not 0 < self.period < float("inf")
+        ):
+            raise ConfigurationError(f"a rate's period must be seconds > 0, not {self.period!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What one request counts against: its gates and windows, in the order checked."""
+
+    uid: str
+    ip: str
+    gates: tuple[str, ...]
+    """The UID's gate, then the IP's."""
+    windows: tuple[tuple[str, Rate], ...]
+    """The UID's window, then the IP's endpoint and group windows."""
+
+    @property
+    def uid_gate(self) -> str:
+        return self.gates[0]
+
+    @property
+    def ip_gate(self) -> str:
+        return self.gates[1]
+
+    @property
+    def uid_window(self) -> tuple[str, Rate]:
+        return self.windows[0]
+
+    @property
+    def ip_windows(self) -> tuple[tuple[str, Rate], ...]:
+        return self.windows[1:]
+
+
+@dataclass(slots=True)
+class GateClosed:
+    """`gate` is closed for `seconds` more."""
+
+    seconds: float
+    gate: str
+
+
+@dataclass(slots=True)
+class Blocked:
+    """`window` (one of the scope's) is full for `seconds` more, unless an answer frees it."""
+
+    seconds: float
+    window: str
+
+
+class Permit(Protocol):
+    """A backend's taken slot. Settle it when the request ends, so it counts as long as
+    it must."""
+
+    async def settle(self, *, answered: bool, server_count: int | None = None) -> bool:
+        """`answered`: the server's answer arrived, so the request arrived before now;
+        otherwise it may arrive until its horizon. `server_count`: how many requests the
+        server said its UID window held, this one included, if it said; when that is more
+        than this client can account for, the difference is added to the window as
+        someone else's requests. Returns whether that happened."""
+        ...
+
+
+class LimiterBackend(Protocol):
+    """Where window and gate state lives: this process (`MemoryBackend`) or Redis."""
+
+    async def try_acquire(
+        self, scope: Scope, in_flight: float, horizon: float
+    ) -> Permit | Blocked | GateClosed:
+        """Take a slot in every window of `scope` at once, or say what to wait for.
+
+        The slot's anchor is `now + in_flight` until it is settled; unanswered, it is
+        `now + horizon`.
+        """
+        ...
+
+    async def occupy(self, window: str, rate: Rate, count: int) -> int:
+        """Make `window` hold at least `count` slots that count from now; returns how
+        many were added (requests someone else made)."""
+        ...
+
+    async def close_gate(self, gate: str, seconds: float) -> None:
+        """Keep `gate` closed for `seconds` from now (never shortens a closure)."""
+        ...
+
+    async def gate_remaining(self, gate: str) -> float:
+        """Seconds until `gate` opens; 0 when open."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the backend opened (connections); nothing for memory."""
+        ...

@@ -1,0 +1,197 @@
+"""`MemoryBackend`: the windows and gates in this process's memory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from .._clock import Clock
+from .._exceptions import ConfigurationError
+from .._files import write_private
+from ._backend import BOUNDARY, Blocked, GateClosed, Permit, Rate, Scope
+
+__all__ = ["MemoryBackend"]
+
+log = logging.getLogger("bingx_assets")
+
+
+class _Slot:
+    __slots__ = ("anchor", "horizon")
+
+    def __init__(self, anchor: float, horizon: float) -> None:
+        self.anchor = anchor
+        self.horizon = horizon
+
+
+class _Window:
+    __slots__ = ("_slots", "rate", "taken")
+
+    def __init__(self, rate: Rate) -> None:
+        self.rate = rate
+        self._slots: deque[_Slot] = deque()
+        self.taken = 0
+        """Slots ever taken here: tells how many of ours a server's count may include."""
+
+    def alive(self, now: float) -> int:
+        expiry = self.rate.period + BOUNDARY
+        return sum(1 for s in self._slots if s.anchor + expiry > now)
+
+    def wait(self, now: float) -> float:
+        """Seconds until this window admits one more request."""
+        # The nanosecond forgives float error in `anchor + period`, nothing more.
+        now += 1e-9
+        expiry = self.rate.period + BOUNDARY
+        slots = self._slots
+        while slots and slots[0].anchor + expiry <= now:
+            slots.popleft()
+        if len(slots) < self.rate.limit:
+            return 0.0
+        # Anchors move when requests are settled, so slots do not always free in the
+        # order they were taken: look at all of them once the window is full.
+        alive = sorted(s.anchor for s in slots if s.anchor + expiry > now)
+        if len(alive) < self.rate.limit:
+            self._slots = deque(s for s in slots if s.anchor + expiry > now)
+            return 0.0
+        return alive[len(alive) - self.rate.limit] + expiry - now
+
+    def take(self, slot: _Slot) -> None:
+        self._slots.append(slot)
+        self.taken += 1
+
+    def slots(self) -> Iterable[_Slot]:
+        return iter(self._slots)
+
+
+class _MemoryPermit:
+    __slots__ = ("_alive", "_backend", "_clock", "_slot", "_taken", "_window")
+
+    def __init__(self, backend: MemoryBackend, clock: Clock, slot: _Slot, window: _Window) -> None:
+        self._backend, self._clock, self._slot, self._window = backend, clock, slot, window
+        # What this client can account for in the UID window when the server counts
+        # this request: what was alive when it was sent, and whatever was sent since.
+        self._alive, self._taken = window.alive(clock.monotonic()), window.taken
+
+    async def settle(self, *, answered: bool, server_count: int | None = None) -> bool:
+        slot = self._slot
+        if not answered:
+            slot.anchor = max(slot.anchor, slot.horizon)
+            return False
+        slot.anchor = min(slot.anchor, self._clock.monotonic())
+        if server_count is None:
+            return False
+        ours = self._alive + self._window.taken - self._taken
+        return self._backend.fill(self._window, server_count - ours) > 0
+
+
+class MemoryBackend:
+    """Limiter state in this process: the default. Share one between clients of one IP.
+
+    A new process knows nothing of what the last one sent, and BingX still counts those
+    requests for a period (10 s for the IP windows). With `state_file`, the windows and
+    gates are saved there by `aclose` and read back on first use, so that processes run
+    one after another (a command line, a bot that restarts) share one budget. Processes
+    running *at once* need Redis.
+    """
+
+    def __init__(self, clock: Clock, *, state_file: str | os.PathLike[str] | None = None) -> None:
+        self._clock = clock
+        self._windows: dict[str, _Window] = {}
+        self._gates: dict[str, float] = {}
+        self._state_file = Path(state_file) if state_file is not None else None
+        self._restored = state_file is None
+
+    def _window(self, key: str, rate: Rate) -> _Window:
+        window = self._windows.get(key)
+        if window is None or window.rate != rate:
+            window = self._windows[key] = _Window(rate)
+        return window
+
+    async def try_acquire(
+        self, scope: Scope, in_flight: float, horizon: float
+    ) -> Permit | Blocked | GateClosed:
+        if not self._restored:
+            self._restore()
+        now = self._clock.monotonic()
+        for gate in scope.gates:
+            gate_left = self._gates.get(gate, now) - now
+            if gate_left > 0:
+                return GateClosed(gate_left, gate)
+        windows = [self._window(key, rate) for key, rate in scope.windows]
+        waits = [w.wait(now) for w in windows]
+        longest = max(waits)
+        if longest > 0:
+            return Blocked(longest, scope.windows[waits.index(longest)][0])
+        slot = _Slot(now + in_flight, now + horizon)
+        for window in windows:
+            window.take(slot)
+        return _MemoryPermit(self, self._clock, slot, windows[0])
+
+    def fill(self, window: _Window, missing: int) -> int:
+        now = self._clock.monotonic()
+        for _ in range(max(0, missing)):
+            window.take(_Slot(now, now))
+        return max(0, missing)
+
+    async def occupy(self, window: str, rate: Rate, count: int) -> int:
+        found = self._window(window, rate)
+        return self.fill(found, count - found.alive(self._clock.monotonic()))
+
+    async def close_gate(self, gate: str, seconds: float) -> None:
+        until = self._clock.monotonic() + seconds
+        if until > self._gates.get(gate, float("-inf")):
+            self._gates[gate] = until
+
+    async def gate_remaining(self, gate: str) -> float:
+        if not self._restored:
+            self._restore()
+        return max(0.0, self._gates.get(gate, 0.0) - self._clock.monotonic())
+
+    async def aclose(self) -> None:
+        if self._state_file is not None and self._restored:
+            self._save(self._state_file)
+
+    # -- the state file: anchors and gates as wall-clock seconds ----------------------
+
+    def _to_wall(self) -> Callable[[float], float]:
+        offset = self._clock.wall_ms() / 1000 - self._clock.monotonic()
+        return lambda moment: round(moment + offset, 6)
+
+    def _save(self, path: Path) -> None:
+        now, wall = self._clock.monotonic(), self._to_wall()
+        windows = {}
+        for key, window in self._windows.items():
+            expiry = window.rate.period + BOUNDARY
+            anchors = [wall(s.anchor) for s in window.slots() if s.anchor + expiry > now]
+            if anchors:
+                rate = window.rate
+                windows[key] = {"limit": rate.limit, "period": rate.period, "anchors": anchors}
+        gates = {key: wall(until) for key, until in self._gates.items() if until > now}
+        state = {"version": 1, "windows": windows, "gates": gates}
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write_private(path, json.dumps(state).encode())
+        except OSError as exc:
+            log.warning("could not save the limiter's state to %s (%s)", path, exc)
+
+    def _restore(self) -> None:
+        self._restored = True
+        assert self._state_file is not None
+        try:
+            state = json.loads(self._state_file.read_bytes())
+            now = self._clock.monotonic()
+            offset = now - self._clock.wall_ms() / 1000
+            for key, saved in state["windows"].items():
+                window = self._window(key, Rate(saved["limit"], saved["period"]))
+                for anchor in saved["anchors"]:
+                    window.take(_Slot(float(anchor) + offset, float(anchor) + offset))
+            for key, until in state["gates"].items():
+                self._gates[key] = max(self._gates.get(key, now), float(until) + offset)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, ConfigurationError):
+            # Only a saving of throughput is lost: start as a new process would.
+            log.warning("ignoring the limiter's unreadable state file %s", self._state_file)

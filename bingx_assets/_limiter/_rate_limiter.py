@@ -1,0 +1,320 @@
+"""`RateLimiter`: who waits for which window and gate, and for how long (the rules are
+the package's docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from .._clock import Clock, ServerClock, SystemClock
+from .._constants import DEFAULT_RECV_WINDOW_MS
+from .._exceptions import ConfigurationError
+from .._observer import Observer
+from ._backend import BOUNDARY, Blocked, GateClosed, LimiterBackend, Permit, Rate, Scope
+from ._memory import MemoryBackend
+
+__all__ = ["GateTooLong", "LimiterStats", "RateLimiter", "RateLimits", "Ticket", "resolve_limiter"]
+
+log = logging.getLogger("bingx_assets")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """BingX's limits for this endpoint. BingX raises them from time to time; so can you.
+
+    `assume_arrival_within` (seconds, default None: no assumption) bets that every
+    request reaches BingX within that long of being sent, so that a slot in flight stops
+    counting from `sent + assume_arrival_within` instead of from its answer. It wins
+    back a slow network's round trip per window, and loses a refusal (a step towards a
+    disabled UID) each time a request is later than that: a cold TLS handshake, a
+    retransmission, a busy event loop. Leave it None unless you measured your worst case.
+    """
+
+    # Rate is frozen: one shared default instance is safe.
+    per_uid: Rate = Rate(5, 1.0)  # noqa: RUF009
+    per_ip_endpoint: Rate = Rate(300, 10.0)  # noqa: RUF009
+    per_ip_group: Rate = Rate(2000, 10.0)  # noqa: RUF009
+    assume_arrival_within: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("per_uid", "per_ip_endpoint", "per_ip_group"):
+            if not isinstance(getattr(self, name), Rate):
+                raise ConfigurationError(f"{name} must be a Rate, not {getattr(self, name)!r}")
+        bet = self.assume_arrival_within
+        if bet is not None and (
+            isinstance(bet, bool) or not isinstance(bet, int | float) or not 0 <= bet < 1e9
+        ):
+            raise ConfigurationError(
+                f"assume_arrival_within must be None or seconds >= 0, not {bet!r}"
+            )
+
+
+@dataclass(slots=True)
+class LimiterStats:
+    """Counters of what the limiter did, for metrics and tests."""
+
+    acquired: int = 0
+    waits: int = 0
+    wait_seconds: float = 0.0
+    gate_closures: int = 0
+    gate_waits: int = 0
+    retries: int = 0
+    rejections: int = 0
+    """Answers refused for rate (100410, 429, 418, 403). Zero is the goal."""
+    server_disagreements: int = 0
+    """Answers whose `X-RateLimit-Requests-Remain` said fewer requests were left than the
+    client's own window allowed: someone else used the UID's budget."""
+
+
+@dataclass(eq=False)
+class RateLimiter:
+    """Keeps every request inside BingX's limits. One per egress IP is right.
+
+    Clients made without a limiter share `RateLimiter.default()`, so all clients in a
+    process draw from one budget per UID and per IP. Pass your own to use other limits,
+    a Redis backend shared by many processes, or (in tests) a virtual clock.
+    """
+
+    limits: RateLimits = field(default_factory=RateLimits)
+    clock: Clock = field(default_factory=SystemClock)
+    backend: LimiterBackend | None = None
+    ip: str = "local"
+    """Names this IP's windows; processes behind one egress IP share a name in Redis."""
+    stats: LimiterStats = field(default_factory=LimiterStats, init=False)
+    server_clock: ServerClock = field(init=False)
+    observers: list[Observer] = field(default_factory=list, init=False)
+    """Told of every wait, answer and gate closure; empty unless metrics are attached."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.limits, RateLimits):
+            raise ConfigurationError(f"limits must be RateLimits, not {self.limits!r}")
+        self._backend: LimiterBackend = self.backend or MemoryBackend(self.clock)
+        self.backend = self._backend
+        self.server_clock = ServerClock(self.clock)
+        self._scopes: dict[tuple[str, str, int], Scope] = {}
+        # A list, so that `for_ip`'s twins share the locks of whichever loop runs.
+        self._loop_state: list[tuple[asyncio.AbstractEventLoop, _LoopState]] = []
+        # gate -> (monotonic time it opens, why): what a request refused at it is told.
+        self._closed_because: dict[str, tuple[float, str]] = {}
+
+    _default: ClassVar[RateLimiter | None] = None
+
+    @classmethod
+    def default(cls) -> RateLimiter:
+        """The process-wide limiter that clients use unless given another."""
+        if cls._default is None:
+            cls._default = cls()
+        return cls._default
+
+    def for_ip(self, ip: str) -> RateLimiter:
+        """This limiter counting IP windows and the IP gate under the name `ip`: one per
+        egress route. Everything else is shared (backend, clock, stats, observers, server
+        clock, locks), so a UID stays limited across all routes."""
+        twin = copy.copy(self)
+        twin.ip = ip
+        twin._scopes = {}  # its scopes name its own IP
+        return twin
+
+    def scope(self, uid: str, endpoint: str, group: int = 2) -> Scope:
+        """What a request of `uid` to `endpoint` counts against (made once, then reused:
+        it is on every call's path)."""
+        found = self._scopes.get((uid, endpoint, group))
+        if found is None:
+            limits = self.limits
+            found = self._scopes[(uid, endpoint, group)] = Scope(
+                uid=uid,
+                ip=self.ip,
+                gates=(f"gate:{uid}:{endpoint}", f"gate:ip:{self.ip}"),
+                windows=(
+                    (f"uid:{uid}:{endpoint}", limits.per_uid),
+                    (f"ip:{self.ip}:{endpoint}", limits.per_ip_endpoint),
+                    (f"ip:{self.ip}:group{group}", limits.per_ip_group),
+                ),
+            )
+        return found
+
+    def _state(self) -> _LoopState:
+        # Locks and events belong to one event loop; a limiter reused under a new
+        # asyncio.run starts a fresh set instead of failing.
+        loop = asyncio.get_running_loop()
+        if not self._loop_state or self._loop_state[0][0] is not loop:
+            self._loop_state[:] = [(loop, _LoopState())]
+        return self._loop_state[0][1]
+
+    def lock(self, name: str) -> asyncio.Lock:
+        """A lock named `name`, shared by everyone using this limiter in this event loop."""
+        return self._state().lock(name)
+
+    def horizon(self, recv_window_ms: int) -> float:
+        """Seconds from now until a request signed now certainly no longer counts as
+        arriving: its `recvWindow`, plus what the clock offset may be wrong by (with no
+        measurement, the offset is only known to be within one more `recvWindow`: a
+        larger error would have every request refused for its timestamp)."""
+        server_clock = self.server_clock
+        error_ms = server_clock.uncertainty_ms if server_clock.measured else recv_window_ms
+        return (recv_window_ms + error_ms) / 1000 + BOUNDARY
+
+    async def acquire(
+        self, scope: Scope, *, max_wait: float, recv_window_ms: int = DEFAULT_RECV_WINDOW_MS
+    ) -> Ticket:
+        """Wait for a slot in `scope`; `GateTooLong` if a gate stays shut past `max_wait`.
+
+        The ticket carries the `timestamp` to sign with, read just before the slot was
+        taken, so that the slot's horizon covers the request's whole `recvWindow`.
+        """
+        state = self._state()
+        bet = self.limits.assume_arrival_within
+        started = self.clock.monotonic()
+        waited = False
+        async with state.lock(scope.uid_gate):
+            while True:
+                timestamp_ms = self.server_clock.now_ms()
+                horizon = self.horizon(recv_window_ms)
+                in_flight = horizon if bet is None else min(bet, horizon)
+                outcome = await self._backend.try_acquire(scope, in_flight, horizon)
+                if isinstance(outcome, GateClosed):
+                    if outcome.seconds > max_wait:
+                        raise GateTooLong(outcome.seconds, outcome.gate)
+                    self.stats.gate_waits += 1
+                    log.debug("%s closed, waiting %.3f s", outcome.gate, outcome.seconds)
+                    delay, wake_on = outcome.seconds, None
+                elif isinstance(outcome, Blocked):
+                    delay, wake_on = outcome.seconds, outcome.window
+                else:
+                    self.stats.acquired += 1
+                    ticket = Ticket(outcome, timestamp_ms, state, scope, self)
+                    for observer in self.observers:
+                        observer.acquired(ticket.granted - started)
+                    return ticket
+                if not waited:
+                    waited = True
+                    self.stats.waits += 1
+                # Never sleep less than the boundary: float error can leave a wait of
+                # 1e-15 s, which a clock with millisecond steps would never get past.
+                delay = max(delay, BOUNDARY)
+                self.stats.wait_seconds += delay
+                await state.pause(wake_on, delay)
+
+    async def close_gate(self, gate: str, seconds: float, *, because: str = "") -> None:
+        """Hold every request behind `gate` (a scope's `uid_gate` or `ip_gate`);
+        `because` is remembered in this process for `closed_because`."""
+        self.stats.gate_closures += 1
+        opens = self.clock.monotonic() + seconds
+        if opens > self._closed_because.get(gate, (-math.inf, ""))[0]:
+            self._closed_because[gate] = (opens, because)
+        for observer in self.observers:
+            observer.gate_closed(gate, seconds)
+        log.debug("closing %s for %.3f s", gate, seconds)
+        await self._backend.close_gate(gate, seconds)
+
+    def closed_because(self, gate: str, seconds: float) -> str:
+        """Why this process closed `gate` for `seconds` more, or "" if it did not (another
+        process, through a shared backend, or an older closure that has ended)."""
+        opens, because = self._closed_because.get(gate, (-math.inf, ""))
+        # A shared backend counts on its own clock: allow it a little drift.
+        return because if opens >= self.clock.monotonic() + seconds - 0.1 else ""
+
+    async def fill_window(self, window: tuple[str, Rate]) -> None:
+        """Count `window` (one of a scope's) as full from now for one period: what a
+        refusal for rate with no time says of it."""
+        name, rate = window
+        await self._backend.occupy(name, rate, rate.limit)
+
+    async def gate_remaining(self, gate: str) -> float:
+        return await self._backend.gate_remaining(gate)
+
+    async def aclose(self) -> None:
+        """Close the backend's connections (a Redis client made by `from_url`)."""
+        await self._backend.aclose()
+
+
+def resolve_limiter(limiter: object) -> RateLimiter:
+    """The limiter a client or pool was given, or the process-wide default for None."""
+    if limiter is None:
+        return RateLimiter.default()
+    if not isinstance(limiter, RateLimiter):
+        raise ConfigurationError(f"limiter must be a RateLimiter or None, not {limiter!r}")
+    return limiter
+
+
+class GateTooLong(Exception):
+    """Internal: a gate stays closed past `max_wait`; the client raises RateLimitError."""
+
+    def __init__(self, seconds: float, gate: str) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+        self.gate = gate
+
+
+class _LoopState:
+    """One event loop's locks (a FIFO queue per UID) and wake-up events per window."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._wakers: dict[str, asyncio.Event] = {}
+
+    def lock(self, name: str) -> asyncio.Lock:
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        return lock
+
+    async def pause(self, window: str | None, seconds: float) -> None:
+        """Sleep `seconds`, or less if a slot of `window` is settled first."""
+        if window is None:
+            await asyncio.sleep(seconds)
+            return
+        waker = self._wakers.setdefault(window, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await waker.wait()
+
+    def wake(self, windows: tuple[tuple[str, Rate], ...]) -> None:
+        for window, _ in windows:
+            waker = self._wakers.pop(window, None)
+            if waker is not None:
+                waker.set()
+
+
+class Ticket:
+    """A taken slot, the `timestamp` to sign the request with, and who to wake when it
+    is settled."""
+
+    __slots__ = ("_limiter", "_permit", "_scope", "_state", "granted", "timestamp_ms")
+
+    def __init__(
+        self,
+        permit: Permit,
+        timestamp_ms: int,
+        state: _LoopState,
+        scope: Scope,
+        limiter: RateLimiter,
+    ) -> None:
+        self._permit, self._state, self._scope, self._limiter = permit, state, scope, limiter
+        self.timestamp_ms = timestamp_ms
+        self.granted = limiter.clock.monotonic()
+
+    async def settle(self, *, answered: bool, server_remaining: int | None = None) -> None:
+        """End the request: `answered` if an answer arrived. `server_remaining` is what
+        BingX said is left of the UID's window, when it said so readably."""
+        uid_rate = self._scope.uid_window[1]
+        server_count = None
+        if server_remaining is not None and 0 <= server_remaining < uid_rate.limit:
+            server_count = uid_rate.limit - server_remaining
+        limiter = self._limiter
+        for observer in limiter.observers:
+            observer.settled(limiter.clock.monotonic() - self.granted)
+        if await self._permit.settle(answered=answered, server_count=server_count):
+            limiter.stats.server_disagreements += 1
+            log.info(
+                "BingX counts more requests of UID %s than this client sent: "
+                "someone else shares its budget; holding its window",
+                self._scope.uid,
+            )
+        if answered:
+            self._state.wake(self._scope.windows)

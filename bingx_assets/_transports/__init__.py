@@ -1,0 +1,39 @@
+"""The one seam between the client and an HTTP library: a signed GET in, an `Answer` out.
+
+Two adapters: httpx (the default, and what respx and `httpx.MockTransport` plug into)
+and aiohttp (a bot's own `ClientSession`, handed in). Both raise only our
+`APIConnectionError`/`APITimeoutError` for a missing answer, naming the library's error
+type and never its message: the URL in it carries a signature.
+
+`_base` is the seam, `_httpx` and `_aiohttp` its two adapters, and `_http_clients` the
+rule for which client is used and who closes it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import httpx
+
+from .._exceptions import ConfigurationError
+from ._aiohttp import AiohttpTransport
+from ._base import Answer, Transport
+from ._httpx import HttpxTransport
+
+__all__ = ["AiohttpTransport", "Answer", "HttpxTransport", "Transport", "transport_for"]
+
+
+def transport_for(http_client: Any) -> Transport:
+    """The adapter for a caller's HTTP client: an `httpx.AsyncClient` or an
+    `aiohttp.ClientSession`."""
+    if isinstance(http_client, httpx.AsyncClient):
+        return HttpxTransport(http_client)
+    # Whoever holds a ClientSession has imported aiohttp already: look, don't import.
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None and isinstance(http_client, aiohttp.ClientSession):
+        return AiohttpTransport(http_client)
+    raise ConfigurationError(
+        "http_client must be an httpx.AsyncClient or an aiohttp.ClientSession, "
+        f"not {type(http_client).__name__}"
+    )
