@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bingx_assets import ConfigurationError, Rate, RateLimiter, RateLimits
-from bingx_assets._limiter import GateTooLong, MemoryBackend
+from bingx_assets._limiter import Blocked, GateClosed, GateTooLong, MemoryBackend, Scope
 from bingx_assets.testing import LoopClock
 
 ONE_UID = RateLimits(per_uid=Rate(5, 1.0))
@@ -216,3 +216,43 @@ async def test_an_unreadable_state_file_is_ignored_with_a_warning(
     await take(limiter, "u", times)
     assert times == [0.0]
     assert "unreadable state file" in caplog.text
+
+
+def _budgeted(scope_limit: int) -> tuple[MemoryBackend, Scope]:
+    from dataclasses import replace
+
+    backend = MemoryBackend(LoopClock())
+    limiter = RateLimiter(RateLimits(per_uid=Rate(1000, 1.0)), clock=LoopClock(), backend=backend)
+    scope = replace(limiter.scope("u", "/x"), errors=("errors:u:/x", Rate(scope_limit, 480.0)))
+    return backend, scope
+
+
+async def test_an_error_budget_slot_is_given_back_by_a_success_and_kept_by_an_error() -> None:
+    backend, scope = _budgeted(3)
+    for _ in range(10):  # successes never spend the budget
+        permit = await backend.try_acquire(scope, 5.0, 10.0)
+        assert not isinstance(permit, Blocked | GateClosed)
+        await permit.settle(answered=True, succeeded=True)
+    for _ in range(3):  # errors do, from their answer on
+        permit = await backend.try_acquire(scope, 5.0, 10.0)
+        assert not isinstance(permit, Blocked | GateClosed)
+        await permit.settle(answered=True)
+    await asyncio.sleep(2.0)
+    blocked = await backend.try_acquire(scope, 5.0, 10.0)
+    assert isinstance(blocked, Blocked)
+    assert blocked.window == "errors:u:/x"
+    assert blocked.seconds == pytest.approx(478.001, abs=1e-6)
+
+
+async def test_an_error_budget_counts_requests_in_flight_as_possible_errors() -> None:
+    backend, scope = _budgeted(2)
+    first = await backend.try_acquire(scope, 5.0, 10.0)
+    second = await backend.try_acquire(scope, 5.0, 10.0)
+    assert isinstance(await backend.try_acquire(scope, 5.0, 10.0), Blocked)
+    assert not isinstance(first, Blocked | GateClosed)
+    await first.settle(answered=True, succeeded=True)
+    third = await backend.try_acquire(scope, 5.0, 10.0)
+    assert not isinstance(third, Blocked | GateClosed)
+    assert not isinstance(second, Blocked | GateClosed)
+    await second.settle(answered=False)  # may have been an error: kept until its horizon
+    assert isinstance(await backend.try_acquire(scope, 5.0, 10.0), Blocked)

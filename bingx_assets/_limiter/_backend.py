@@ -43,6 +43,14 @@ class Scope:
     """The UID's gate, then the IP's."""
     windows: tuple[tuple[str, Rate], ...]
     """The UID's window, then the IP's endpoint and group windows."""
+    errors: tuple[str, Rate] | None = None
+    """The UID's error budget, or None. BingX disables a UID after more than 20 error
+    replies in 480 s, and a request's answer is unknown until it comes: so a request
+    takes a slot here too, as an error it may turn out to be, checked with the others
+    (all or none). Settled `succeeded`, it gives the slot back; an error reply keeps it
+    from the answer on, an unanswered request until its horizon. One name may be checked
+    with different limits (keys with recent errors get a smaller share); its period is
+    the same for every check."""
 
     @property
     def uid_gate(self) -> str:
@@ -81,22 +89,30 @@ class Permit(Protocol):
     """A backend's taken slot. Settle it when the request ends, so it counts as long as
     it must."""
 
-    async def settle(self, *, answered: bool, server_count: int | None = None) -> bool:
+    async def settle(
+        self, *, answered: bool, succeeded: bool = False, server_count: int | None = None
+    ) -> bool:
         """`answered`: the server's answer arrived, so the request arrived before now;
-        otherwise it may arrive until its horizon. `server_count`: how many requests the
-        server said its UID window held, this one included, if it said; when that is more
-        than this client can account for, the difference is added to the window as
-        someone else's requests. Returns whether that happened."""
+        otherwise it may arrive until its horizon. `succeeded`: the answer was a success,
+        not an error reply, so the slot in the scope's error budget is given back.
+        `server_count`: how many requests the server said its UID window held, this one
+        included, if it said; when that is more than this client can account for, the
+        difference is added to the window as someone else's requests. Returns whether
+        that happened."""
         ...
 
 
 class LimiterBackend(Protocol):
-    """Where window and gate state lives: this process (`MemoryBackend`) or Redis."""
+    """Where window and gate state lives: this process (`MemoryBackend`) or Redis.
+
+    Every backend keeps the same rules, checked by one contract test suite run against
+    each: windows, error budgets, gates and their lengths to the millisecond."""
 
     async def try_acquire(
         self, scope: Scope, in_flight: float, horizon: float
     ) -> Permit | Blocked | GateClosed:
-        """Take a slot in every window of `scope` at once, or say what to wait for.
+        """Take a slot in every window of `scope` (its error budget included) at once,
+        or say what to wait for.
 
         The slot's anchor is `now + in_flight` until it is settled; unanswered, it is
         `now + horizon`.

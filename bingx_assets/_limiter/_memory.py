@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -40,47 +41,66 @@ class _Window:
         expiry = self.rate.period + BOUNDARY
         return sum(1 for s in self._slots if s.anchor + expiry > now)
 
-    def wait(self, now: float) -> float:
-        """Seconds until this window admits one more request."""
+    def wait(self, now: float, limit: int) -> float:
+        """Seconds until this window admits one more request, `limit` at most (one
+        window may be checked with different limits: an error budget's)."""
         # The nanosecond forgives float error in `anchor + period`, nothing more.
         now += 1e-9
         expiry = self.rate.period + BOUNDARY
         slots = self._slots
         while slots and slots[0].anchor + expiry <= now:
             slots.popleft()
-        if len(slots) < self.rate.limit:
+        if len(slots) < limit:
             return 0.0
         # Anchors move when requests are settled, so slots do not always free in the
         # order they were taken: look at all of them once the window is full.
         alive = sorted(s.anchor for s in slots if s.anchor + expiry > now)
-        if len(alive) < self.rate.limit:
+        if len(alive) < limit:
             self._slots = deque(s for s in slots if s.anchor + expiry > now)
             return 0.0
-        return alive[len(alive) - self.rate.limit] + expiry - now
+        return alive[len(alive) - limit] + expiry - now
 
     def take(self, slot: _Slot) -> None:
         self._slots.append(slot)
         self.taken += 1
+
+    def remove(self, slot: _Slot) -> None:
+        """Give `slot` back: a request that succeeded was no error."""
+        with contextlib.suppress(ValueError):  # already expired (an answer days late)
+            self._slots.remove(slot)
 
     def slots(self) -> Iterable[_Slot]:
         return iter(self._slots)
 
 
 class _MemoryPermit:
-    __slots__ = ("_alive", "_backend", "_clock", "_slot", "_taken", "_window")
+    __slots__ = ("_alive", "_backend", "_clock", "_errors", "_slot", "_taken", "_window")
 
-    def __init__(self, backend: MemoryBackend, clock: Clock, slot: _Slot, window: _Window) -> None:
+    def __init__(
+        self,
+        backend: MemoryBackend,
+        clock: Clock,
+        slot: _Slot,
+        window: _Window,
+        errors: _Window | None,
+    ) -> None:
         self._backend, self._clock, self._slot, self._window = backend, clock, slot, window
+        self._errors = errors
         # What this client can account for in the UID window when the server counts
         # this request: what was alive when it was sent, and whatever was sent since.
         self._alive, self._taken = window.alive(clock.monotonic()), window.taken
 
-    async def settle(self, *, answered: bool, server_count: int | None = None) -> bool:
+    async def settle(
+        self, *, answered: bool, succeeded: bool = False, server_count: int | None = None
+    ) -> bool:
         slot = self._slot
         if not answered:
             slot.anchor = max(slot.anchor, slot.horizon)
             return False
         slot.anchor = min(slot.anchor, self._clock.monotonic())
+        if succeeded and self._errors is not None:
+            self._errors.remove(slot)
+            self._errors = None  # settled twice, it is given back once
         if server_count is None:
             return False
         ours = self._alive + self._window.taken - self._taken
@@ -106,7 +126,7 @@ class MemoryBackend:
 
     def _window(self, key: str, rate: Rate) -> _Window:
         window = self._windows.get(key)
-        if window is None or window.rate != rate:
+        if window is None or window.rate.period != rate.period:
             window = self._windows[key] = _Window(rate)
         return window
 
@@ -120,15 +140,17 @@ class MemoryBackend:
             gate_left = self._gates.get(gate, now) - now
             if gate_left > 0:
                 return GateClosed(gate_left, gate)
-        windows = [self._window(key, rate) for key, rate in scope.windows]
-        waits = [w.wait(now) for w in windows]
+        checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
+        windows = [self._window(key, rate) for key, rate in checked]
+        waits = [w.wait(now, rate.limit) for w, (_, rate) in zip(windows, checked, strict=True)]
         longest = max(waits)
         if longest > 0:
-            return Blocked(longest, scope.windows[waits.index(longest)][0])
+            return Blocked(longest, checked[waits.index(longest)][0])
         slot = _Slot(now + in_flight, now + horizon)
         for window in windows:
             window.take(slot)
-        return _MemoryPermit(self, self._clock, slot, windows[0])
+        errors = windows[-1] if scope.errors is not None else None
+        return _MemoryPermit(self, self._clock, slot, windows[0], errors)
 
     def fill(self, window: _Window, missing: int) -> int:
         now = self._clock.monotonic()

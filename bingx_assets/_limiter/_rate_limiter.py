@@ -299,8 +299,11 @@ class Ticket:
         self.timestamp_ms = timestamp_ms
         self.granted = limiter.clock.monotonic()
 
-    async def settle(self, *, answered: bool, server_remaining: int | None = None) -> None:
-        """End the request: `answered` if an answer arrived. `server_remaining` is what
+    async def settle(
+        self, *, answered: bool, succeeded: bool = False, server_remaining: int | None = None
+    ) -> None:
+        """End the request: `answered` if an answer arrived, `succeeded` if it was no
+        error reply (its error-budget slot is given back). `server_remaining` is what
         BingX said is left of the UID's window, when it said so readably."""
         uid_rate = self._scope.uid_window[1]
         server_count = None
@@ -309,7 +312,9 @@ class Ticket:
         limiter = self._limiter
         for observer in limiter.observers:
             observer.settled(limiter.clock.monotonic() - self.granted)
-        if await self._permit.settle(answered=answered, server_count=server_count):
+        if await self._permit.settle(
+            answered=answered, succeeded=succeeded, server_count=server_count
+        ):
             limiter.stats.server_disagreements += 1
             log.info(
                 "BingX counts more requests of UID %s than this client sent: "

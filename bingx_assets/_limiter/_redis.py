@@ -400,7 +400,9 @@ class _RedisPermit:
         self._backend, self._windows, self._member, self._rate = backend, windows, member, rate
         self._horizon_at, self._bet, self._alive, self._taken = horizon_at, bet, alive, taken
 
-    async def settle(self, *, answered: bool, server_count: int | None = None) -> bool:
+    async def settle(
+        self, *, answered: bool, succeeded: bool = False, server_count: int | None = None
+    ) -> bool:
         if not answered and not self._bet:
             return False  # the slot already counts until its horizon
         score: str | float = "now" if answered else self._horizon_at
