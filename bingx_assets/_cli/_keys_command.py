@@ -23,9 +23,9 @@ import tomlkit.exceptions
 from tomlkit.items import InlineTable, Table
 
 from .._client import AssetsClient
-from .._credentials import Credentials
+from .._credentials import MAX_KEYS_FILE_BYTES, Credentials
 from .._exceptions import ConfigurationError
-from .._files import write_private
+from .._files import read_regular_file, write_private
 from .._limiter import RateLimiter
 from .._options import ClientOptions
 from ._render import error_text
@@ -127,7 +127,7 @@ def _read(
 
 def _read_bytes(file: Path) -> bytes:
     try:
-        return file.read_bytes()
+        return read_regular_file(file, limit=MAX_KEYS_FILE_BYTES)
     except OSError as exc:
         raise ConfigurationError(f"cannot read {file}: {exc.strerror}") from None
 
