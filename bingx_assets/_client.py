@@ -115,8 +115,9 @@ class AssetsClient(OwnsHttpClient):
         )
         super().__init__(http_client)
         self._headers = {API_KEY_HEADER: self.api_key, "User-Agent": USER_AGENT}
-        # What a server echoing our request could print back at us, masked in errors.
-        self._echoable = (self.api_key, self._secret.decode())
+        # What a server echoing our request could print back at us, masked in errors
+        # (the secret is never sent: no echo can hold it).
+        self._echoable = (self.api_key,)
         install_redaction()
 
     def __repr__(self) -> str:

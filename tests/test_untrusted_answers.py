@@ -1,0 +1,276 @@
+"""Every answer is untrusted: whatever a hostile server sends one key, on either
+transport, that key ends with a typed error (or a correct result) in bounded time and
+memory, nothing secret reaches an error, a repr or a log, and the pool's other keys
+are read as usual.
+
+Real HTTP on loopback (`HostileServer`), in virtual time: a body trickled at a byte a
+second for two minutes costs the suite milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator, Mapping
+from decimal import Decimal
+from types import TracebackType
+
+import aiohttp
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bingx_assets import (
+    AnswerTooLargeError,
+    APIError,
+    APITimeoutError,
+    AssetOverview,
+    AssetsClient,
+    AssetsPool,
+    AuthenticationError,
+    BingXError,
+    Credentials,
+    DecodeError,
+    KeyFailed,
+    RateLimiter,
+    ServerBusyError,
+)
+from bingx_assets._transports._base import attempt_deadline
+from bingx_assets.testing import HEALTHY_BALANCE, HostileAnswer, HostileServer
+
+VICTIM = Credentials("VICTIMKEY" + "v" * 55, "VICTIMSECRET" + "s" * 52, "victim", uid=1)
+HEALTHY = Credentials("HEALTHYKEY" + "h" * 54, "HEALTHYSECRET" + "t" * 51, "healthy", uid=2)
+TIMEOUT = httpx.Timeout(2.0, connect=1.0)
+DEADLINE = attempt_deadline(TIMEOUT)  # 3 s: connect, then one read timeout more
+MAX_RETRIES = 1
+LONGEST_BACKOFF = 8.5  # the client's busy back-off: 8 s at most, plus jitter
+# The cap is 1 MiB, read once and copied once (about 2 MiB measured at the peak, the
+# libraries' buffers and the in-process server's 64 KiB blocks included); 50 MB bodies
+# and endless ones must not come near it.
+PEAK_MEMORY_GROWTH = 4 << 20
+SIGNATURE = re.compile(r"signature=([0-9a-fA-F]{64})")
+ESCAPES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+TRANSPORTS = ["httpx", "aiohttp"]
+
+RETRIED = MAX_RETRIES + 1
+ANSWERS: list[tuple[HostileAnswer, type[BingXError] | None, int]] = [
+    # (what the server sends the victim, what the victim ends with, attempts it costs)
+    (HostileAnswer.trickled(b'{"code":0,"data":[]}' * 6), APITimeoutError, RETRIED),
+    (HostileAnswer.endless_chunks(per_chunk=1.0, chunk=b"x"), APITimeoutError, RETRIED),
+    (HostileAnswer.endless_chunks(), AnswerTooLargeError, RETRIED),
+    (HostileAnswer.huge(50_000_000), AnswerTooLargeError, RETRIED),
+    (HostileAnswer.huge(50_000_000, declared=False), AnswerTooLargeError, RETRIED),
+    (HostileAnswer.nested(200_000), DecodeError, RETRIED),
+    *[
+        (HostileAnswer.balance(wire), DecodeError, RETRIED)
+        for wire in ["NaN", "sNaN", "Infinity", "-Infinity", "1e999999999", "1e-999999999"]
+    ],
+    (HostileAnswer.balance("1e999999999", as_number=True), DecodeError, RETRIED),
+    (HostileAnswer.account_type("\x1b[2J\x1b[31mEVIL\u202e"), None, 1),
+    (
+        HostileAnswer.message(100500, "\x1b[2J\x1b]0;pwned\x07busy\r\nreally"),
+        ServerBusyError,
+        RETRIED,
+    ),
+    (HostileAnswer.echoed(in_json=True), AuthenticationError, 1),
+    (HostileAnswer.echoed(in_json=False), APIError, 1),
+]
+
+
+@pytest.fixture
+def memory() -> Iterator[None]:
+    tracemalloc.start()
+    try:
+        yield
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(params=TRANSPORTS)
+async def session(request: pytest.FixtureRequest) -> AsyncIterator[aiohttp.ClientSession | None]:
+    """None for the client's own httpx client; a caller's aiohttp session otherwise."""
+    if request.param == "httpx":
+        yield None
+        return
+    async with aiohttp.ClientSession() as own:
+        yield own
+
+
+def secrets_of(server: HostileServer) -> list[str]:
+    signatures = [m.group(1) for r in server.received for m in SIGNATURE.finditer(r.target)]
+    keys = [c.api_key for c in (VICTIM, HEALTHY)] + [c.secret_key for c in (VICTIM, HEALTHY)]
+    assert signatures  # what is looked for was there to be leaked
+    return keys + signatures
+
+
+_REQUEST_TYPES = (httpx.Request, httpx.Response, aiohttp.ClientResponse, aiohttp.RequestInfo)
+
+
+def assert_carries_no_secret(error: BaseException, secrets: list[str]) -> None:
+    """Through the whole chain (`__context__`, `__cause__`): no secret in any message,
+    repr or attribute, no request or response object among the attributes, and none in
+    the frames the tracebacks keep, as a string (a signed URL), a mapping (headers) or a
+    library object. (Frames still hold the answer's bytes, which an echo fills with what
+    the server saw, and the client itself, which must hold its keys to sign.)"""
+    stack: list[BaseException | None] = [error]
+    seen: set[int] = set()
+    while stack:
+        exc = stack.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        shown = [str(exc), repr(exc), *(repr(v) for v in vars(exc).values())]
+        for value in vars(exc).values():
+            assert not isinstance(value, _REQUEST_TYPES), (type(exc), value)
+        tb: TracebackType | None = exc.__traceback__
+        while tb is not None:
+            for name, value in tb.tb_frame.f_locals.items():
+                assert not isinstance(value, _REQUEST_TYPES), (tb.tb_frame, name)
+                if isinstance(value, str | Mapping):
+                    shown.append(repr(value))
+            tb = tb.tb_next
+        for text in shown:
+            for secret in secrets:
+                assert secret not in text, (type(exc).__name__, text[:300])
+        stack += [exc.__context__, exc.__cause__]
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected", "attempts"), ANSWERS, ids=[a.name for a, _, _ in ANSWERS]
+)
+async def test_a_hostile_answer_stays_the_one_key_s_and_ends_typed_small_and_in_time(
+    answer: HostileAnswer,
+    expected: type[BingXError] | None,
+    attempts: int,
+    session: aiohttp.ClientSession | None,
+    memory: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    loop = asyncio.get_running_loop()
+    async with HostileServer(answer, victim=VICTIM.api_key) as server:
+        pool = AssetsPool(
+            [VICTIM, HEALTHY], base_url=server.url, http_client=session, limiter=RateLimiter(),
+            timeout=TIMEOUT, max_retries=MAX_RETRIES, uid_cache=False,
+        )  # fmt: skip
+        async with pool:
+            tracemalloc.reset_peak()
+            baseline, _ = tracemalloc.get_traced_memory()
+            started = loop.time()
+            victim, healthy = await pool.gather()
+            elapsed = loop.time() - started
+            _, peak = tracemalloc.get_traced_memory()
+
+    assert healthy.overview is not None, healthy.error
+    assert healthy.overview.total == Decimal(HEALTHY_BALANCE)
+    if expected is None:
+        assert victim.overview is not None, victim.error
+        shown = repr(victim.overview) + str(victim.overview.total)
+    else:
+        assert isinstance(victim, KeyFailed)
+        assert type(victim.error) is expected, victim.error
+        assert_carries_no_secret(victim.error, secrets_of(server))
+        shown = str(victim.error) + repr(victim.error)
+    assert not ESCAPES.search(shown) and "\u202e" not in shown, shown
+    assert len(shown) < 2_000
+    assert len(server.hostile_requests()) == attempts
+    assert elapsed <= attempts * DEADLINE + (attempts - 1) * LONGEST_BACKOFF + 1.0
+    assert peak - baseline < PEAK_MEMORY_GROWTH, f"{(peak - baseline) / 2**20:.1f} MiB"
+    logged = caplog.text
+    for secret in secrets_of(server):
+        assert secret not in logged
+
+
+@pytest.mark.parametrize("wire", ["NaN", "sNaN", "Infinity", "1e999999999"])
+async def test_a_key_with_garbage_balances_does_not_stop_a_watch(wire: str) -> None:
+    async with (
+        HostileServer(HostileAnswer.balance(wire), victim=VICTIM.api_key) as server,
+        AssetsPool(
+            [VICTIM, HEALTHY], base_url=server.url, limiter=RateLimiter(), timeout=TIMEOUT,
+            max_retries=0, uid_cache=False,
+        ) as pool,
+    ):  # fmt: skip
+        rounds = []
+        async for snapshot in pool.watch(1.0):
+            rounds.append(snapshot)
+            if len(rounds) == 3:
+                break
+    for snapshot in rounds:
+        victim, healthy = snapshot.results
+        assert isinstance(victim.error, DecodeError)
+        assert healthy.overview is not None
+        assert healthy.overview.total == Decimal(HEALTHY_BALANCE)
+    assert rounds[0].changed == {"healthy"} and not rounds[2].changed
+
+
+# -- any answer at all -------------------------------------------------------------------
+
+HEADER_NAMES = st.sampled_from(
+    ["Retry-After", "X-RateLimit-Requests-Remain", "X-RateLimit-Requests-Expire",
+     "Content-Type", "Content-Encoding", "Location", "X-Anything"]
+)  # fmt: skip
+HEADER_VALUES = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=24)
+BODIES = st.one_of(
+    st.binary(max_size=200),
+    st.builds(
+        lambda code, msg, data: f'{{"code":{code},"msg":{msg},"data":{data}}}'.encode(
+            "utf-8", "surrogatepass"
+        ),
+        st.sampled_from(["0", '"0"', "100410", "100421", "100500", "-1", '"x"', "1e400"]),
+        st.sampled_from(['"busy"', "null", '"unblocked after 9999999999999"', "[]"]),
+        st.sampled_from(
+            [
+                "null",
+                "[]",
+                "{}",
+                '[{"accountType":"sopt","usdtBalance":"1"}]',
+                '{"result":[{"accountType":"x","usdtBalance":"NaN"}]}',
+                '{"uid":1}',
+                '[{"accountType":"sopt","usdtBalance":1e99}]',
+                "[" * 3000 + "]" * 3000,
+            ]
+        ),
+    ),
+)
+
+
+def any_answer_outcome(
+    transport: str, status: int, headers: list[tuple[str, str]], body: bytes
+) -> object:
+    async def run() -> object:
+        answer = HostileAnswer.raw(status, tuple(headers), body)
+        async with HostileServer(answer) as server:
+            own = aiohttp.ClientSession() if transport == "aiohttp" else None
+            client = AssetsClient(
+                VICTIM.api_key, VICTIM.secret_key, uid=1, base_url=server.url, http_client=own,
+                limiter=RateLimiter(), timeout=httpx.Timeout(1.0), max_retries=0,
+                max_wait=0, uid_cache=False,
+            )  # fmt: skip
+            try:
+                return await client.asset_overview()
+            except BingXError as exc:
+                assert_carries_no_secret(exc, [VICTIM.api_key, VICTIM.secret_key])
+                return exc
+            finally:
+                await client.aclose()
+                if own is not None:
+                    await own.close()
+
+    return asyncio.run(run())  # a loop of its own, in real time: each answer is quick
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    status=st.integers(200, 599),
+    headers=st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES), max_size=3),
+    body=BODIES,
+)
+def test_any_status_headers_and_body_give_a_result_or_a_typed_error(
+    transport: str, status: int, headers: list[tuple[str, str]], body: bytes
+) -> None:
+    outcome = any_answer_outcome(transport, status, headers, body)
+    assert isinstance(outcome, AssetOverview | BingXError), outcome
