@@ -134,25 +134,29 @@ def results_table(results: Sequence[KeyResult], *, title: str | None = None) -> 
     places = _places(results)
     note = Text(f"zero in every key: {', '.join(map(printable, hidden))}", style="dim")
     table: RenderableType = _table(results, totals, shown, places, title)
-    blocks: RenderableType = _blocks(results, totals, shown, places, title)
     if hidden:
         # Below the table rather than its caption, which would wrap at the table's width.
-        table, blocks = Group(table, note), Group(blocks, note)
+        table = Group(table, note)
+
+    def blocks(width: int) -> RenderableType:
+        shown_blocks = _blocks(results, totals, shown, places, title, width)
+        return Group(shown_blocks, note) if hidden else shown_blocks
+
     return _FitsTheWidth(table, blocks)
 
 
 class _FitsTheWidth:
-    """`table` where every column fits whole; else `blocks`. Decided when printed, at
-    the width of that console: a live view's terminal can be resized between rounds."""
+    """`table` where every column fits whole; else `blocks` for that width. Decided
+    when printed, at the console's width: a live view's terminal can be resized."""
 
-    def __init__(self, table: RenderableType, blocks: RenderableType) -> None:
+    def __init__(self, table: RenderableType, blocks: Callable[[int], RenderableType]) -> None:
         self.table, self.blocks = table, blocks
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         # Measured unbounded: Measurement.get clamps to the width it is given.
         unbounded = options.update(width=_UNBOUNDED)
         needed = Measurement.get(console, unbounded, self.table).minimum
-        yield self.table if needed <= options.max_width else self.blocks
+        yield self.table if needed <= options.max_width else self.blocks(options.max_width)
 
 
 def _table(
@@ -201,34 +205,40 @@ def _blocks(
     shown: list[str],
     places: int,
     title: str | None,
+    width: int,
 ) -> Group:
     """Each key as a few lines (its label, then one line per amount, or its error), and
-    the TOTAL block last: what the table shows, in a width that holds every digit."""
+    the TOTAL block last: what the table shows, in `width` columns. Amounts line up on
+    the right where they fit; where they don't, an amount wraps to a line of its own,
+    whole."""
     names = [printable(n) for n in shown]
-    width = max(map(len, [*names, "total", "error"]))
-    lines: list[Text] = [Text(title)] if title else []
-
-    def line(name: str, value: str, style: str = "") -> Text:
-        return Text(f"  {name.ljust(width)}  {value}", style=style)
-
+    name_width = max(map(len, [*names, "total", "error"]))
+    rows: list[tuple[str, list[str] | str]] = []  # a label and its amounts, or its error
     for r in results:
-        lines.append(Text(printable(r.label), style="bold"))
         if r.overview is not None:
             values = r.overview.as_dict()
-            lines += [
-                line(n, _format(values.get(raw), places))
-                for n, raw in zip(names, shown, strict=True)
-            ]
-            lines.append(line("total", _format(r.overview.total, places), "bold"))
+            amounts = [_format(values.get(name), places) for name in shown]
+            rows.append((r.label, [*amounts, _format(r.overview.total, places)]))
         else:
-            lines.append(line("error", error_text(r.error), "red"))
+            rows.append((r.label, error_text(r.error)))
     if len(results) > 1:
-        lines.append(Text("TOTAL", style="bold"))
-        for n, raw in zip(names, shown, strict=True):
-            lines.append(line(n, _amount(totals.by_type.get(raw), places, totals)))
-        lines.append(line("total", _amount(totals.total, places, totals), "bold"))
-        if not totals.complete:
-            lines.append(Text(f"  {_partial(totals, len(results))}", style="red"))
+        by_type = [_amount(totals.by_type.get(name), places, totals) for name in shown]
+        rows.append(("TOTAL", [*by_type, _amount(totals.total, places, totals)]))
+    digits = max((len(a) for _, cells in rows if isinstance(cells, list) for a in cells), default=0)
+    if 2 + name_width + 2 + digits > width:
+        digits = 0  # right-aligned, they would wrap as a line of spaces and a number
+
+    lines: list[Text] = [Text(title)] if title else []
+    for label, cells in rows:
+        lines.append(Text(printable(label), style="bold"))
+        if isinstance(cells, str):
+            lines.append(Text(f"  {'error'.ljust(name_width)}  {cells}", style="red"))
+            continue
+        for name, amount in zip([*names, "total"], cells, strict=True):
+            style = "bold" if name == "total" else ""
+            lines.append(Text(f"  {name.ljust(name_width)}  {amount.rjust(digits)}", style=style))
+    if len(results) > 1 and not totals.complete:
+        lines.append(Text(f"  {_partial(totals, len(results))}", style="red"))
     return Group(*lines)
 
 
