@@ -17,7 +17,9 @@ __all__ = ["masked_url", "printable"]
 
 # `signature=<hex>` anywhere (a query echoed back); the api key header in any echo of
 # the request's head, whatever the case and separator.
-_ECHOED = re.compile(r"(signature=)[0-9a-fA-F]+|(x-bx-apikey\W{0,3})[^\s\"',;&]+", re.IGNORECASE)
+_ECHOED = re.compile(
+    r"(signature=)[0-9a-fA-F]+|(x-bx-apikey[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+", re.IGNORECASE
+)
 # scheme://user:password@ : the password, in any URL inside a message.
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s/@:]*:)[^\s/@]*(@)", re.IGNORECASE)
 

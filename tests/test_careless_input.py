@@ -31,6 +31,7 @@ from bingx_assets import (
     _client,
 )
 from bingx_assets._cli._render import results_table
+from bingx_assets._printable import masked_url, printable
 from bingx_assets.testing import HEALTHY_BALANCE, HostileAnswer, HostileServer
 
 from .conftest import run_cli
@@ -235,3 +236,24 @@ def test_the_command_prints_the_other_keys_and_nothing_unsafe(
     else:
         assert code == 1
         assert "partial:" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("\x1b[2J\x1b[31mEVIL\x1b[0m", "[2J [31mEVIL [0m"),
+        ("left\u202eright\u200b\r\nnext\x07", "left right next"),
+        ("GET /x?a=1&signature=" + "ab" * 32 + " HTTP/1.1", "GET /x?a=1&signature=*** HTTP/1.1"),
+        ("X-BX-APIKEY: k3y\r\nHost: h", "X-BX-APIKEY: *** Host: h"),
+        ('{"X-BX-APIKEY":"k3y"}', '{"X-BX-APIKEY":"***"}'),
+        ("the X-BX-APIKEY header is missing", "the X-BX-APIKEY header is missing"),
+        ("at redis://:hunter2@127.0.0.1:1/0 now", "at redis://:***@127.0.0.1:1/0 now"),
+    ],
+)  # fmt: skip
+def test_printable_text_has_no_control_characters_and_no_secrets(text: str, shown: str) -> None:
+    assert printable(text) == shown
+    assert "k3y" not in printable(text, secrets=["k3y"]) and "EVIL" not in printable(
+        text, secrets=["EVIL"]
+    )
+    assert len(printable(text, limit=8)) == min(8, len(shown))
+    assert masked_url("https://user:hunter2@127.0.0.1/x") == "https://user:***@127.0.0.1/x"
