@@ -199,4 +199,5 @@ def _warn_if_readable_by_others(file: Path) -> None:
     except OSError:
         return
     if mode & (stat.S_IRGRP | stat.S_IROTH):
-        log.warning("%s holds secrets and others can read it: chmod 600 %s", file, file)
+        shown = printable(str(file))
+        log.warning("%s holds secrets and others can read it: chmod 600 %s", shown, shown)
