@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator, Mapping
 from decimal import Decimal
@@ -31,7 +32,9 @@ from bingx_assets import (
     AssetsClient,
     AssetsPool,
     AuthenticationError,
+    Balance,
     BingXError,
+    ConfigurationError,
     Credentials,
     DecodeError,
     KeyFailed,
@@ -54,6 +57,7 @@ PEAK_MEMORY_GROWTH = 4 << 20
 SIGNATURE = re.compile(r"signature=([0-9a-fA-F]{64})")
 ESCAPES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 TRANSPORTS = ["httpx", "aiohttp"]
+VERIFIED = ssl.create_default_context()
 
 RETRIED = MAX_RETRIES + 1
 ANSWERS: list[tuple[HostileAnswer, type[BingXError] | None, int]] = [
@@ -243,7 +247,11 @@ def any_answer_outcome(
     async def run() -> object:
         answer = HostileAnswer.raw(status, tuple(headers), body)
         async with HostileServer(answer) as server:
-            own = aiohttp.ClientSession() if transport == "aiohttp" else None
+            own: httpx.AsyncClient | aiohttp.ClientSession = (
+                aiohttp.ClientSession()
+                if transport == "aiohttp"
+                else httpx.AsyncClient(verify=VERIFIED)  # the CA store loaded once, not per run
+            )
             client = AssetsClient(
                 VICTIM.api_key, VICTIM.secret_key, uid=1, base_url=server.url, http_client=own,
                 limiter=RateLimiter(), timeout=httpx.Timeout(1.0), max_retries=0,
@@ -256,8 +264,7 @@ def any_answer_outcome(
                 return exc
             finally:
                 await client.aclose()
-                if own is not None:
-                    await own.close()
+                await (own.close() if isinstance(own, aiohttp.ClientSession) else own.aclose())
 
     return asyncio.run(run())  # a loop of its own, in real time: each answer is quick
 
@@ -274,3 +281,27 @@ def test_any_status_headers_and_body_give_a_result_or_a_typed_error(
 ) -> None:
     outcome = any_answer_outcome(transport, status, headers, body)
     assert isinstance(outcome, AssetOverview | BingXError), outcome
+
+
+# -- what a balance may be ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "wire", ["NaN", "sNaN", "-Infinity", "1e999999999", "1e19", "0E+99", "1e-31", "0.1" + "0" * 30]
+)
+def test_a_balance_out_of_bounds_is_refused_where_it_is_built(wire: str) -> None:
+    with pytest.raises(ConfigurationError, match="a balance"):
+        Balance("spot", Decimal(wire))
+
+
+def test_the_largest_balances_sum_exactly_and_print_short() -> None:
+    largest = Decimal("9" * 19 + "." + "9" * 30)
+    overview = AssetOverview(
+        [
+            Balance("\x1b[2J" + "x" * 60, largest.copy_negate() if n % 2 else largest)
+            for n in range(1001)
+        ]
+    )
+    assert overview.total == largest  # 501 up, 500 down: every digit kept
+    shown = repr(overview)
+    assert len(shown) < 1_200 and "991 more" in shown and "\x1b" not in shown
