@@ -44,7 +44,8 @@ class ClientOptions:
     # and no part in the hash.
     timeout: float | httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT, hash=False)
     """Seconds for each request, or an `httpx.Timeout` (default: 10 s, 5 s to connect);
-    kept as an `httpx.Timeout`."""
+    kept as an `httpx.Timeout`. Each attempt ends within its connect plus its read
+    seconds in all (15 s at the default), however slowly an answer trickles."""
     max_retries: int = DEFAULT_MAX_RETRIES
     """Retries after the first attempt (busy server, lost connection, rate limit)."""
     max_wait: float = DEFAULT_MAX_WAIT

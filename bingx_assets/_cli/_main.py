@@ -242,7 +242,8 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         type=_seconds(minimum=0, inclusive=False),
         default=10.0,
         metavar="SECONDS",
-        help="seconds to wait for each answer (default: 10)",
+        help="seconds to wait to connect, and for an answer; an attempt ends within "
+        "twice that in all (default: 10)",
     )
 
 
