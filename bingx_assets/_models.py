@@ -21,7 +21,7 @@ __all__ = ["AccountType", "AssetOverview", "Balance", "parse_account_type"]
 MAX_DECIMAL_PLACES = 30
 """Trailing zeros count: BingX pads to 8 places, and no asset is divided finer than 18."""
 MAX_INTEGER_DIGITS = 19
-"""Below 10**19 USDT, a thousand times the world's money, in either sign."""
+"""Below 10**19 USDT in either sign: some hundred thousand times all the world's money."""
 _REPR_BALANCES = 10  # a repr shows this many balances, then how many more
 _REPR_TYPE_CHARS = 40
 
