@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -81,6 +82,16 @@ class HostileAnswer:
     def huge(cls, size: int, *, declared: bool = True) -> HostileAnswer:
         return cls(f"huge-{'declared' if declared else 'chunked'}", body=b"x", size=size,
                    declared=declared)  # fmt: skip
+
+    @classmethod
+    def gzip_bomb(cls, size: int) -> HostileAnswer:
+        """`size` zero bytes, gzipped (a thousandth of that on the wire), whatever the
+        client asked for."""
+        packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        zeros = bytes(_BLOCK)
+        packed = [packer.compress(zeros) for _ in range(size // _BLOCK)]
+        body = b"".join([*packed, packer.compress(bytes(size % _BLOCK)), packer.flush()])
+        return cls("gzip-bomb", headers=(("Content-Encoding", "gzip"),), body=body)
 
     @classmethod
     def nested(cls, depth: int) -> HostileAnswer:
