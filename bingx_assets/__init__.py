@@ -7,6 +7,7 @@ from ._clock import Clock, SystemClock
 from ._credentials import Credentials
 from ._egress import Egress
 from ._exceptions import (
+    AnswerTooLargeError,
     APIConnectionError,
     APIError,
     APITimeoutError,
@@ -62,6 +63,7 @@ __all__ = [
     "APIError",
     "APITimeoutError",
     "AccountType",
+    "AnswerTooLargeError",
     "AssetOverview",
     "AssetsClient",
     "AssetsPool",

@@ -115,6 +115,9 @@ class AssetsClient(OwnsHttpClient):
         )
         super().__init__(http_client)
         self._headers = {API_KEY_HEADER: self.api_key, "User-Agent": USER_AGENT}
+        # What a server echoing our request could print back at us, masked in errors
+        # (the secret is never sent: no echo can hold it).
+        self._echoable = (self.api_key,)
         install_redaction()
 
     def __repr__(self) -> str:
@@ -207,10 +210,14 @@ class AssetsClient(OwnsHttpClient):
             raise self._not_sent(scope, closed) from None
         server_clock, clock = limiter.server_clock, limiter.clock
         params = {"timestamp": ticket.timestamp_ms, "recvWindow": self.recv_window}
-        url = f"{self.base_url}{path}?{signed_query(params, self._secret)}"
         sent_ms = clock.wall_ms()
         try:
-            answer = await self._transport.get(url, self._headers, self.timeout)
+            # The signed URL is no local of this frame: a traceback keeps frames.
+            answer = await self._transport.get(
+                f"{self.base_url}{path}?{signed_query(params, self._secret)}",
+                self._headers,
+                self.timeout,
+            )
         except APIConnectionError as exc:
             await ticket.settle(answered=False)
             raise _transport_error(exc, path) from None
@@ -228,7 +235,11 @@ class AssetsClient(OwnsHttpClient):
                 log.warning("could not hold UID %s after BingX's rate header (%s)", scope.uid, exc)
         try:
             result = decode_envelope_data(
-                answer.content, status_code=answer.status, headers=answer.headers, data=data
+                answer.content,
+                status_code=answer.status,
+                headers=answer.headers,
+                data=data,
+                secrets=self._echoable,
             )
         except RateLimitError as exc:
             limiter.stats.rejections += 1
@@ -373,10 +384,10 @@ class AssetsClient(OwnsHttpClient):
                 return
             if stale_before_ms is not None:
                 server_clock.forget()  # the clocks jumped: the old offset is no guide
-            try:
-                await self._measure_server_time()
-            finally:
-                server_clock.attempted = True
+            await self._measure_server_time()
+            # Not in a `finally`: a call cancelled while measuring leaves the clock
+            # unmeasured, and the next call measures it, instead of trusting no offset.
+            server_clock.attempted = True
 
     async def _measure_server_time(self) -> None:
         """Measure the offset to BingX's clock; failures leave the old offset in place."""

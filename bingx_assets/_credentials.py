@@ -13,10 +13,14 @@ from typing import Any
 
 from ._constants import API_KEY_ENV, SECRET_KEY_ENV
 from ._exceptions import ConfigurationError
+from ._files import read_regular_file
+from ._printable import printable
 
 __all__ = ["Credentials", "check_credential", "check_uid", "check_unique", "mask"]
 
 log = logging.getLogger("bingx_assets")
+
+MAX_KEYS_FILE_BYTES = 10 << 20
 
 
 def mask(api_key: str) -> str:
@@ -103,14 +107,17 @@ class Credentials:
         uid = 16844999        # optional
         ```
 
-        A file others can read is warned about: it holds secrets.
+        A file others can read is warned about: it holds secrets. Anything but a regular
+        file (a FIFO, a device, a directory), or one larger than 10 MiB (a million keys
+        take less), is a `ConfigurationError` at once, before it is read.
         """
         file = Path(path)
         try:
-            text = file.read_text(encoding="utf-8")
+            text = read_regular_file(file, limit=MAX_KEYS_FILE_BYTES).decode("utf-8")
             document = tomllib.loads(text)
         except OSError as exc:
-            raise ConfigurationError(f"cannot read {file}: {exc.strerror}") from None
+            shown = printable(str(file))  # a path is anyone's text too
+            raise ConfigurationError(f"cannot read {shown}: {exc.strerror}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"{file} is not valid TOML: {exc}") from None
         entries = document.get("keys")
@@ -192,4 +199,5 @@ def _warn_if_readable_by_others(file: Path) -> None:
     except OSError:
         return
     if mode & (stat.S_IRGRP | stat.S_IROTH):
-        log.warning("%s holds secrets and others can read it: chmod 600 %s", file, file)
+        shown = printable(str(file))
+        log.warning("%s holds secrets and others can read it: chmod 600 %s", shown, shown)

@@ -4,7 +4,8 @@
 BingXError                     base of everything raised here
 ├── ConfigurationError         bad input, caught before any request is sent (also a ValueError)
 ├── APIConnectionError         no answer: connection refused or reset, DNS, TLS
-│   └── APITimeoutError        no answer in time
+│   ├── APITimeoutError        no whole answer in time (each attempt's deadline)
+│   └── AnswerTooLargeError    an answer past 1 MiB: reading stopped there
 ├── DecodeError                an answer that is not BingX's JSON envelope (status, excerpt)
 ├── LimiterUnavailableError    the shared (Redis) limiter cannot be reached; nothing was sent
 └── APIError                   BingX answered with an error: code, msg, status_code
@@ -31,6 +32,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AnswerTooLargeError",
     "AuthenticationError",
     "BingXError",
     "ConfigurationError",
@@ -58,7 +60,13 @@ class APIConnectionError(BingXError):
 
 
 class APITimeoutError(APIConnectionError):
-    """The request got no answer within the client's timeout."""
+    """The request got no whole answer within the client's timeout: none at all, or one
+    that kept coming for longer than the attempt's deadline (a trickle, an endless body)."""
+
+
+class AnswerTooLargeError(APIConnectionError):
+    """The answer grew past 1 MiB (BingX's are under 2 KB): reading stopped there, and
+    the attempt counts as a lost connection (retried within `max_retries`)."""
 
 
 class DecodeError(BingXError):

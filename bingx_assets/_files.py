@@ -1,15 +1,55 @@
-"""Files that hold secrets or shared state: written whole and private, locked for merges."""
+"""Files that hold secrets or shared state: read only if they are files, written whole
+and private, locked for merges."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["locked", "write_private"]
+__all__ = ["NotAFileError", "locked", "read_regular_file", "write_private"]
+
+
+class NotAFileError(OSError):
+    """A path that names no regular file of a sane size: `strerror` says what it is."""
+
+
+def read_regular_file(path: Path, *, limit: int) -> bytes:
+    """The bytes of `path`, if it is a regular file of at most `limit` bytes.
+
+    A FIFO would block the read until a writer comes (for ever, in a cron job), a device
+    can be endless (`/dev/zero`), and a directory is no file: each is refused at once,
+    from `os.stat` before opening (opening some devices does things), and again from
+    the opened file (it may have been swapped in between). Opened non-blocking, so that
+    not even a FIFO swapped in can stall the open."""
+    _check_regular(os.stat(path), limit)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    descriptor = os.open(path, flags)
+    with os.fdopen(descriptor, "rb") as file:
+        _check_regular(os.fstat(descriptor), limit)
+        content = file.read(limit + 1)
+    if len(content) > limit:  # it grew since fstat
+        raise NotAFileError(0, f"larger than {limit // (1 << 20)} MiB")
+    return content
+
+
+def _check_regular(status: os.stat_result, limit: int) -> None:
+    mode = status.st_mode
+    if not stat.S_ISREG(mode):
+        what = (
+            "a directory" if stat.S_ISDIR(mode)
+            else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file"
+        )  # fmt: skip
+        raise NotAFileError(0, f"{what}, not a file")
+    if status.st_size > limit:
+        raise NotAFileError(0, f"larger than {limit // (1 << 20)} MiB ({status.st_size} bytes)")
 
 
 if sys.platform == "win32":  # no flock: concurrent writers may each lose the other's entry

@@ -10,8 +10,36 @@ from typing import overload
 import msgspec
 
 from ._exceptions import ConfigurationError
+from ._printable import printable
 
 __all__ = ["AccountType", "AssetOverview", "Balance", "parse_account_type"]
+
+
+# What a balance may be. BingX sends plain decimals of a few dozen digits; an answer
+# that passes these bounds is garbage or an attack (`"NaN"`, `"1e999999999"`: 11 bytes
+# that would print as a billion digits), and is that key's DecodeError instead.
+MAX_DECIMAL_PLACES = 30
+"""Trailing zeros count: BingX pads to 8 places, and no asset is divided finer than 18."""
+MAX_INTEGER_DIGITS = 19
+"""Below 10**19 USDT in either sign: some hundred thousand times all the world's money."""
+_REPR_BALANCES = 10  # a repr shows this many balances, then how many more
+_REPR_TYPE_CHARS = 40
+
+
+def check_amount(value: Decimal) -> Decimal:
+    """`value` if it is a finite Decimal within the bounds above, so that every sum of
+    balances is exact, cheap and short to print; else `ConfigurationError` (a
+    ValueError, which msgspec reports as a validation error while decoding)."""
+    if not isinstance(value, Decimal):
+        raise ConfigurationError(f"a balance must be a Decimal, not {type(value).__name__}")
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int):  # "n", "N" or "F": NaN, sNaN or an infinity
+        raise ConfigurationError("a balance must be a finite number, not NaN or infinity")
+    if exponent < -MAX_DECIMAL_PLACES:
+        raise ConfigurationError(f"a balance has more than {MAX_DECIMAL_PLACES} decimal places")
+    if value.adjusted() >= MAX_INTEGER_DIGITS or exponent >= MAX_INTEGER_DIGITS:
+        raise ConfigurationError(f"a balance has more than {MAX_INTEGER_DIGITS} integer digits")
+    return value
 
 
 def exact_sum(values: Iterable[Decimal]) -> Decimal:
@@ -66,6 +94,10 @@ class Balance(msgspec.Struct, frozen=True):
 
     account_type: AccountType | str
     usdt_balance: Decimal
+    """Finite, at most 30 decimal places and 19 integer digits (`check_amount`)."""
+
+    def __post_init__(self) -> None:
+        check_amount(self.usdt_balance)
 
 
 class AssetOverview(Sequence[Balance]):
@@ -83,7 +115,8 @@ class AssetOverview(Sequence[Balance]):
 
     @property
     def total(self) -> Decimal:
-        """The sum of all balances in USDT."""
+        """The sum of all balances in USDT: exact, and it cannot raise (every
+        `Balance` is bounded)."""
         return exact_sum(b.usdt_balance for b in self._balances)
 
     def get(self, account_type: AccountType | str) -> Balance | None:
@@ -116,5 +149,11 @@ class AssetOverview(Sequence[Balance]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{b.account_type}={b.usdt_balance:f}" for b in self._balances)
-        return f"AssetOverview({inner})"
+        # Short whatever BingX sent: a type is anyone's text, the balances any number.
+        shown = [
+            f"{printable(str(b.account_type), limit=_REPR_TYPE_CHARS)}={b.usdt_balance:f}"
+            for b in self._balances[:_REPR_BALANCES]
+        ]
+        if len(self._balances) > _REPR_BALANCES:
+            shown.append(f"… {len(self._balances) - _REPR_BALANCES} more")
+        return f"AssetOverview({', '.join(shown)})"

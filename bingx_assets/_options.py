@@ -24,6 +24,7 @@ from ._constants import (
     MAX_RECV_WINDOW_MS,
 )
 from ._exceptions import ConfigurationError
+from ._printable import masked_url
 
 __all__ = ["ClientOptionArgs", "ClientOptions", "check_whole_number", "resolve_options"]
 
@@ -43,7 +44,8 @@ class ClientOptions:
     # and no part in the hash.
     timeout: float | httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT, hash=False)
     """Seconds for each request, or an `httpx.Timeout` (default: 10 s, 5 s to connect);
-    kept as an `httpx.Timeout`."""
+    kept as an `httpx.Timeout`. Each attempt ends within its connect plus its read
+    seconds in all (15 s at the default), however slowly an answer trickles."""
     max_retries: int = DEFAULT_MAX_RETRIES
     """Retries after the first attempt (busy server, lost connection, rate limit)."""
     max_wait: float = DEFAULT_MAX_WAIT
@@ -171,24 +173,25 @@ _PATH_PREFIX = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*/?")
 def _check_base_url(base_url: Any, allow_insecure_http: bool) -> str:
     if not isinstance(base_url, str):
         raise _wrong("base_url", "an https:// URL string", base_url)
+    shown = masked_url(base_url)  # a password in it is never printed back
     try:
         url = httpx.URL(base_url)
     except httpx.InvalidURL:
-        raise ConfigurationError(f"base_url is not a URL: {base_url!r}") from None
+        raise ConfigurationError(f"base_url is not a URL: {shown!r}") from None
     if url.scheme not in ("https", "http") or not url.host:
-        raise ConfigurationError(f"base_url must be an https:// URL, not {base_url!r}")
+        raise ConfigurationError(f"base_url must be an https:// URL, not {shown!r}")
     # The API path and the signed query are appended to it: anything after the path
     # would garble the request, and user:password would be sent to the host.
     if "?" in base_url or "#" in base_url or url.userinfo:
         raise ConfigurationError(
             f"base_url must be scheme://host[:port][/prefix] with no query, fragment or "
-            f"user:password, not {base_url!r}"
+            f"user:password, not {shown!r}"
         )
     parts = urlsplit(base_url)  # as written: httpx would tidy away "/./" and "/../"
     try:
         parts.port  # noqa: B018 - reading it checks it
     except ValueError:
-        raise ConfigurationError(f"base_url has a bad port: {base_url!r}") from None
+        raise ConfigurationError(f"base_url has a bad port: {shown!r}") from None
     path = parts.path
     if not _PATH_PREFIX.fullmatch(path):
         raise ConfigurationError(

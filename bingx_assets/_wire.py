@@ -2,18 +2,26 @@
 
 The envelope is decoded first with `data` left raw, so an error answer whose `data` has
 any shape at all still yields its `code` and `msg`; `data` is decoded only on success.
+
+Nothing in an answer can drive decoding out of bounds: the body is at most 1 MiB (the
+transports stop reading there); nesting deeper than msgspec's recursion allows is a
+`DecodeError`, not a `RecursionError`; an account type is at most 64 characters, a page
+at most 1,000 balances, and each balance a finite decimal within `check_amount`'s
+bounds. Text from the answer reaches an error message only through `printable`: one
+line, no control characters, an echo of our request masked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 
 from ._exceptions import DecodeError, error_from_answer
-from ._models import AssetOverview, Balance, account_type_from_wire
+from ._models import AssetOverview, Balance, account_type_from_wire, check_amount
+from ._printable import printable
 
 __all__ = [
     "BALANCES",
@@ -25,6 +33,9 @@ __all__ = [
 
 T = TypeVar("T")
 _EXCERPT_CHARS = 200
+_MSG_CHARS = 500
+_MAX_CODE_DIGITS = 12
+_MAX_ROWS = 1000  # BingX has eight account types
 
 
 class _Envelope(msgspec.Struct):
@@ -36,12 +47,18 @@ class _Envelope(msgspec.Struct):
 
 
 class _WireBalance(msgspec.Struct, rename="camel"):
-    account_type: str
+    account_type: Annotated[str, msgspec.Meta(max_length=64)]
     usdt_balance: Decimal
+
+    def __post_init__(self) -> None:
+        check_amount(self.usdt_balance)  # its ValueError is msgspec's ValidationError
+
+
+_Rows = Annotated[list[_WireBalance], msgspec.Meta(max_length=_MAX_ROWS)]
 
 
 class _WirePage(msgspec.Struct, rename="camel"):
-    result: list[_WireBalance]
+    result: _Rows
 
 
 class _WireUid(msgspec.Struct):
@@ -88,16 +105,16 @@ def _to_overview(wire: list[_WireBalance] | _WirePage, server_time_ms: int | Non
     return AssetOverview(balances, server_time_ms=server_time_ms)
 
 
-BALANCES: DataDecoder[AssetOverview] = DataDecoder(list[_WireBalance] | _WirePage, _to_overview)
+BALANCES: DataDecoder[AssetOverview] = DataDecoder(_Rows | _WirePage, _to_overview)
 UID: DataDecoder[int] = DataDecoder(_WireUid, lambda wire, _: wire.uid)
 SERVER_TIME: DataDecoder[int] = DataDecoder(_WireServerTime, lambda wire, _: wire.server_time)
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 
 
-def excerpt(body: bytes) -> str:
+def excerpt(body: bytes, secrets: Sequence[str] = ()) -> str:
     """The start of a body, printable, for error messages."""
-    text = body[:_EXCERPT_CHARS].decode("utf-8", "replace")
+    text = printable(body[:_EXCERPT_CHARS].decode("utf-8", "replace"), secrets=secrets)
     return text + ("…" if len(body) > _EXCERPT_CHARS else "")
 
 
@@ -107,8 +124,27 @@ def decode_envelope_data(
     status_code: int,
     headers: Mapping[str, str],
     data: DataDecoder[T],
+    secrets: Sequence[str] = (),
 ) -> T:
-    """The decoded `data` of a successful answer; a typed error for everything else."""
+    """The decoded `data` of a successful answer; a typed error for everything else,
+    its text masked of `secrets` (the api key: an echo of our request may carry it)."""
+    try:
+        return _decode(body, status_code, headers, data, secrets)
+    except RecursionError:  # msgspec decodes recursively, raw values included
+        raise DecodeError(
+            "answer nested deeper than any BingX answer",
+            status_code=status_code,
+            excerpt=excerpt(body, secrets),
+        ) from None
+
+
+def _decode(
+    body: bytes,
+    status_code: int,
+    headers: Mapping[str, str],
+    data: DataDecoder[T],
+    secrets: Sequence[str],
+) -> T:
     if status_code < 400:
         # One pass for the common case; anything else is decoded again, step by step,
         # to say exactly what is wrong with it.
@@ -121,13 +157,18 @@ def decode_envelope_data(
         if status_code >= 400:
             # An HTTP error with an HTML or empty body: the status says what happened.
             raise error_from_answer(
-                None, excerpt(body), status_code=status_code, retry_after=headers.get("retry-after")
+                None,
+                excerpt(body, secrets),
+                status_code=status_code,
+                retry_after=headers.get("retry-after"),
             ) from None
         raise DecodeError(
-            "answer is not a BingX JSON envelope", status_code=status_code, excerpt=excerpt(body)
+            "answer is not a BingX JSON envelope",
+            status_code=status_code,
+            excerpt=excerpt(body, secrets),
         ) from None
-    code = _parse_code(envelope.code, status_code, body)
-    msg = envelope.msg or ""
+    code = _parse_code(envelope.code, status_code, body, secrets)
+    msg = printable(envelope.msg or "", secrets=secrets, limit=_MSG_CHARS)
     if code != 0:
         raise error_from_answer(
             code, msg, status_code=status_code, retry_after=headers.get("retry-after")
@@ -137,21 +178,29 @@ def decode_envelope_data(
             None, msg, status_code=status_code, retry_after=headers.get("retry-after")
         )
     if bytes(envelope.data) == b"null":
-        raise DecodeError("success without data", status_code=status_code, excerpt=excerpt(body))
+        raise DecodeError(
+            "success without data", status_code=status_code, excerpt=excerpt(body, secrets)
+        )
     try:
         return data.decode(envelope.data, envelope.timestamp)
     except msgspec.DecodeError as exc:
         raise DecodeError(
-            f"unexpected data ({exc})", status_code=status_code, excerpt=excerpt(body)
+            f"unexpected data ({printable(str(exc), limit=_MSG_CHARS)})",
+            status_code=status_code,
+            excerpt=excerpt(body, secrets),
         ) from None
 
 
-def _parse_code(code: int | str, status_code: int, body: bytes) -> int:
+def _parse_code(code: int | str, status_code: int, body: bytes, secrets: Sequence[str]) -> int:
     if isinstance(code, int):
         return code
-    try:
-        return int(code)
-    except ValueError:
-        raise DecodeError(
-            f"non-numeric code {code[:20]!r}", status_code=status_code, excerpt=excerpt(body)
-        ) from None
+    if len(code) <= _MAX_CODE_DIGITS:  # int() of a long string costs quadratic time
+        try:
+            return int(code)
+        except ValueError:
+            pass
+    raise DecodeError(
+        f"non-numeric code {printable(code, limit=20)!r}",
+        status_code=status_code,
+        excerpt=excerpt(body, secrets),
+    )

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
+import aiohttp
+import httpx
 import pytest
 
 from bingx_assets import AssetsClient, RateLimiter
@@ -161,3 +164,37 @@ def cli_table(out: str) -> list[list[str]]:
     return [
         line.split() for line in out.splitlines() if line.strip() and set(line.strip()) != {"─"}
     ]
+
+
+# -- secrets in errors -------------------------------------------------------------------
+
+_REQUEST_TYPES = (httpx.Request, httpx.Response, aiohttp.ClientResponse, aiohttp.RequestInfo)
+
+
+def assert_carries_no_secret(error: BaseException, secrets: list[str]) -> None:
+    """Through the whole chain (`__context__`, `__cause__`): no secret in any message,
+    repr or attribute, no request or response object among the attributes, and none in
+    the frames the tracebacks keep, as a string (a signed URL), a mapping (headers) or a
+    library object. (Frames still hold the answer's bytes, which an echo fills with what
+    the server saw, and the client itself, which must hold its keys to sign.)"""
+    stack: list[BaseException | None] = [error]
+    seen: set[int] = set()
+    while stack:
+        exc = stack.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        shown = [str(exc), repr(exc), *(repr(v) for v in vars(exc).values())]
+        for value in vars(exc).values():
+            assert not isinstance(value, _REQUEST_TYPES), (type(exc), value)
+        tb: TracebackType | None = exc.__traceback__
+        while tb is not None:
+            for name, value in tb.tb_frame.f_locals.items():
+                assert not isinstance(value, _REQUEST_TYPES), (tb.tb_frame, name)
+                if isinstance(value, str | Mapping):
+                    shown.append(repr(value))
+            tb = tb.tb_next
+        for text in shown:
+            for secret in secrets:
+                assert secret not in text, (type(exc).__name__, text[:300])
+        stack += [exc.__context__, exc.__cause__]

@@ -141,7 +141,7 @@ def test_unreadable_keys_files(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     binary.write_bytes(b"\xff\xfe\x00")
     for path, expected in [
         (tmp_path / "missing.toml", "No such file or directory"),
-        (tmp_path, "Is a directory"),
+        (tmp_path, "a directory, not a file"),
         (binary, "is not valid TOML"),
     ]:
         assert_one_line_usage_error(*run_cli(capsys, "balances", "--keys", str(path)), expected)

@@ -23,11 +23,12 @@ import tomlkit.exceptions
 from tomlkit.items import InlineTable, Table
 
 from .._client import AssetsClient
-from .._credentials import Credentials
+from .._credentials import MAX_KEYS_FILE_BYTES, Credentials
 from .._exceptions import ConfigurationError
-from .._files import write_private
+from .._files import read_regular_file, write_private
 from .._limiter import RateLimiter
 from .._options import ClientOptions
+from .._printable import printable
 from ._render import error_text
 
 __all__ = ["resolve_keys_file"]
@@ -39,13 +40,14 @@ _LOOKUPS_PER_SECOND = 5
 async def resolve_keys_file(args: argparse.Namespace) -> int:
     """The `keys resolve` command: `args.file`, `args.base_url`, `args.timeout`."""
     file, credentials, original, document = _read(args.file)
+    shown = printable(str(file))  # a path, like a label, is anyone's text
     tables = document["keys"]
     missing = [n for n, creds in enumerate(credentials) if creds.uid is None]
     if not missing:
-        print(f"{file}: every key already has a uid", flush=True)
+        print(f"{shown}: every key already has a uid", flush=True)
         return EXIT_OK
     print(
-        f"{file}: resolving {len(missing)} UIDs "
+        f"{shown}: resolving {len(missing)} UIDs "
         f"(up to {len(missing) / _LOOKUPS_PER_SECOND:.0f} s at {_LOOKUPS_PER_SECOND} lookups/s)",
         flush=True,
     )
@@ -58,13 +60,13 @@ async def resolve_keys_file(args: argparse.Namespace) -> int:
         else:
             failed += 1
             print(
-                f"bingx-assets: error: {credentials[n].label}: {error_text(outcome)}",
+                f"bingx-assets: error: {printable(credentials[n].label)}: {error_text(outcome)}",
                 file=sys.stderr,
             )
     resolved = len(missing) - failed
     if resolved:
         _replace(file, original, document.as_string().encode())
-    print(f"{file}: wrote {resolved} UIDs" + (f", {failed} keys failed" if failed else ""),
+    print(f"{shown}: wrote {resolved} UIDs" + (f", {failed} keys failed" if failed else ""),
           flush=True)  # fmt: skip
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
@@ -127,7 +129,7 @@ def _read(
 
 def _read_bytes(file: Path) -> bytes:
     try:
-        return file.read_bytes()
+        return read_regular_file(file, limit=MAX_KEYS_FILE_BYTES)
     except OSError as exc:
         raise ConfigurationError(f"cannot read {file}: {exc.strerror}") from None
 

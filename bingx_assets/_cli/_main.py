@@ -41,6 +41,7 @@ from .._files import write_private
 from .._limiter import MemoryBackend, Rate, RateLimiter, RateLimits
 from .._models import AccountType
 from .._pool import AssetsPool, KeyResult, Snapshot
+from .._printable import masked_url, printable
 from .._uid_cache import default_uid_cache_path
 from ..testing import BingXSimulator, SimulatorServer
 from ._keys_command import resolve_keys_file
@@ -49,7 +50,6 @@ from ._render import (
     error_text,
     json_document,
     live_view,
-    one_line,
     progress,
     results_table,
 )
@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"bingx-assets: error: {one_line(message)}", file=sys.stderr)
+    print(f"bingx-assets: error: {printable(message)}", file=sys.stderr)
     return code
 
 
@@ -242,7 +242,8 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         type=_seconds(minimum=0, inclusive=False),
         default=10.0,
         metavar="SECONDS",
-        help="seconds to wait for each answer (default: 10)",
+        help="seconds to wait to connect, and for an answer; an attempt ends within "
+        "twice that in all (default: 10)",
     )
 
 
@@ -416,7 +417,7 @@ def _limiter(redis_url: str | None, base_url: str | None) -> RateLimiter:
     try:
         backend = RedisBackend.from_url(redis_url)
     except ValueError as exc:  # redis's own words for a malformed URL
-        raise ConfigurationError(f"--redis {redis_url!r}: {exc}") from None
+        raise ConfigurationError(f"--redis {masked_url(redis_url)!r}: {exc}") from None
     return RateLimiter(backend=backend)
 
 

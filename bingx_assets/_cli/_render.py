@@ -1,6 +1,9 @@
 """How the command line shows results: rich tables, JSON lines, a progress bar, a live view.
 
 Only the command line imports this module (and rich): `import bingx_assets` stays light.
+Every string from a server or a file goes through `printable` before it is shown, and
+nothing is ever cut to fit: a table too wide for the terminal (or for the 80 columns a
+pipe or cron job gets) becomes one block per key, in which long lines wrap.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from decimal import Decimal
 from typing import TextIO
 
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -22,6 +26,7 @@ from rich.text import Text
 from .._exceptions import APIError, RateLimitError
 from .._models import exact_sum
 from .._pool import KeyResult
+from .._printable import printable
 
 __all__ = [
     "Totals",
@@ -29,7 +34,6 @@ __all__ = [
     "error_text",
     "json_document",
     "live_view",
-    "one_line",
     "progress",
     "results_table",
 ]
@@ -37,6 +41,7 @@ __all__ = [
 # Below this many keys a run is quick enough to need no progress bar.
 _PROGRESS_FROM = 20
 _MISSING = "—"
+_UNBOUNDED = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -63,19 +68,13 @@ class Totals:
         return self.failed == 0
 
 
-def one_line(text: str) -> str:
-    """BingX's messages and HTML bodies may hold line breaks, and a terminal should never
-    get control characters from a server: printable characters on one line."""
-    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
-
-
 def error_text(error: BaseException | None) -> str:
     """An error as a person reads it. A rate-limit message already says which UID, until
     when and what happens next; other errors keep their type, which names the remedy
     in docs/errors.md."""
     if isinstance(error, RateLimitError):
-        return one_line(str(error))
-    return f"{type(error).__name__}: {one_line(str(error))}"
+        return printable(str(error))
+    return f"{type(error).__name__}: {printable(str(error))}"
 
 
 # -- JSON -------------------------------------------------------------------------
@@ -121,7 +120,8 @@ def console_for(file: TextIO) -> Console:
 
 
 def results_table(results: Sequence[KeyResult], *, title: str | None = None) -> RenderableType:
-    """One row per key: a column per account type, the key's total, and its error.
+    """One row per key: a column per account type, the key's total, and its error; one
+    block per key instead where that table would not fit the width.
 
     Every amount is shown at one precision (the most significant decimals any of them
     has), so the columns line up and no digit BingX sent is dropped. Account types that
@@ -132,8 +132,41 @@ def results_table(results: Sequence[KeyResult], *, title: str | None = None) -> 
     shown = [n for n in names if totals.by_type.get(n)] or names
     hidden = [n for n in names if n not in shown]
     places = _places(results)
-    failures = any(r.overview is None for r in results)
+    note = Text(f"zero in every key: {', '.join(map(printable, hidden))}", style="dim")
+    table: RenderableType = _table(results, totals, shown, places, title)
+    if hidden:
+        # Below the table rather than its caption, which would wrap at the table's width.
+        table = Group(table, note)
 
+    def blocks(width: int) -> RenderableType:
+        shown_blocks = _blocks(results, totals, shown, places, title, width)
+        return Group(shown_blocks, note) if hidden else shown_blocks
+
+    return _FitsTheWidth(table, blocks)
+
+
+class _FitsTheWidth:
+    """`table` where every column fits whole; else `blocks` for that width. Decided
+    when printed, at the console's width: a live view's terminal can be resized."""
+
+    def __init__(self, table: RenderableType, blocks: Callable[[int], RenderableType]) -> None:
+        self.table, self.blocks = table, blocks
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        # Measured unbounded: Measurement.get clamps to the width it is given.
+        unbounded = options.update(width=_UNBOUNDED)
+        needed = Measurement.get(console, unbounded, self.table).minimum
+        yield self.table if needed <= options.max_width else self.blocks(options.max_width)
+
+
+def _table(
+    results: Sequence[KeyResult],
+    totals: Totals,
+    shown: list[str],
+    places: int,
+    title: str | None,
+) -> Table:
+    failures = any(r.overview is None for r in results)
     table = Table(
         title=title,
         box=box.SIMPLE,
@@ -144,7 +177,8 @@ def results_table(results: Sequence[KeyResult], *, title: str | None = None) -> 
     table.add_column("key", "TOTAL")
     for name in shown:
         footer = _amount(totals.by_type.get(name), places, totals)
-        table.add_column(name, footer, justify="right", no_wrap=True)
+        # An account type is the server's text: it reaches the terminal only printable.
+        table.add_column(printable(name), footer, justify="right", no_wrap=True)
     table.add_column("total", _amount(totals.total, places, totals), justify="right",
                      no_wrap=True, style="bold")  # fmt: skip
     if failures:
@@ -152,7 +186,7 @@ def results_table(results: Sequence[KeyResult], *, title: str | None = None) -> 
                          style="red", overflow="fold")  # fmt: skip
 
     for r in results:
-        label = Text(one_line(r.label))  # a label from a keys file is anyone's text
+        label = Text(printable(r.label))  # a label from a keys file is anyone's text
         if r.overview is not None:
             values = r.overview.as_dict()
             cells = [_format(values.get(n), places) for n in shown]
@@ -162,10 +196,50 @@ def results_table(results: Sequence[KeyResult], *, title: str | None = None) -> 
         if failures:
             row.append(Text(error_text(r.error)) if r.error is not None else Text(""))
         table.add_row(*row)
-    if not hidden:
-        return table
-    # Below the table rather than its caption, which would wrap at the table's width.
-    return Group(table, Text(f"zero in every key: {', '.join(hidden)}", style="dim"))
+    return table
+
+
+def _blocks(
+    results: Sequence[KeyResult],
+    totals: Totals,
+    shown: list[str],
+    places: int,
+    title: str | None,
+    width: int,
+) -> Group:
+    """Each key as a few lines (its label, then one line per amount, or its error), and
+    the TOTAL block last: what the table shows, in `width` columns. Amounts line up on
+    the right where they fit; where they don't, an amount wraps to a line of its own,
+    whole."""
+    names = [printable(n) for n in shown]
+    name_width = max(map(len, [*names, "total", "error"]))
+    rows: list[tuple[str, list[str] | str]] = []  # a label and its amounts, or its error
+    for r in results:
+        if r.overview is not None:
+            values = r.overview.as_dict()
+            amounts = [_format(values.get(name), places) for name in shown]
+            rows.append((r.label, [*amounts, _format(r.overview.total, places)]))
+        else:
+            rows.append((r.label, error_text(r.error)))
+    if len(results) > 1:
+        by_type = [_amount(totals.by_type.get(name), places, totals) for name in shown]
+        rows.append(("TOTAL", [*by_type, _amount(totals.total, places, totals)]))
+    digits = max((len(a) for _, cells in rows if isinstance(cells, list) for a in cells), default=0)
+    if 2 + name_width + 2 + digits > width:
+        digits = 0  # right-aligned, they would wrap as a line of spaces and a number
+
+    lines: list[Text] = [Text(title)] if title else []
+    for label, cells in rows:
+        lines.append(Text(printable(label), style="bold"))
+        if isinstance(cells, str):
+            lines.append(Text(f"  {'error'.ljust(name_width)}  {cells}", style="red"))
+            continue
+        for name, amount in zip([*names, "total"], cells, strict=True):
+            style = "bold" if name == "total" else ""
+            lines.append(Text(f"  {name.ljust(name_width)}  {amount.rjust(digits)}", style=style))
+    if len(results) > 1 and not totals.complete:
+        lines.append(Text(f"  {_partial(totals, len(results))}", style="red"))
+    return Group(*lines)
 
 
 def _partial(totals: Totals, keys: int) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import httpx
 
 from .._exceptions import APIConnectionError, APITimeoutError, ConfigurationError
-from ._base import Answer
+from ._base import Answer, attempt_deadline, read_capped, too_large
 
 if TYPE_CHECKING:
     import aiohttp
@@ -42,22 +43,47 @@ class AiohttpTransport:
         self._timeouts: tuple[httpx.Timeout, aiohttp.ClientTimeout] | None = None
 
     async def get(self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout) -> Answer:
+        deadline = attempt_deadline(timeouts)
+        failure: APIConnectionError
         try:
-            # encoded=True: the URL is sent byte for byte as it was signed.
-            async with self.session.get(
-                self._url(url, encoded=True),
-                headers=headers,
-                timeout=self._timeout(timeouts),
-                allow_redirects=False,  # as httpx: a redirect is an answer, not followed
-                raise_for_status=False,  # a 429 is read here, whatever the session says
-                middlewares=(*self._middlewares, self._send_once()),
-            ) as response:
-                content = await response.read()
-                return Answer(response.status, response.headers, content)
-        except TimeoutError as exc:  # aiohttp's own timeouts subclass it too
-            raise APITimeoutError(f"no answer in time ({type(exc).__name__})") from None
+            async with asyncio.timeout(deadline):
+                answer = await self._read(url, headers, timeouts)
+        except TimeoutError as exc:  # the deadline's; aiohttp's own timeouts subclass it
+            if type(exc) is TimeoutError:
+                failure = APITimeoutError(f"no whole answer within {deadline:g} s")
+            else:
+                failure = APITimeoutError(f"no answer in time ({type(exc).__name__})")
         except self._client_error as exc:
-            raise APIConnectionError(type(exc).__name__) from None
+            failure = APIConnectionError(type(exc).__name__)
+        else:
+            if answer is not None:
+                return answer
+            failure = too_large()
+        # Raised out here, not in the except: aiohttp's error (its request info: the
+        # signed URL, the api key header) must not ride along as __context__, nor these
+        # arguments in the traceback's frame.
+        del url, headers
+        raise failure
+
+    async def _read(
+        self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout
+    ) -> Answer | None:
+        # encoded=True: the URL is sent byte for byte as it was signed.
+        async with self.session.get(
+            self._url(url, encoded=True),
+            headers=headers,
+            timeout=self._timeout(timeouts),
+            allow_redirects=False,  # as httpx: a redirect is an answer, not followed
+            raise_for_status=False,  # a 429 is read here, whatever the session says
+            middlewares=(*self._middlewares, self._send_once()),
+        ) as response:
+            content = await read_capped(
+                response.content.iter_any(), response.headers.get("Content-Length")
+            )
+            if content is None:
+                response.close()  # the rest of the body is never read: drop the connection
+                return None
+            return Answer(response.status, response.headers, content)
 
     def _send_once(self) -> aiohttp.ClientMiddlewareType:
         """A middleware for one request that lets it reach the server once. aiohttp

@@ -1,13 +1,33 @@
-"""What every transport takes and gives: a signed GET in, an `Answer` out."""
+"""What every transport takes and gives: a signed GET in, an `Answer` out, in bounded
+time and memory.
+
+BingX's answers to this API are under 2 KB. Whatever else arrives (a captive portal's
+page, a proxy's endless stream, a body trickled a byte at a time so that no read ever
+times out) must still end, soon and small: each attempt has one deadline for all of it
+(`attempt_deadline`), and reading stops at `MAX_ANSWER_BYTES`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import NamedTuple, Protocol
 
 import httpx
 
-__all__ = ["Answer", "Transport"]
+from .._exceptions import AnswerTooLargeError
+
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "Answer",
+    "Transport",
+    "attempt_deadline",
+    "read_capped",
+    "too_large",
+]
+
+MAX_ANSWER_BYTES = 1 << 20
+"""1 MiB: 500 times BingX's largest answer, and nothing a retry or a pool of keys
+reading at once could turn into memory trouble."""
 
 
 class Answer(NamedTuple):
@@ -21,5 +41,42 @@ class Answer(NamedTuple):
 
 class Transport(Protocol):
     async def get(self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout) -> Answer:
-        """GET `url` (already encoded and signed) and read the whole answer."""
+        """GET `url` (already encoded and signed) and read the whole answer, within
+        `attempt_deadline(timeouts)` and `MAX_ANSWER_BYTES`, or raise
+        `APITimeoutError` / `AnswerTooLargeError` / `APIConnectionError`."""
         ...
+
+
+def attempt_deadline(timeouts: httpx.Timeout) -> float:
+    """Seconds one attempt may take in all: to connect, and then once more the time an
+    answer may keep us waiting. The libraries' read timeout restarts with every byte, so
+    on its own it lets a trickled body run for ever; this bound does not restart. At the
+    defaults (10 s, 5 s to connect) it is 15 s."""
+    return (timeouts.connect or 0.0) + (timeouts.read or 0.0)
+
+
+async def read_capped(chunks: AsyncIterator[bytes], content_length: str | None) -> bytes | None:
+    """The whole body, or None as soon as it is known to pass `MAX_ANSWER_BYTES` (from
+    its `Content-Length`, or counting): nothing past the cap is read or kept."""
+    if content_length is not None and _more_than_the_cap(content_length):
+        return None
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            return None
+    return bytes(body)
+
+
+def too_large() -> AnswerTooLargeError:
+    return AnswerTooLargeError(f"answer larger than {MAX_ANSWER_BYTES} bytes: stopped reading")
+
+
+def _more_than_the_cap(content_length: str) -> bool:
+    digits = content_length.strip()
+    # More digits than the cap has is past it, and int() of a long string is slow.
+    return (
+        digits.isascii()
+        and digits.isdecimal()
+        and (len(digits) > len(str(MAX_ANSWER_BYTES)) or int(digits) > MAX_ANSWER_BYTES)
+    )
