@@ -21,7 +21,7 @@ from ._exceptions import (
     ServerBusyError,
     TimestampError,
 )
-from ._limiter import LimiterStats, MemoryBackend, Rate, RateLimiter, RateLimits
+from ._limiter import HostBackend, LimiterStats, MemoryBackend, Rate, RateLimiter, RateLimits
 from ._models import AccountType, AssetOverview, Balance
 from ._options import ClientOptions
 from ._pool import AssetsPool, KeyFailed, KeyOk, KeyResult, Snapshot
@@ -74,6 +74,7 @@ __all__ = [
     "Credentials",
     "DecodeError",
     "Egress",
+    "HostBackend",
     "InvalidArgumentError",
     "KeyFailed",
     "KeyOk",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import ipaddress
 import logging
 import math
@@ -33,15 +32,13 @@ import httpx
 import tomlkit
 
 from .. import __version__
-from .._clock import SystemClock
 from .._constants import DEFAULT_BASE_URL, DEFAULT_MAX_WAIT
 from .._credentials import Credentials
 from .._exceptions import BingXError, ConfigurationError
 from .._files import write_private
-from .._limiter import MemoryBackend, Rate, RateLimiter, RateLimits
+from .._limiter import HostBackend, Rate, RateLimiter, RateLimits
 from .._models import AccountType
 from .._pool import AssetsPool, KeyResult, Snapshot
-from .._uid_cache import default_uid_cache_path
 from ..testing import BingXSimulator, SimulatorServer
 from ._keys_command import resolve_keys_file
 from ._render import (
@@ -402,13 +399,14 @@ async def _open_pool(args: argparse.Namespace) -> AsyncIterator[AssetsPool]:
 
 
 def _limiter(redis_url: str | None, base_url: str | None) -> RateLimiter:
-    """Redis when asked; otherwise this process's memory, saved between runs against
-    `base_url` (the embedded simulator, new each run, needs none), so that one run
-    after another never sends into a window BingX still counts."""
+    """Redis when asked; otherwise this machine's store for `base_url`, shared with
+    every other process of it, so that runs one after another or at once never send
+    into a window BingX still counts (the embedded simulator, new each run, keeps its
+    limits in memory)."""
     if redis_url is None:
         if base_url is None:
             return RateLimiter()
-        return RateLimiter(backend=MemoryBackend(SystemClock(), state_file=_state_file(base_url)))
+        return RateLimiter(backend=HostBackend.for_base_url(base_url))
     try:
         from .._limiter._redis import RedisBackend
     except ImportError:
@@ -418,12 +416,6 @@ def _limiter(redis_url: str | None, base_url: str | None) -> RateLimiter:
     except ValueError as exc:  # redis's own words for a malformed URL
         raise ConfigurationError(f"--redis {redis_url!r}: {exc}") from None
     return RateLimiter(backend=backend)
-
-
-def _state_file(base_url: str) -> Path:
-    # One file per server: the windows of a simulator on loopback are not BingX's.
-    server = hashlib.blake2b(base_url.encode(), digest_size=8).hexdigest()
-    return default_uid_cache_path().with_name(f"limits-{server}.json")
 
 
 def _simulated_keys(simulator: BingXSimulator, keys: int, uids: int) -> list[Credentials]:

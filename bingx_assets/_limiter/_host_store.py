@@ -1,0 +1,467 @@
+"""`HostBackend`: the windows, gates and error budgets of every process on this machine,
+in one SQLite database per BingX server: the default.
+
+Why SQLite: it ships with Python, its write lock is the operating system's, and in WAL
+mode a committed transaction survives the process that wrote it (SIGTERM, SIGKILL, a
+crash), so a restart or a second process sees every slot the first one took. Each
+acquire, settle, gate and fill is one short `BEGIN IMMEDIATE` transaction (tens of
+microseconds), so processes take turns rather than share a snapshot that goes stale.
+
+Which clock: every process must count on the same one, so not the event loop's (a test
+loop's is virtual and per process), and not the wall clock (NTP can step it, and a step
+forward would free slots early). Times are kept on `time.monotonic()`, which on Linux,
+macOS and Windows is one system-wide clock that never steps; it restarts at a reboot, so
+the store also records the boot (Linux's `boot_id`, and that the clock never runs
+backwards) and the wall clock's offset from it, and after a reboot moves every stored
+time by the difference of the two offsets: a gate set for a disabled period before the
+reboot still opens when BingX said.
+
+Never blocking the event loop on another process: the connection has no busy timeout,
+and a transaction that finds the database locked sleeps on the loop (0.5 ms, doubling
+to 10 ms) and tries again, for at most `LOCKED_FOR_TOO_LONG` before giving up with
+`LimiterUnavailableError` (nothing was sent).
+
+A store that cannot be opened (a read-only or missing directory, a file that is not a
+database, locked for too long): the default one, in the user's cache directory, gives
+one warning and keeps this process's limits in memory (`MemoryBackend`): the command
+line and a bot keep running, as safely as a single process; one named by a path raises
+`LimiterUnavailableError`, since whoever chose it meant it to be shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import platformdirs
+
+from .._clock import Clock
+from .._constants import DEFAULT_BASE_URL
+from .._exceptions import LimiterUnavailableError
+from ._backend import BOUNDARY, Blocked, GateClosed, Permit, Rate, Scope
+from ._memory import MemoryBackend
+
+__all__ = ["HostBackend", "HostClock", "default_host_store_path"]
+
+log = logging.getLogger("bingx_assets")
+
+T = TypeVar("T")
+
+LOCKED_FOR_TOO_LONG = 5.0
+"""Seconds a transaction may wait for other processes' before the store counts as
+unavailable: thousands of their transactions."""
+
+# The nanosecond forgives float error in `anchor + period`, nothing more (as in memory).
+_EPSILON = 1e-9
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS slots (
+    name TEXT NOT NULL, period REAL NOT NULL, permit INTEGER NOT NULL, anchor REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS slots_by_window ON slots (name, period, anchor);
+CREATE INDEX IF NOT EXISTS slots_by_permit ON slots (permit);
+CREATE TABLE IF NOT EXISTS taken (
+    name TEXT NOT NULL, period REAL NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (name, period)
+);
+CREATE TABLE IF NOT EXISTS gates (name TEXT PRIMARY KEY, opens REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS clock (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def default_host_store_path(base_url: str = DEFAULT_BASE_URL) -> Path:
+    """The store of `base_url` in the user's cache directory, as the environment says
+    now: one per server, since a simulator's windows on loopback are not BingX's."""
+    server = hashlib.blake2b(base_url.encode(), digest_size=8).hexdigest()
+    directory = Path(platformdirs.user_cache_dir("bingx-assets", appauthor=False))
+    return directory / f"limits-{server}.sqlite3"
+
+
+class HostClock:
+    """The machine's clocks: `time.monotonic()` (system-wide) and the wall clock."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def __repr__(self) -> str:
+        return "HostClock()"
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""  # not Linux: a clock running backwards is what tells of a reboot
+
+
+class HostBackend:
+    """Limiter state shared by every process of this machine, in one SQLite file.
+
+    `HostBackend()` is the store of BingX's server in the user's cache directory (what
+    `RateLimiter.default()` and the command line use); `HostBackend.for_base_url(url)`
+    that of another server; `HostBackend(path)` one file of your choosing. Share one per
+    process between limiters, or open one per limiter: both count in the same tables.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self._falls_back = path is None
+        self.path = Path(path) if path is not None else default_host_store_path()
+        self._clock: Clock = clock if clock is not None else HostClock()
+        self._connection: sqlite3.Connection | None = None
+        self._pid = -1
+        self._fallback: MemoryBackend | None = None
+        self._permits = itertools.count(1)
+        self._process = int.from_bytes(os.urandom(4)) >> 1 << 32  # a permit per process
+
+    @classmethod
+    def for_base_url(cls, base_url: str, *, clock: Clock | None = None) -> HostBackend:
+        """The default store of the server at `base_url` (with the same fallback)."""
+        backend = cls(clock=clock)
+        backend.path = default_host_store_path(base_url)
+        return backend
+
+    def __repr__(self) -> str:
+        return f"HostBackend(path={str(self.path)!r})"
+
+    # -- opening ------------------------------------------------------------------------
+
+    async def _open(self) -> sqlite3.Connection | None:
+        """The connection, opened on first use (and again in a forked child); None when
+        the default store could not be opened and memory stands in for it."""
+        if self._fallback is not None:
+            return None
+        if self._connection is not None and self._pid == os.getpid():
+            return self._connection
+        try:
+            connection = self._connect()
+            await self._retry_while_locked(connection, self._prepare, "open the store")
+        except (OSError, sqlite3.Error, LimiterUnavailableError) as exc:
+            why = exc if isinstance(exc, LimiterUnavailableError) else _describe(exc)
+            if not self._falls_back:
+                raise LimiterUnavailableError(
+                    f"the limiter's store {self.path} cannot be opened ({why}); nothing was sent"
+                ) from exc
+            log.warning(
+                "the limiter's store %s cannot be opened (%s): this process keeps its "
+                "limits in memory and shares none with other processes",
+                self.path,
+                why,
+            )
+            self._fallback = MemoryBackend(self._clock)
+            return None
+        self._connection, self._pid = connection, os.getpid()
+        return connection
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created private before SQLite opens it: its -wal and -shm files take its mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        connection = sqlite3.connect(
+            self.path, timeout=0, isolation_level=None, check_same_thread=False
+        )
+        connection.execute("PRAGMA busy_timeout = 0")
+        return connection
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        # WAL: writers never wait for readers; NORMAL: a commit survives the process
+        # (only a power cut may lose the last ones, and a restart after one is slow).
+        if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+            raise sqlite3.OperationalError("the file system does not support WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.executescript(_SCHEMA)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            self._survive_a_reboot(connection)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    def _survive_a_reboot(self, connection: sqlite3.Connection) -> None:
+        """Move every stored time onto this boot's monotonic clock, through the wall
+        clock, if the machine rebooted since the store last saw it."""
+        now = self._clock.monotonic()
+        offset = self._clock.wall_ms() / 1000 - now
+        stored = dict(connection.execute("SELECT name, value FROM clock").fetchall())
+        boot = _boot_id()
+        if stored:
+            rebooted = stored.get("boot", "") != boot or now < float(stored["seen"])
+            if rebooted:
+                moved = float(stored["offset"]) - offset
+                connection.execute("UPDATE slots SET anchor = anchor + ?", (moved,))
+                connection.execute("UPDATE gates SET opens = opens + ?", (moved,))
+        # Long-expired state (windows no one checks any more, open gates) goes.
+        connection.execute("DELETE FROM slots WHERE anchor + period + ? < ?", (BOUNDARY, now))
+        connection.execute("DELETE FROM gates WHERE opens < ?", (now,))
+        connection.executemany(
+            "INSERT OR REPLACE INTO clock VALUES (?, ?)",
+            [("boot", boot), ("offset", repr(offset)), ("seen", repr(now))],
+        )
+
+    async def _retry_while_locked(
+        self,
+        connection: sqlite3.Connection,
+        step: Callable[[sqlite3.Connection], T],
+        what: str,
+    ) -> T:
+        """`step` (one transaction), tried again after a pause on the event loop while
+        another process holds the write lock."""
+        deadline = time.monotonic() + LOCKED_FOR_TOO_LONG
+        pause = 0.0005
+        while True:
+            try:
+                return step(connection)
+            except sqlite3.OperationalError as exc:
+                if not _is_locked(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise LimiterUnavailableError(
+                        f"the limiter's store {self.path} stayed locked by another process "
+                        f"for {LOCKED_FOR_TOO_LONG:g} s: could not {what}"
+                    ) from exc
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.01)
+
+    async def _transaction(self, step: Callable[[sqlite3.Connection], T], what: str) -> T:
+        connection = await self._open()
+        assert connection is not None  # callers check the fallback first
+
+        def in_a_transaction(connection: sqlite3.Connection) -> T:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = step(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return result
+
+        try:
+            return await self._retry_while_locked(connection, in_a_transaction, what)
+        except sqlite3.Error as exc:
+            raise LimiterUnavailableError(
+                f"the limiter's store {self.path} failed ({_describe(exc)}): could not {what}"
+            ) from exc
+
+    # -- the contract -------------------------------------------------------------------
+
+    async def try_acquire(
+        self, scope: Scope, in_flight: float, horizon: float
+    ) -> Permit | Blocked | GateClosed:
+        if await self._open() is None:
+            assert self._fallback is not None
+            return await self._fallback.try_acquire(scope, in_flight, horizon)
+        permit = self._process | next(self._permits)
+        checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
+
+        def acquire(db: sqlite3.Connection) -> Blocked | GateClosed | _HostPermit:
+            now = self._clock.monotonic()
+            for gate in scope.gates:
+                row = db.execute("SELECT opens FROM gates WHERE name = ?", (gate,)).fetchone()
+                if row is not None and row[0] - now > 0:
+                    return GateClosed(row[0] - now, gate)
+            longest, blocking = 0.0, ""
+            for name, rate in checked:
+                wait = _wait(db, name, rate, now)
+                if wait > longest:
+                    longest, blocking = wait, name
+            if longest > 0:
+                return Blocked(longest, blocking)
+            anchor = now + in_flight
+            db.executemany(
+                "INSERT INTO slots VALUES (?, ?, ?, ?)",
+                [(name, rate.period, permit, anchor) for name, rate in checked],
+            )
+            uid_window, uid_rate = scope.windows[0]
+            taken = _count_taken(db, uid_window, uid_rate.period, 1)
+            alive = _alive(db, uid_window, uid_rate, now)
+            return _HostPermit(
+                self, permit, scope, now + horizon, in_flight < horizon, alive, taken
+            )
+
+        # Permits are made inside: a blocked try leaves nothing to settle.
+        return await self._transaction(acquire, "take a slot; nothing was sent")
+
+    async def occupy(self, window: str, rate: Rate, count: int) -> int:
+        if await self._open() is None:
+            assert self._fallback is not None
+            return await self._fallback.occupy(window, rate, count)
+
+        def occupy(db: sqlite3.Connection) -> int:
+            now = self._clock.monotonic()
+            return self._fill(db, window, rate, count - _alive(db, window, rate, now), now)
+
+        return await self._transaction(occupy, "fill a window")
+
+    def _fill(
+        self, db: sqlite3.Connection, window: str, rate: Rate, missing: int, now: float
+    ) -> int:
+        """`missing` slots of someone else's requests, counting from `now`."""
+        if missing <= 0:
+            return 0
+        db.executemany(
+            "INSERT INTO slots VALUES (?, ?, 0, ?)",
+            [(window, rate.period, now)] * missing,
+        )
+        _count_taken(db, window, rate.period, missing)
+        return missing
+
+    async def close_gate(self, gate: str, seconds: float) -> None:
+        if await self._open() is None:
+            assert self._fallback is not None
+            await self._fallback.close_gate(gate, seconds)
+            return
+
+        def close(db: sqlite3.Connection) -> None:
+            opens = self._clock.monotonic() + seconds
+            db.execute(
+                "INSERT INTO gates VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET opens = max(opens, excluded.opens)",
+                (gate, opens),
+            )
+
+        await self._transaction(close, "close a gate")
+
+    async def gate_remaining(self, gate: str) -> float:
+        if await self._open() is None:
+            assert self._fallback is not None
+            return await self._fallback.gate_remaining(gate)
+
+        def remaining(db: sqlite3.Connection) -> float:
+            row = db.execute("SELECT opens FROM gates WHERE name = ?", (gate,)).fetchone()
+            return 0.0 if row is None else max(0.0, row[0] - self._clock.monotonic())
+
+        return await self._transaction(remaining, "read a gate; nothing was sent")
+
+    async def aclose(self) -> None:
+        """Close the connection; every slot is already on disk."""
+        if self._connection is not None and self._pid == os.getpid():
+            self._connection.close()
+        self._connection = None
+
+    async def settle_permit(
+        self, permit: _HostPermit, answered: bool, succeeded: bool, server_count: int | None
+    ) -> bool:
+        if not answered and not permit.bet:
+            return False  # the slot already counts until its horizon
+
+        def settle(db: sqlite3.Connection) -> bool:
+            now = self._clock.monotonic()
+            if not answered:
+                db.execute(
+                    "UPDATE slots SET anchor = max(anchor, ?) WHERE permit = ?",
+                    (permit.horizon_at, permit.permit),
+                )
+                return False
+            db.execute(
+                "UPDATE slots SET anchor = min(anchor, ?) WHERE permit = ?", (now, permit.permit)
+            )
+            errors = permit.scope.errors
+            if succeeded and errors is not None:
+                db.execute(
+                    "DELETE FROM slots WHERE permit = ? AND name = ? AND period = ?",
+                    (permit.permit, errors[0], errors[1].period),
+                )
+            if server_count is None:
+                return False
+            window, rate = permit.scope.windows[0]
+            taken = _count_taken(db, window, rate.period, 0)
+            ours = permit.alive + taken - permit.taken
+            return self._fill(db, window, rate, server_count - ours, now) > 0
+
+        try:
+            return await self._transaction(settle, "settle a slot")
+        except LimiterUnavailableError as exc:
+            # The request is over; its slot counts until its horizon (later than its
+            # answer) or, with the arrival bet, until the bet ends: throughput, or the bet.
+            log.warning("%s; the request's slot counts as it was taken", exc)
+            return False
+
+
+def _wait(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> float:
+    """Seconds until window `name` admits one more request, `rate.limit` at most."""
+    now += _EPSILON
+    expiry = rate.period + BOUNDARY
+    db.execute(
+        "DELETE FROM slots WHERE name = ? AND period = ? AND anchor + ? <= ?",
+        (name, rate.period, expiry, now),
+    )
+    # Anchors move when requests are settled: the limit-th latest frees the window.
+    row = db.execute(
+        "SELECT anchor FROM slots WHERE name = ? AND period = ? "
+        "ORDER BY anchor DESC LIMIT 1 OFFSET ?",
+        (name, rate.period, rate.limit - 1),
+    ).fetchone()
+    return 0.0 if row is None else max(0.0, row[0] + expiry - now)
+
+
+def _alive(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> int:
+    row = db.execute(
+        "SELECT count(*) FROM slots WHERE name = ? AND period = ? AND anchor + ? > ?",
+        (name, rate.period, rate.period + BOUNDARY, now),
+    ).fetchone()
+    return int(row[0])
+
+
+def _count_taken(db: sqlite3.Connection, name: str, period: float, more: int) -> int:
+    """Slots ever taken in a window (`more` added now): tells how many of ours a
+    server's count may include."""
+    row = db.execute(
+        "INSERT INTO taken VALUES (?, ?, ?) "
+        "ON CONFLICT (name, period) DO UPDATE SET count = count + excluded.count "
+        "RETURNING count",
+        (name, period, more),
+    ).fetchone()
+    return int(row[0])
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
+
+
+class _HostPermit:
+    __slots__ = ("_backend", "alive", "bet", "horizon_at", "permit", "scope", "taken")
+
+    def __init__(
+        self,
+        backend: HostBackend,
+        permit: int,
+        scope: Scope,
+        horizon_at: float,
+        bet: bool,
+        alive: int,
+        taken: int,
+    ) -> None:
+        self._backend, self.permit, self.scope = backend, permit, scope
+        self.horizon_at, self.bet = horizon_at, bet
+        # What this client can account for in the UID window when the server counts
+        # this request: what was alive when it was sent, and whatever was sent since.
+        self.alive, self.taken = alive, taken
+
+    async def settle(
+        self, *, answered: bool, succeeded: bool = False, server_count: int | None = None
+    ) -> bool:
+        return await self._backend.settle_permit(self, answered, succeeded, server_count)
