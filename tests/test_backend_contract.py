@@ -89,7 +89,7 @@ async def backend(
     if request.param == "memory":
         made = MemoryBackend(clock)
     elif request.param == "host":
-        made = HostBackend(tmp_path / "limits.sqlite3", clock=clock)
+        made = HostBackend(tmp_path / "limits.sqlite3", clock=clock, poll_interval=1e9)
     else:
         redis = Redis.from_url(request.getfixturevalue("redis_url"))
         made = HandClockRedisBackend(redis, f"contract-{uuid.uuid4().hex[:8]}", clock)

@@ -112,6 +112,9 @@ class HostBackend:
     `RateLimiter.default()` and the command line use); `HostBackend.for_base_url(url)`
     that of another server; `HostBackend(path)` one file of your choosing. Share one per
     process between limiters, or open one per limiter: both count in the same tables.
+
+    Answers in this process wake its waiters at once; answers in other processes are
+    seen by looking again every `poll_interval` while a slot that blocks us is in flight.
     """
 
     def __init__(
@@ -119,8 +122,10 @@ class HostBackend:
         path: str | os.PathLike[str] | None = None,
         *,
         clock: Clock | None = None,
+        poll_interval: float = 0.05,
     ) -> None:
         self._falls_back = path is None
+        self.poll_interval = poll_interval
         self.path = Path(path) if path is not None else default_host_store_path()
         self._clock: Clock = clock if clock is not None else HostClock()
         self._connection: sqlite3.Connection | None = None
@@ -130,9 +135,9 @@ class HostBackend:
         self._process = int.from_bytes(os.urandom(4)) >> 1 << 32  # a permit per process
 
     @classmethod
-    def for_base_url(cls, base_url: str, *, clock: Clock | None = None) -> HostBackend:
+    def for_base_url(cls, base_url: str) -> HostBackend:
         """The default store of the server at `base_url` (with the same fallback)."""
-        backend = cls(clock=clock)
+        backend = cls()
         backend.path = default_host_store_path(base_url)
         return backend
 
@@ -276,12 +281,16 @@ class HostBackend:
                 row = db.execute("SELECT opens FROM gates WHERE name = ?", (gate,)).fetchone()
                 if row is not None and row[0] - now > 0:
                     return GateClosed(row[0] - now, gate)
-            longest, blocking = 0.0, ""
+            longest, blocking, unsettled = 0.0, "", False
             for name, rate in checked:
-                wait = _wait(db, name, rate, now)
+                wait, anchor = _wait(db, name, rate, now)
                 if wait > longest:
-                    longest, blocking = wait, name
+                    longest, blocking, unsettled = wait, name, anchor > now
             if longest > 0:
+                # A slot still in flight frees when its answer arrives, maybe in another
+                # process, which cannot wake this one: look again soon.
+                if unsettled:
+                    longest = min(longest, self.poll_interval)
                 return Blocked(longest, blocking)
             anchor = now + in_flight
             db.executemany(
@@ -394,8 +403,9 @@ class HostBackend:
             return False
 
 
-def _wait(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> float:
-    """Seconds until window `name` admits one more request, `rate.limit` at most."""
+def _wait(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> tuple[float, float]:
+    """Seconds until window `name` admits one more request, `rate.limit` at most, and
+    the anchor of the slot it waits for."""
     now += _EPSILON
     expiry = rate.period + BOUNDARY
     db.execute(
@@ -408,7 +418,7 @@ def _wait(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> float:
         "ORDER BY anchor DESC LIMIT 1 OFFSET ?",
         (name, rate.period, rate.limit - 1),
     ).fetchone()
-    return 0.0 if row is None else max(0.0, row[0] + expiry - now)
+    return (0.0, 0.0) if row is None else (max(0.0, row[0] + expiry - now), row[0])
 
 
 def _alive(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> int:
