@@ -62,16 +62,19 @@ unavailable: thousands of their transactions."""
 # The nanosecond forgives float error in `anchor + period`, nothing more (as in memory).
 _EPSILON = 1e-9
 
+# One b-tree per table, ordered as a window is read (oldest slot first): a permit knows
+# its windows and anchor, so it finds its rows without a second index. `windows` counts
+# each window's rows (`alive`) and the slots ever taken in it (`taken`), so that no call
+# counts rows: a call costs the same in a window of 5 slots and in one of 2,000.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS slots (
-    name TEXT NOT NULL, period REAL NOT NULL, permit INTEGER NOT NULL, anchor REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS slots_by_window ON slots (name, period, anchor);
-CREATE INDEX IF NOT EXISTS slots_by_permit ON slots (permit);
-CREATE TABLE IF NOT EXISTS taken (
-    name TEXT NOT NULL, period REAL NOT NULL, count INTEGER NOT NULL,
+    name TEXT NOT NULL, period REAL NOT NULL, anchor REAL NOT NULL, permit INTEGER NOT NULL,
+    PRIMARY KEY (name, period, anchor, permit)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS windows (
+    name TEXT NOT NULL, period REAL NOT NULL, taken INTEGER NOT NULL, alive INTEGER NOT NULL,
     PRIMARY KEY (name, period)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS gates (name TEXT PRIMARY KEY, opens REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS clock (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -214,6 +217,10 @@ class HostBackend:
         # Long-expired state (windows no one checks any more, open gates) goes.
         connection.execute("DELETE FROM slots WHERE anchor + period + ? < ?", (BOUNDARY, now))
         connection.execute("DELETE FROM gates WHERE opens < ?", (now,))
+        connection.execute(
+            "UPDATE windows SET alive = (SELECT count(*) FROM slots AS s "
+            "WHERE s.name = windows.name AND s.period = windows.period)"
+        )
         connection.executemany(
             "INSERT OR REPLACE INTO clock VALUES (?, ?)",
             [("boot", boot), ("offset", repr(offset)), ("seen", repr(now))],
@@ -272,21 +279,44 @@ class HostBackend:
         if await self._open() is None:
             assert self._fallback is not None
             return await self._fallback.try_acquire(scope, in_flight, horizon)
-        permit = self._process | next(self._permits)
+        permit = self._new_permit()
         checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
+        names = [name for name, _ in checked]
+        read_counts = _COUNTS.format(", ".join("?" * len(names)))
 
         def acquire(db: sqlite3.Connection) -> Blocked | GateClosed | _HostPermit:
             now = self._clock.monotonic()
+            opens = dict(db.execute(_GATES, scope.gates).fetchall())
             for gate in scope.gates:
-                row = db.execute("SELECT opens FROM gates WHERE name = ?", (gate,)).fetchone()
-                if row is not None and row[0] - now > 0:
-                    return GateClosed(row[0] - now, gate)
+                if opens.get(gate, now) - now > 0:
+                    return GateClosed(opens[gate] - now, gate)
+            counts = {
+                (name, period): (taken, alive)
+                for name, period, taken, alive in db.execute(read_counts, names).fetchall()
+            }
             longest, blocking, unsettled = 0.0, "", False
-            for name, rate in checked:
-                wait, anchor = _wait(db, name, rate, now)
-                if wait > longest:
-                    longest, blocking, unsettled = wait, name, anchor > now
+            alive = [counts.get((name, rate.period), (0, 0))[1] for name, rate in checked]
+            dropped = [0] * len(checked)
+            for n, (name, rate) in enumerate(checked):
+                # Rows counted may have expired: fewer than the limit admits all the same.
+                # The UID window is always counted exactly (a server's count is read
+                # against it), the others once they might be full.
+                if n == 0 or alive[n] >= rate.limit:
+                    dropped[n] = _drop_expired(db, name, rate, now)
+                    alive[n] -= dropped[n]
+                if alive[n] >= rate.limit:
+                    wait, anchor = _wait(db, name, rate, now)
+                    if wait > longest:
+                        longest, blocking, unsettled = wait, name, anchor > now
             if longest > 0:
+                db.executemany(
+                    _RECOUNT,
+                    [
+                        (-d, name, rate.period)
+                        for d, (name, rate) in zip(dropped, checked, strict=True)
+                        if d
+                    ],
+                )
                 # A slot still in flight frees when its answer arrives, maybe in another
                 # process, which cannot wake this one: look again soon.
                 if unsettled:
@@ -295,17 +325,26 @@ class HostBackend:
             anchor = now + in_flight
             db.executemany(
                 "INSERT INTO slots VALUES (?, ?, ?, ?)",
-                [(name, rate.period, permit, anchor) for name, rate in checked],
+                [(name, rate.period, anchor, permit) for name, rate in checked],
+            )
+            db.executemany(
+                _COUNT,
+                [
+                    (name, rate.period, 1, 1 - d)
+                    for d, (name, rate) in zip(dropped, checked, strict=True)
+                ],
             )
             uid_window, uid_rate = scope.windows[0]
-            taken = _count_taken(db, uid_window, uid_rate.period, 1)
-            alive = _alive(db, uid_window, uid_rate, now)
+            taken = counts.get((uid_window, uid_rate.period), (0, 0))[0] + 1
             return _HostPermit(
-                self, permit, scope, now + horizon, in_flight < horizon, alive, taken
+                self, permit, scope, anchor, now + horizon, in_flight < horizon, alive[0] + 1, taken
             )
 
         # Permits are made inside: a blocked try leaves nothing to settle.
         return await self._transaction(acquire, "take a slot; nothing was sent")
+
+    def _new_permit(self) -> int:
+        return self._process | next(self._permits)
 
     async def occupy(self, window: str, rate: Rate, count: int) -> int:
         if await self._open() is None:
@@ -325,10 +364,10 @@ class HostBackend:
         if missing <= 0:
             return 0
         db.executemany(
-            "INSERT INTO slots VALUES (?, ?, 0, ?)",
-            [(window, rate.period, now)] * missing,
+            "INSERT INTO slots VALUES (?, ?, ?, ?)",
+            [(window, rate.period, now, self._new_permit()) for _ in range(missing)],
         )
-        _count_taken(db, window, rate.period, missing)
+        _count(db, window, rate.period, missing)
         return missing
 
     async def close_gate(self, gate: str, seconds: float) -> None:
@@ -353,8 +392,8 @@ class HostBackend:
             return await self._fallback.gate_remaining(gate)
 
         def remaining(db: sqlite3.Connection) -> float:
-            row = db.execute("SELECT opens FROM gates WHERE name = ?", (gate,)).fetchone()
-            return 0.0 if row is None else max(0.0, row[0] - self._clock.monotonic())
+            row = db.execute(_GATES, (gate, gate)).fetchone()
+            return 0.0 if row is None else max(0.0, row[1] - self._clock.monotonic())
 
         return await self._transaction(remaining, "read a gate; nothing was sent")
 
@@ -372,25 +411,26 @@ class HostBackend:
 
         def settle(db: sqlite3.Connection) -> bool:
             now = self._clock.monotonic()
-            if not answered:
-                db.execute(
-                    "UPDATE slots SET anchor = max(anchor, ?) WHERE permit = ?",
-                    (permit.horizon_at, permit.permit),
+            was = permit.anchor
+            kept = permit.windows
+            if answered:
+                errors = permit.scope.errors
+                if succeeded and errors is not None and permit.windows[-1][0] == errors[0]:
+                    kept = permit.windows[:-1]  # a success was no error: given back
+                    if db.execute(_DELETE_SLOT, (*permit.windows[-1], was, permit.permit)).rowcount:
+                        _count(db, *permit.windows[-1], -1, taken=0)
+                moved = min(was, now)
+            else:
+                moved = max(was, permit.horizon_at)
+            if moved != was:
+                db.executemany(
+                    _MOVE_SLOT, [(moved, name, period, was, permit.permit) for name, period in kept]
                 )
-                return False
-            db.execute(
-                "UPDATE slots SET anchor = min(anchor, ?) WHERE permit = ?", (now, permit.permit)
-            )
-            errors = permit.scope.errors
-            if succeeded and errors is not None:
-                db.execute(
-                    "DELETE FROM slots WHERE permit = ? AND name = ? AND period = ?",
-                    (permit.permit, errors[0], errors[1].period),
-                )
-            if server_count is None:
+            permit.anchor, permit.windows = moved, kept
+            if not answered or server_count is None:
                 return False
             window, rate = permit.scope.windows[0]
-            taken = _count_taken(db, window, rate.period, 0)
+            taken, _ = _count(db, window, rate.period, 0)
             ours = permit.alive + taken - permit.taken
             return self._fill(db, window, rate, server_count - ours, now) > 0
 
@@ -403,42 +443,56 @@ class HostBackend:
             return False
 
 
+_GATES = "SELECT name, opens FROM gates WHERE name IN (?, ?)"
+_COUNTS = "SELECT name, period, taken, alive FROM windows WHERE name IN ({})"
+_COUNT = (
+    "INSERT INTO windows VALUES (?, ?, ?, ?) ON CONFLICT (name, period) DO UPDATE "
+    "SET taken = taken + excluded.taken, alive = alive + excluded.alive"
+)
+_RECOUNT = "UPDATE windows SET alive = alive + ? WHERE name = ? AND period = ?"
+_MOVE_SLOT = (
+    "UPDATE slots SET anchor = ? WHERE name = ? AND period = ? AND anchor = ? AND permit = ?"
+)
+_DELETE_SLOT = "DELETE FROM slots WHERE name = ? AND period = ? AND anchor = ? AND permit = ?"
+
+
+def _drop_expired(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> int:
+    """Delete window `name`'s expired slots; returns how many (its count is not moved)."""
+    return db.execute(
+        "DELETE FROM slots WHERE name = ? AND period = ? AND anchor <= ?",
+        (name, rate.period, now + _EPSILON - rate.period - BOUNDARY),
+    ).rowcount
+
+
+def _alive(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> int:
+    """How many slots window `name` holds at `now`, once its expired ones are dropped."""
+    dropped = _drop_expired(db, name, rate, now)
+    row = db.execute(_RECOUNT + " RETURNING alive", (-dropped, name, rate.period)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
 def _wait(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> tuple[float, float]:
-    """Seconds until window `name` admits one more request, `rate.limit` at most, and
-    the anchor of the slot it waits for."""
-    now += _EPSILON
-    expiry = rate.period + BOUNDARY
-    db.execute(
-        "DELETE FROM slots WHERE name = ? AND period = ? AND anchor + ? <= ?",
-        (name, rate.period, expiry, now),
-    )
+    """Seconds until full window `name` (its expired slots dropped) admits one more
+    request, `rate.limit` at most, and the anchor of the slot it waits for."""
     # Anchors move when requests are settled: the limit-th latest frees the window.
     row = db.execute(
         "SELECT anchor FROM slots WHERE name = ? AND period = ? "
         "ORDER BY anchor DESC LIMIT 1 OFFSET ?",
         (name, rate.period, rate.limit - 1),
     ).fetchone()
-    return (0.0, 0.0) if row is None else (max(0.0, row[0] + expiry - now), row[0])
+    expiry = rate.period + BOUNDARY
+    return (0.0, 0.0) if row is None else (max(0.0, row[0] + expiry - now - _EPSILON), row[0])
 
 
-def _alive(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> int:
-    row = db.execute(
-        "SELECT count(*) FROM slots WHERE name = ? AND period = ? AND anchor + ? > ?",
-        (name, rate.period, rate.period + BOUNDARY, now),
-    ).fetchone()
-    return int(row[0])
-
-
-def _count_taken(db: sqlite3.Connection, name: str, period: float, more: int) -> int:
-    """Slots ever taken in a window (`more` added now): tells how many of ours a
-    server's count may include."""
-    row = db.execute(
-        "INSERT INTO taken VALUES (?, ?, ?) "
-        "ON CONFLICT (name, period) DO UPDATE SET count = count + excluded.count "
-        "RETURNING count",
-        (name, period, more),
-    ).fetchone()
-    return int(row[0])
+def _count(
+    db: sqlite3.Connection, name: str, period: float, more: int, *, taken: int | None = None
+) -> tuple[int, int]:
+    """Add `more` slots to a window's count of rows, and (unless `taken=0`) to the
+    slots ever taken in it, which tells how many of ours a server's count may include;
+    returns both counts."""
+    added = more if taken is None else taken
+    row = db.execute(_COUNT + " RETURNING taken, alive", (name, period, added, more)).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
@@ -453,20 +507,34 @@ def _describe(exc: BaseException) -> str:
 
 
 class _HostPermit:
-    __slots__ = ("_backend", "alive", "bet", "horizon_at", "permit", "scope", "taken")
+    __slots__ = (
+        "_backend",
+        "alive",
+        "anchor",
+        "bet",
+        "horizon_at",
+        "permit",
+        "scope",
+        "taken",
+        "windows",
+    )
 
     def __init__(
         self,
         backend: HostBackend,
         permit: int,
         scope: Scope,
+        anchor: float,
         horizon_at: float,
         bet: bool,
         alive: int,
         taken: int,
     ) -> None:
         self._backend, self.permit, self.scope = backend, permit, scope
-        self.horizon_at, self.bet = horizon_at, bet
+        self.anchor, self.horizon_at, self.bet = anchor, horizon_at, bet
+        checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
+        self.windows = tuple((name, rate.period) for name, rate in checked)
+        """Where its rows are: (name, period) of each window, all at `anchor`."""
         # What this client can account for in the UID window when the server counts
         # this request: what was alive when it was sent, and whatever was sent since.
         self.alive, self.taken = alive, taken
