@@ -202,7 +202,7 @@ def _slots_taken(url: str) -> int:
     if not path.exists():
         return 0
     with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(path)) as db:
-        taken = db.execute("SELECT sum(count) FROM taken WHERE name LIKE 'uid:%'").fetchone()
+        taken = db.execute("SELECT sum(taken) FROM windows WHERE name LIKE 'uid:%'").fetchone()
         return int(taken[0] or 0)
     return 0
 
