@@ -1,6 +1,6 @@
 """Limiter state in Redis, so that processes and hosts share one budget per UID and per IP.
 
-The same windows and gates as `MemoryBackend`, kept in Redis and checked and updated
+The same windows, error budgets and gates as `MemoryBackend`, kept in Redis and checked and updated
 by Lua scripts in one step each, on the Redis server's clock (`TIME`): hosts whose
 clocks disagree still agree on every window. A window is a sorted set of slots scored
 by their anchor; a gate is a key holding the time it opens. Every key is under
