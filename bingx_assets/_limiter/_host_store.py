@@ -156,10 +156,13 @@ class HostBackend:
             return None
         if self._connection is not None and self._pid == os.getpid():
             return self._connection
+        connection = None
         try:
             connection = self._connect()
             await self._retry_while_locked(connection, self._prepare, "open the store")
         except (OSError, sqlite3.Error, LimiterUnavailableError) as exc:
+            if connection is not None:
+                connection.close()
             why = exc if isinstance(exc, LimiterUnavailableError) else _describe(exc)
             if not self._falls_back:
                 raise LimiterUnavailableError(
