@@ -76,7 +76,9 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[redis,prometheus]")
     # The peers we measure against live in this session only, never in the package.
     session.install("aiolimiter", "ccxt")
-    for bench in ("limits", "fanout", "redis", "peers", "metrics", "uid_cache", "egress"):
+    for bench in (
+        "limits", "fanout", "redis", "host_store", "peers", "metrics", "uid_cache", "egress",
+    ):  # fmt: skip
         session.run("python", f"benchmarks/bench_{bench}.py")
 
 

@@ -22,7 +22,7 @@ from ._exceptions import (
     ServerBusyError,
     TimestampError,
 )
-from ._limiter import LimiterStats, MemoryBackend, Rate, RateLimiter, RateLimits
+from ._limiter import HostBackend, LimiterStats, MemoryBackend, Rate, RateLimiter, RateLimits
 from ._models import AccountType, AssetOverview, Balance
 from ._options import ClientOptions
 from ._pool import AssetsPool, KeyFailed, KeyOk, KeyResult, Snapshot
@@ -76,6 +76,7 @@ __all__ = [
     "Credentials",
     "DecodeError",
     "Egress",
+    "HostBackend",
     "InvalidArgumentError",
     "KeyFailed",
     "KeyOk",

@@ -68,9 +68,10 @@ class AssetsClient(OwnsHttpClient):
     Every attempt is signed afresh, waits for its UID's and IP's windows, and honours
     a UID's disabled period (100410) up to `max_wait` seconds; longer ones raise
     `RateLimitError` with the unblock time instead of sleeping. Clients share
-    `RateLimiter.default()` unless given a `limiter`, so two clients holding keys of one
-    UID share its 5/s. Pass `uid` to skip the one-time UID lookup. `label` names the
-    key in metrics (`PrometheusMetrics`); never put the api key in it.
+    `RateLimiter.default(base_url)` unless given a `limiter`, so two clients holding keys
+    of one UID share its 5/s, in one process or in several on this machine. Pass `uid`
+    to skip the one-time UID lookup. `label` names the key in metrics
+    (`PrometheusMetrics`); never put the api key in it.
 
     An injected `http_client` (an `httpx.AsyncClient`, or an `aiohttp.ClientSession`
     with the `aiohttp` extra) is used as it is and never closed here. The client's own
@@ -106,7 +107,7 @@ class AssetsClient(OwnsHttpClient):
         self.max_wait = options.max_wait
         self.recv_window = options.recv_window
         self._uid_cache = open_uid_cache(options.uid_cache)
-        self.limiter = resolve_limiter(limiter)
+        self.limiter = resolve_limiter(limiter, options.base_url, http_client)
         if not isinstance(label, str) or not label:
             raise ConfigurationError(f"label must be a non-empty string, not {label!r}")
         self.label = label

@@ -7,7 +7,7 @@ BingXError                     base of everything raised here
 │   ├── APITimeoutError        no whole answer in time (each attempt's deadline)
 │   └── AnswerTooLargeError    an answer past 1 MiB: reading stopped there
 ├── DecodeError                an answer that is not BingX's JSON envelope (status, excerpt)
-├── LimiterUnavailableError    the shared (Redis) limiter cannot be reached; nothing was sent
+├── LimiterUnavailableError    the shared limiter's store (Redis, SQLite) fails; nothing was sent
 └── APIError                   BingX answered with an error: code, msg, status_code
     ├── RateLimitError         100410, HTTP 429 / 418 / 403; unblock time when BingX gives one
     ├── AuthenticationError    100413 bad API key, 100412 no signature, 100001 bad signature
@@ -79,7 +79,8 @@ class DecodeError(BingXError):
 
 
 class LimiterUnavailableError(BingXError):
-    """The shared limiter's store (Redis) cannot be reached: nothing was sent."""
+    """The shared limiter's store (Redis, or a host store you named) cannot be used:
+    nothing was sent."""
 
 
 class APIError(BingXError):

@@ -119,7 +119,7 @@ class AssetsPool(OwnsHttpClient):
             )
         self.concurrency = check_whole_number("concurrency", concurrency, minimum=1)
         self.options = resolve_options(options, option_args)
-        self.limiter = resolve_limiter(limiter)
+        self.limiter = resolve_limiter(limiter, self.options.base_url, http_client)
         # A request holding a rate slot never queues for a connection of our own pool.
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         super().__init__(http_client, limits)

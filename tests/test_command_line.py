@@ -342,7 +342,7 @@ def test_separate_runs_share_one_uid_through_redis(tmp_path: Path, redis_url: st
 def test_runs_one_after_another_share_one_budget_without_redis(tmp_path: Path) -> None:
     """Found in review: a new process knows nothing of the last one's requests, which
     BingX still counts for a period, so a second run within a second of the first was
-    refused. Each run now saves its windows per server and the next reads them back."""
+    refused. Every run now keeps its windows in the machine's store for that server."""
     keys = tmp_path / "sim.toml"
     with simulate_command(keys) as (url, log):
         argv = [sys.executable, "-m", "bingx_assets", "balances", "--keys", str(keys),

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import stat
-from pathlib import Path
 
 import pytest
 
 from bingx_assets import ConfigurationError, Rate, RateLimiter, RateLimits
-from bingx_assets._limiter import Blocked, GateClosed, GateTooLong, MemoryBackend, Scope
+from bingx_assets._constants import DEFAULT_BASE_URL
+from bingx_assets._limiter import (
+    GateTooLong,
+    HostBackend,
+    MemoryBackend,
+)
 from bingx_assets.testing import LoopClock
 
 ONE_UID = RateLimits(per_uid=Rate(5, 1.0))
@@ -177,82 +180,10 @@ def test_limits_are_validated() -> None:
         RateLimits(assume_arrival_within=-1)
 
 
-def test_the_default_limiter_is_shared() -> None:
-    assert RateLimiter.default() is RateLimiter.default()
-    assert isinstance(RateLimiter.default().backend, MemoryBackend)
-
-
-async def test_a_saved_state_carries_the_windows_and_gates_to_the_next_process(
-    tmp_path: Path,
-) -> None:
-    """One process after another (a command line, a restarted bot) shares one budget."""
-    state = tmp_path / "state" / "limits.json"
-    clock = LoopClock()
-    first = RateLimiter(ONE_UID, clock=clock, backend=MemoryBackend(clock, state_file=state))
-    times: list[float] = []
-    await asyncio.gather(*(take(first, "u", times) for _ in range(5)))
-    await first.close_gate(first.scope("v", "/x").uid_gate, 30.0)
-    await first.aclose()
-    assert stat.S_IMODE(state.stat().st_mode) == 0o600
-    assert stat.S_IMODE(state.parent.stat().st_mode) == 0o700
-
-    await asyncio.sleep(0.5)  # the next process starts half a second later
-    second = RateLimiter(ONE_UID, clock=clock, backend=MemoryBackend(clock, state_file=state))
-    await take(second, "u", times)
-    assert times[-1] == pytest.approx(1.001)  # not at 0.5: the five still count
-    gate = second.scope("v", "/x").uid_gate
-    assert await second.gate_remaining(gate) == pytest.approx(30.0 - 1.001)
-
-
-@pytest.mark.parametrize("content", [b"{not json", b'{"version": 1}', b'{"windows": 3}', b""])
-async def test_an_unreadable_state_file_is_ignored_with_a_warning(
-    tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
-) -> None:
-    state = tmp_path / "limits.json"
-    state.write_bytes(content)
-    clock = LoopClock()
-    limiter = RateLimiter(ONE_UID, clock=clock, backend=MemoryBackend(clock, state_file=state))
-    times: list[float] = []
-    await take(limiter, "u", times)
-    assert times == [0.0]
-    assert "unreadable state file" in caplog.text
-
-
-def _budgeted(scope_limit: int) -> tuple[MemoryBackend, Scope]:
-    from dataclasses import replace
-
-    backend = MemoryBackend(LoopClock())
-    limiter = RateLimiter(RateLimits(per_uid=Rate(1000, 1.0)), clock=LoopClock(), backend=backend)
-    scope = replace(limiter.scope("u", "/x"), errors=("errors:u:/x", Rate(scope_limit, 480.0)))
-    return backend, scope
-
-
-async def test_an_error_budget_slot_is_given_back_by_a_success_and_kept_by_an_error() -> None:
-    backend, scope = _budgeted(3)
-    for _ in range(10):  # successes never spend the budget
-        permit = await backend.try_acquire(scope, 5.0, 10.0)
-        assert not isinstance(permit, Blocked | GateClosed)
-        await permit.settle(answered=True, succeeded=True)
-    for _ in range(3):  # errors do, from their answer on
-        permit = await backend.try_acquire(scope, 5.0, 10.0)
-        assert not isinstance(permit, Blocked | GateClosed)
-        await permit.settle(answered=True)
-    await asyncio.sleep(2.0)
-    blocked = await backend.try_acquire(scope, 5.0, 10.0)
-    assert isinstance(blocked, Blocked)
-    assert blocked.window == "errors:u:/x"
-    assert blocked.seconds == pytest.approx(478.001, abs=1e-6)
-
-
-async def test_an_error_budget_counts_requests_in_flight_as_possible_errors() -> None:
-    backend, scope = _budgeted(2)
-    first = await backend.try_acquire(scope, 5.0, 10.0)
-    second = await backend.try_acquire(scope, 5.0, 10.0)
-    assert isinstance(await backend.try_acquire(scope, 5.0, 10.0), Blocked)
-    assert not isinstance(first, Blocked | GateClosed)
-    await first.settle(answered=True, succeeded=True)
-    third = await backend.try_acquire(scope, 5.0, 10.0)
-    assert not isinstance(third, Blocked | GateClosed)
-    assert not isinstance(second, Blocked | GateClosed)
-    await second.settle(answered=False)  # may have been an error: kept until its horizon
-    assert isinstance(await backend.try_acquire(scope, 5.0, 10.0), Blocked)
+def test_the_default_limiter_is_one_per_server_on_its_host_store() -> None:
+    assert RateLimiter.default() is RateLimiter.default(DEFAULT_BASE_URL)
+    assert RateLimiter.default("http://127.0.0.1:9") is not RateLimiter.default()
+    backend = RateLimiter.default("http://127.0.0.1:9").backend
+    assert isinstance(backend, HostBackend)
+    assert backend.path != RateLimiter.default().backend.path  # type: ignore[union-attr]
+    assert isinstance(RateLimiter.default(None).backend, MemoryBackend)

@@ -8,7 +8,8 @@
 Keys come from `--keys FILE` (TOML, see `Credentials.from_file`) or the environment
 (`BINGX_API_KEY` / `BINGX_SECRET_KEY`, plus `BINGX_API_KEY_<LABEL>` pairs). Errors print
 one line; the exit code is 0 when every key was read, 1 when some key failed, 2 for bad
-input and 130 when interrupted. Secrets are never printed. How results look is
+input, 130 when interrupted (Ctrl-C) and 143 when terminated (SIGTERM), both after
+settling every request in flight. Secrets are never printed. How results look is
 `_render`'s job.
 """
 
@@ -17,15 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import ipaddress
 import logging
 import math
 import os
+import signal
 import sys
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -33,16 +34,14 @@ import httpx
 import tomlkit
 
 from .. import __version__
-from .._clock import SystemClock
 from .._constants import DEFAULT_BASE_URL, DEFAULT_MAX_WAIT
 from .._credentials import Credentials
 from .._exceptions import BingXError, ConfigurationError
 from .._files import write_private
-from .._limiter import MemoryBackend, Rate, RateLimiter, RateLimits
+from .._limiter import HostBackend, Rate, RateLimiter, RateLimits
 from .._models import AccountType
 from .._pool import AssetsPool, KeyResult, Snapshot
 from .._printable import masked_url, printable
-from .._uid_cache import default_uid_cache_path
 from ..testing import BingXSimulator, SimulatorServer
 from ._keys_command import resolve_keys_file
 from ._render import (
@@ -55,6 +54,9 @@ from ._render import (
 )
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# 128 + SIGTERM: what a shell reports for a process the signal ended, so a supervisor
+# reads the same status, and tells it from Ctrl-C's 130.
+EXIT_TERMINATED = 143
 # More simulated keys than this is a typo, not a test: each costs the simulator memory.
 _MAX_SIMULATED_KEYS = 100_000
 # asyncio and httpx overflow on timeouts past about 1e9 s; a day is longer than any use.
@@ -68,7 +70,8 @@ one or many BingX API keys, inside BingX's rate limits: once (balances), on a st
 _EPILOG = """\
 keys: --keys FILE (TOML [[keys]] tables with api_key, secret_key, optional label and uid),
 or BINGX_API_KEY / BINGX_SECRET_KEY (plus BINGX_API_KEY_<LABEL> / BINGX_SECRET_KEY_<LABEL>).
-exit codes: 0 every key read, 1 some key failed, 2 bad input, 130 interrupted.
+exit codes: 0 every key read, 1 some key failed, 2 bad input, 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM).
 try it:  bingx-assets simulate --port 8765 --write-keys sim.toml
          bingx-assets balances --keys sim.toml --base-url http://127.0.0.1:8765"""
 
@@ -85,8 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     try:
-        code: int = asyncio.run(args.command(args))
+        code: int = asyncio.run(_terminated_like_interrupted(args.command(args)))
         return code
+    except _Terminated:
+        return EXIT_TERMINATED
     except ConfigurationError as exc:
         return _fail(_for_the_command_line(str(exc)), EXIT_USAGE)
     except BingXError as exc:
@@ -102,6 +107,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             traceback.print_exc()
         return _fail(f"unexpected {type(exc).__name__}: {exc} (-v shows where)", EXIT_SOME_FAILED)
+
+
+class _Terminated(Exception):
+    """SIGTERM ended the run (`systemctl stop`, `docker stop`, `kill`)."""
+
+
+async def _terminated_like_interrupted(command: Coroutine[object, object, int]) -> int:
+    """`command`, cancelled by SIGTERM as Ctrl-C cancels it: every request in flight is
+    settled on the way out, so its slot counts in the store for as long as BingX may
+    count it, and the next run starts from there."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows; not the main thread
+        return await command
+    try:
+        return await command
+    except asyncio.CancelledError:
+        if terminated:
+            raise _Terminated from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _fail(message: str, code: int) -> int:
@@ -403,13 +440,14 @@ async def _open_pool(args: argparse.Namespace) -> AsyncIterator[AssetsPool]:
 
 
 def _limiter(redis_url: str | None, base_url: str | None) -> RateLimiter:
-    """Redis when asked; otherwise this process's memory, saved between runs against
-    `base_url` (the embedded simulator, new each run, needs none), so that one run
-    after another never sends into a window BingX still counts."""
+    """Redis when asked; otherwise this machine's store for `base_url`, shared with
+    every other process of it, so that runs one after another or at once never send
+    into a window BingX still counts (the embedded simulator, new each run, keeps its
+    limits in memory)."""
     if redis_url is None:
         if base_url is None:
             return RateLimiter()
-        return RateLimiter(backend=MemoryBackend(SystemClock(), state_file=_state_file(base_url)))
+        return RateLimiter(backend=HostBackend.for_base_url(base_url))
     try:
         from .._limiter._redis import RedisBackend
     except ImportError:
@@ -419,12 +457,6 @@ def _limiter(redis_url: str | None, base_url: str | None) -> RateLimiter:
     except ValueError as exc:  # redis's own words for a malformed URL
         raise ConfigurationError(f"--redis {masked_url(redis_url)!r}: {exc}") from None
     return RateLimiter(backend=backend)
-
-
-def _state_file(base_url: str) -> Path:
-    # One file per server: the windows of a simulator on loopback are not BingX's.
-    server = hashlib.blake2b(base_url.encode(), digest_size=8).hexdigest()
-    return default_uid_cache_path().with_name(f"limits-{server}.json")
 
 
 def _simulated_keys(simulator: BingXSimulator, keys: int, uids: int) -> list[Credentials]:

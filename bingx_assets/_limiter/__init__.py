@@ -34,11 +34,13 @@ and a count of remaining requests lower than ours fills the window with the requ
 someone else made.
 
 The package, one seam as httpx's `_transports/`: `_rate_limiter` (who waits, and how
-long), `_backend` (the contract a store keeps), and the stores themselves: `_memory`
-(this process) and `_redis` (processes and hosts, imported only when asked for).
+long), `_backend` (the contract a store keeps), and the stores themselves: `_host_store`
+(every process of this machine, SQLite: the default), `_memory` (this process alone) and
+`_redis` (processes on many hosts, imported only when asked for).
 """
 
 from ._backend import BOUNDARY, Blocked, GateClosed, LimiterBackend, Permit, Rate, Scope
+from ._host_store import HostBackend
 from ._memory import MemoryBackend
 from ._rate_limiter import (
     GateTooLong,
@@ -54,6 +56,7 @@ __all__ = [
     "Blocked",
     "GateClosed",
     "GateTooLong",
+    "HostBackend",
     "LimiterBackend",
     "LimiterStats",
     "MemoryBackend",

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
-import os
 from collections import deque
-from collections.abc import Callable, Iterable
-from pathlib import Path
 
 from .._clock import Clock
-from .._exceptions import ConfigurationError
-from .._files import write_private
 from ._backend import BOUNDARY, Blocked, GateClosed, Permit, Rate, Scope
 
 __all__ = ["MemoryBackend"]
-
-log = logging.getLogger("bingx_assets")
 
 
 class _Slot:
@@ -69,9 +60,6 @@ class _Window:
         with contextlib.suppress(ValueError):  # already expired (an answer days late)
             self._slots.remove(slot)
 
-    def slots(self) -> Iterable[_Slot]:
-        return iter(self._slots)
-
 
 class _MemoryPermit:
     __slots__ = ("_alive", "_backend", "_clock", "_errors", "_slot", "_taken", "_window")
@@ -108,21 +96,18 @@ class _MemoryPermit:
 
 
 class MemoryBackend:
-    """Limiter state in this process: the default. Share one between clients of one IP.
+    """Limiter state in this process alone: share one between clients of one IP.
 
     A new process knows nothing of what the last one sent, and BingX still counts those
-    requests for a period (10 s for the IP windows). With `state_file`, the windows and
-    gates are saved there by `aclose` and read back on first use, so that processes run
-    one after another (a command line, a bot that restarts) share one budget. Processes
-    running *at once* need Redis.
+    requests for a period (10 s for the IP windows): choose it for one process that runs
+    on its own (a test, the in-process simulator). Processes of one machine share the
+    default `HostBackend`; processes on several hosts, Redis.
     """
 
-    def __init__(self, clock: Clock, *, state_file: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._windows: dict[str, _Window] = {}
         self._gates: dict[str, float] = {}
-        self._state_file = Path(state_file) if state_file is not None else None
-        self._restored = state_file is None
 
     def _window(self, key: str, rate: Rate) -> _Window:
         window = self._windows.get(key)
@@ -133,8 +118,6 @@ class MemoryBackend:
     async def try_acquire(
         self, scope: Scope, in_flight: float, horizon: float
     ) -> Permit | Blocked | GateClosed:
-        if not self._restored:
-            self._restore()
         now = self._clock.monotonic()
         for gate in scope.gates:
             gate_left = self._gates.get(gate, now) - now
@@ -168,52 +151,7 @@ class MemoryBackend:
             self._gates[gate] = until
 
     async def gate_remaining(self, gate: str) -> float:
-        if not self._restored:
-            self._restore()
         return max(0.0, self._gates.get(gate, 0.0) - self._clock.monotonic())
 
     async def aclose(self) -> None:
-        if self._state_file is not None and self._restored:
-            self._save(self._state_file)
-
-    # -- the state file: anchors and gates as wall-clock seconds ----------------------
-
-    def _to_wall(self) -> Callable[[float], float]:
-        offset = self._clock.wall_ms() / 1000 - self._clock.monotonic()
-        return lambda moment: round(moment + offset, 6)
-
-    def _save(self, path: Path) -> None:
-        now, wall = self._clock.monotonic(), self._to_wall()
-        windows = {}
-        for key, window in self._windows.items():
-            expiry = window.rate.period + BOUNDARY
-            anchors = [wall(s.anchor) for s in window.slots() if s.anchor + expiry > now]
-            if anchors:
-                rate = window.rate
-                windows[key] = {"limit": rate.limit, "period": rate.period, "anchors": anchors}
-        gates = {key: wall(until) for key, until in self._gates.items() if until > now}
-        state = {"version": 1, "windows": windows, "gates": gates}
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            write_private(path, json.dumps(state).encode())
-        except OSError as exc:
-            log.warning("could not save the limiter's state to %s (%s)", path, exc)
-
-    def _restore(self) -> None:
-        self._restored = True
-        assert self._state_file is not None
-        try:
-            state = json.loads(self._state_file.read_bytes())
-            now = self._clock.monotonic()
-            offset = now - self._clock.wall_ms() / 1000
-            for key, saved in state["windows"].items():
-                window = self._window(key, Rate(saved["limit"], saved["period"]))
-                for anchor in saved["anchors"]:
-                    window.take(_Slot(float(anchor) + offset, float(anchor) + offset))
-            for key, until in state["gates"].items():
-                self._gates[key] = max(self._gates.get(key, now), float(until) + offset)
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, ConfigurationError):
-            # Only a saving of throughput is lost: start as a new process would.
-            log.warning("ignoring the limiter's unreadable state file %s", self._state_file)
+        return None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .._clock import Clock, ServerClock, SystemClock
-from .._constants import DEFAULT_RECV_WINDOW_MS
+from .._constants import DEFAULT_BASE_URL, DEFAULT_RECV_WINDOW_MS
 from .._exceptions import ConfigurationError
 from .._observer import Observer
 from ._backend import BOUNDARY, Blocked, GateClosed, LimiterBackend, Permit, Rate, Scope
@@ -75,9 +75,10 @@ class LimiterStats:
 class RateLimiter:
     """Keeps every request inside BingX's limits. One per egress IP is right.
 
-    Clients made without a limiter share `RateLimiter.default()`, so all clients in a
-    process draw from one budget per UID and per IP. Pass your own to use other limits,
-    a Redis backend shared by many processes, or (in tests) a virtual clock.
+    Clients made without a limiter share `RateLimiter.default(base_url)`, so all clients
+    of a server on this machine, in every process, draw from one budget per UID and per
+    IP. Pass your own to use other limits, a Redis backend shared by many hosts, this
+    process's memory alone (`RateLimiter()`), or (in tests) a virtual clock.
     """
 
     limits: RateLimits = field(default_factory=RateLimits)
@@ -102,14 +103,25 @@ class RateLimiter:
         # gate -> (monotonic time it opens, why): what a request refused at it is told.
         self._closed_because: dict[str, tuple[float, str]] = {}
 
-    _default: ClassVar[RateLimiter | None] = None
+    _defaults: ClassVar[dict[str | None, RateLimiter]] = {}
 
     @classmethod
-    def default(cls) -> RateLimiter:
-        """The process-wide limiter that clients use unless given another."""
-        if cls._default is None:
-            cls._default = cls()
-        return cls._default
+    def default(cls, base_url: str | None = DEFAULT_BASE_URL) -> RateLimiter:
+        """The limiter that clients of the server at `base_url` use unless given another,
+        one per server in a process. Its backend is that server's host store
+        (`HostBackend`), so every process of this machine shares its windows, gates and
+        error budgets. None: this process's memory alone, for the in-process simulator,
+        whose windows are nobody else's."""
+        found = cls._defaults.get(base_url)
+        if found is None:
+            if base_url is None:
+                found = cls()
+            else:
+                from ._host_store import HostBackend
+
+                found = cls(backend=HostBackend.for_base_url(base_url))
+            cls._defaults[base_url] = found
+        return found
 
     def for_ip(self, ip: str) -> RateLimiter:
         """This limiter counting IP windows and the IP gate under the name `ip`: one per
@@ -233,10 +245,13 @@ class RateLimiter:
         await self._backend.aclose()
 
 
-def resolve_limiter(limiter: object) -> RateLimiter:
-    """The limiter a client or pool was given, or the process-wide default for None."""
+def resolve_limiter(limiter: object, base_url: str, http_client: object = None) -> RateLimiter:
+    """The limiter a client or pool was given, or for None the default of its server:
+    of this process alone when `http_client` is the in-process simulator's (it marks
+    itself `simulates_bingx`), so that a simulated run never touches the user's files."""
     if limiter is None:
-        return RateLimiter.default()
+        simulated = getattr(http_client, "simulates_bingx", False) is True
+        return RateLimiter.default(None if simulated else base_url)
     if not isinstance(limiter, RateLimiter):
         raise ConfigurationError(f"limiter must be a RateLimiter or None, not {limiter!r}")
     return limiter

@@ -1,6 +1,6 @@
 """Limiter state in Redis, so that processes and hosts share one budget per UID and per IP.
 
-The same windows and gates as `MemoryBackend`, kept in Redis and checked and updated
+The same windows, error budgets and gates as `MemoryBackend`, kept in Redis and checked and updated
 by Lua scripts in one step each, on the Redis server's clock (`TIME`): hosts whose
 clocks disagree still agree on every window. A window is a sorted set of slots scored
 by their anchor; a gate is a key holding the time it opens. Every key is under
@@ -57,7 +57,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-# KEYS: gates..., windows..., the UID window's counter of slots taken.
+# KEYS: gates..., windows... (the UID's first, the error budget last), the UID window's
+# counter of slots taken.
 # ARGV: gate count, in_flight, horizon, member, boundary, poll, then limit, period per window.
 # Numbers go back as strings: Redis would truncate Lua numbers to integers.
 _ACQUIRE = (
@@ -76,7 +77,8 @@ for i = first, last do
   local n = i - gates
   local limit, period = tonumber(ARGV[5 + 2 * n]), tonumber(ARGV[6 + 2 * n])
   local expiry = period + boundary
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - expiry)
+  -- The nanosecond forgives float error in `anchor + period`, as in memory.
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - expiry + 1e-9)
   local count = redis.call('ZCARD', KEYS[i])
   if count >= limit then
     local freeing = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
@@ -106,9 +108,10 @@ return {'ok', tostring(now), tostring(alive), tostring(taken)}
 """
 )
 
-# KEYS: windows..., the UID window's counter.
+# KEYS: windows... (the error budget last, if any), the UID window's counter.
 # ARGV: member, score ('now', or an absolute time for a request given up on), then the
-# server's count of the UID window (-1: none), alive and taken when acquired, period.
+# server's count of the UID window (-1: none), alive and taken when acquired, period,
+# and whether the answer succeeded ('1': the error budget's slot is given back).
 _SETTLE = (
     _NOW
     + """
@@ -117,6 +120,7 @@ if ARGV[2] ~= 'now' then mode, score = 'GT', tonumber(ARGV[2]) end
 for i = 1, #KEYS - 1 do
   redis.call('ZADD', KEYS[i], 'XX', mode, score, ARGV[1])
 end
+if ARGV[7] == '1' then redis.call('ZREM', KEYS[#KEYS - 1], ARGV[1]) end
 local server_count = tonumber(ARGV[3])
 if server_count < 0 then return 0 end
 local taken = tonumber(redis.call('GET', KEYS[#KEYS]) or ARGV[5])
@@ -244,11 +248,12 @@ class RedisBackend:
         self, scope: Scope, in_flight: float, horizon: float
     ) -> Permit | Blocked | GateClosed:
         gates = [self._key(name) for name in scope.gates]
-        windows = [self._key(name) for name, _ in scope.windows]
+        checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
+        windows = [self._key(name) for name, _ in checked]
         member = next(self._members)
         args: list[str | float] = [len(gates), in_flight, horizon, member, BOUNDARY]
         args.append(self.poll_interval)
-        for _, rate in scope.windows:
+        for _, rate in checked:
             args += [rate.limit, rate.period]
         keys = [*gates, *windows, _counter(windows[0])]
         answer = await self._run(self._acquire, keys, args, "take a slot", _NOTHING_SENT)
@@ -256,11 +261,12 @@ class RedisBackend:
         if kind == "gate":
             return GateClosed(float(answer[1]), scope.gates[int(answer[2]) - 1])
         if kind == "wait":
-            return Blocked(float(answer[1]), scope.windows[int(answer[2]) - 1][0])
+            return Blocked(float(answer[1]), checked[int(answer[2]) - 1][0])
         acquired, alive, taken = float(answer[1]), int(answer[2]), int(answer[3])
         return _RedisPermit(
             self,
             windows,
+            scope.errors is not None,
             member,
             scope.windows[0][1],
             acquired + horizon,
@@ -379,6 +385,7 @@ class _RedisPermit:
         "_alive",
         "_backend",
         "_bet",
+        "_error_budget",
         "_horizon_at",
         "_member",
         "_rate",
@@ -390,6 +397,7 @@ class _RedisPermit:
         self,
         backend: RedisBackend,
         windows: list[str],
+        error_budget: bool,
         member: str,
         rate: Rate,
         horizon_at: float,
@@ -398,6 +406,7 @@ class _RedisPermit:
         taken: int,
     ) -> None:
         self._backend, self._windows, self._member, self._rate = backend, windows, member, rate
+        self._error_budget = error_budget  # the last of `windows`
         self._horizon_at, self._bet, self._alive, self._taken = horizon_at, bet, alive, taken
 
     async def settle(
@@ -407,7 +416,9 @@ class _RedisPermit:
             return False  # the slot already counts until its horizon
         score: str | float = "now" if answered else self._horizon_at
         count = -1 if server_count is None else server_count
+        give_back = "1" if answered and succeeded and self._error_budget else "0"
         args = [self._member, score, count, self._alive, self._taken, self._rate.period]
+        args.append(give_back)
         keys = [*self._windows, _counter(self._windows[0])]
         try:
             added = await self._backend._run(

@@ -162,6 +162,11 @@ class _Windows:
         return max(0.0, arrivals[-rate.limit] + rate.period - now)
 
 
+class _SimulatorHttpClient(httpx.AsyncClient):
+    simulates_bingx = True
+    """Read by `resolve_limiter`: a simulated server's windows belong in no shared store."""
+
+
 class BingXSimulator:
     """A fake BingX for the asset overview, usable as an httpx transport.
 
@@ -337,8 +342,9 @@ class BingXSimulator:
             await asyncio.gather(*self._in_transit, return_exceptions=True)
 
     def http_client(self, **kwargs: object) -> httpx.AsyncClient:
-        """An `httpx.AsyncClient` whose requests all go to this simulator."""
-        return httpx.AsyncClient(transport=self.transport(), **kwargs)  # type: ignore[arg-type]
+        """An `httpx.AsyncClient` whose requests all go to this simulator; clients given
+        it without a limiter keep their limits in this process's memory."""
+        return _SimulatorHttpClient(transport=self.transport(), **kwargs)  # type: ignore[arg-type]
 
     # -- what tests read ----------------------------------------------------------
 

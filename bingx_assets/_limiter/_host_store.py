@@ -1,0 +1,548 @@
+"""`HostBackend`: the windows, gates and error budgets of every process on this machine,
+in one SQLite database per BingX server: the default.
+
+Why SQLite: it ships with Python, its write lock is the operating system's, and in WAL
+mode a committed transaction survives the process that wrote it (SIGTERM, SIGKILL, a
+crash), so a restart or a second process sees every slot the first one took. Each
+acquire, settle, gate and fill is one short `BEGIN IMMEDIATE` transaction (tens of
+microseconds), so processes take turns rather than share a snapshot that goes stale.
+
+Which clock: every process must count on the same one, so not the event loop's (a test
+loop's is virtual and per process), and not the wall clock (NTP can step it, and a step
+forward would free slots early). Times are kept on `time.monotonic()`, which on Linux,
+macOS and Windows is one system-wide clock that never steps; it restarts at a reboot, so
+the store also records the boot (Linux's `boot_id`, and that the clock never runs
+backwards) and the wall clock's offset from it, and after a reboot moves every stored
+time by the difference of the two offsets: a gate set for a disabled period before the
+reboot still opens when BingX said.
+
+Never blocking the event loop on another process: the connection has no busy timeout,
+and a transaction that finds the database locked sleeps on the loop (0.5 ms, doubling
+to 10 ms) and tries again, for at most `LOCKED_FOR_TOO_LONG` before giving up with
+`LimiterUnavailableError` (nothing was sent).
+
+A store that cannot be opened (a read-only or missing directory, a file that is not a
+database, locked for too long): the default one, in the user's cache directory, gives
+one warning and keeps this process's limits in memory (`MemoryBackend`): the command
+line and a bot keep running, as safely as a single process; one named by a path raises
+`LimiterUnavailableError`, since whoever chose it meant it to be shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import platformdirs
+
+from .._clock import Clock
+from .._constants import DEFAULT_BASE_URL
+from .._exceptions import LimiterUnavailableError
+from ._backend import BOUNDARY, Blocked, GateClosed, Permit, Rate, Scope
+from ._memory import MemoryBackend
+
+__all__ = ["HostBackend", "HostClock", "default_host_store_path"]
+
+log = logging.getLogger("bingx_assets")
+
+T = TypeVar("T")
+
+LOCKED_FOR_TOO_LONG = 5.0
+"""Seconds a transaction may wait for other processes' before the store counts as
+unavailable: thousands of their transactions."""
+
+# The nanosecond forgives float error in `anchor + period`, nothing more (as in memory).
+_EPSILON = 1e-9
+
+# One b-tree per table, ordered as a window is read (oldest slot first): a permit knows
+# its windows and anchor, so it finds its rows without a second index. `windows` counts
+# each window's rows (`alive`) and the slots ever taken in it (`taken`), so that no call
+# counts rows: a call costs the same in a window of 5 slots and in one of 2,000.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS slots (
+    name TEXT NOT NULL, period REAL NOT NULL, anchor REAL NOT NULL, permit INTEGER NOT NULL,
+    PRIMARY KEY (name, period, anchor, permit)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS windows (
+    name TEXT NOT NULL, period REAL NOT NULL, taken INTEGER NOT NULL, alive INTEGER NOT NULL,
+    PRIMARY KEY (name, period)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS gates (name TEXT PRIMARY KEY, opens REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS clock (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def default_host_store_path(base_url: str = DEFAULT_BASE_URL) -> Path:
+    """The store of `base_url` in the user's cache directory, as the environment says
+    now: one per server, since a simulator's windows on loopback are not BingX's."""
+    server = hashlib.blake2b(base_url.encode(), digest_size=8).hexdigest()
+    directory = Path(platformdirs.user_cache_dir("bingx-assets", appauthor=False))
+    return directory / f"limits-{server}.sqlite3"
+
+
+class HostClock:
+    """The machine's clocks: `time.monotonic()` (system-wide) and the wall clock."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def __repr__(self) -> str:
+        return "HostClock()"
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""  # not Linux: a clock running backwards is what tells of a reboot
+
+
+class HostBackend:
+    """Limiter state shared by every process of this machine, in one SQLite file.
+
+    `HostBackend()` is the store of BingX's server in the user's cache directory (what
+    `RateLimiter.default()` and the command line use); `HostBackend.for_base_url(url)`
+    that of another server; `HostBackend(path)` one file of your choosing. Share one per
+    process between limiters, or open one per limiter: both count in the same tables.
+
+    Answers in this process wake its waiters at once; answers in other processes are
+    seen by looking again every `poll_interval` while a slot that blocks us is in flight.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        clock: Clock | None = None,
+        poll_interval: float = 0.05,
+    ) -> None:
+        self._falls_back = path is None
+        self.poll_interval = poll_interval
+        self.path = Path(path) if path is not None else default_host_store_path()
+        self._clock: Clock = clock if clock is not None else HostClock()
+        self._connection: sqlite3.Connection | None = None
+        self._pid = -1
+        self._fallback: MemoryBackend | None = None
+        self._permits = itertools.count(1)
+        self._process = int.from_bytes(os.urandom(4)) >> 1 << 32  # a permit per process
+
+    @classmethod
+    def for_base_url(cls, base_url: str) -> HostBackend:
+        """The default store of the server at `base_url` (with the same fallback)."""
+        backend = cls()
+        backend.path = default_host_store_path(base_url)
+        return backend
+
+    def __repr__(self) -> str:
+        return f"HostBackend(path={str(self.path)!r})"
+
+    # -- opening ------------------------------------------------------------------------
+
+    async def _open(self) -> sqlite3.Connection | None:
+        """The connection, opened on first use (and again in a forked child); None when
+        the default store could not be opened and memory stands in for it."""
+        if self._fallback is not None:
+            return None
+        if self._connection is not None and self._pid == os.getpid():
+            return self._connection
+        connection = None
+        try:
+            connection = self._connect()
+            await self._retry_while_locked(connection, self._prepare, "open the store")
+        except (OSError, sqlite3.Error, LimiterUnavailableError) as exc:
+            if connection is not None:
+                connection.close()
+            why = exc if isinstance(exc, LimiterUnavailableError) else _describe(exc)
+            if not self._falls_back:
+                raise LimiterUnavailableError(
+                    f"the limiter's store {self.path} cannot be opened ({why}); nothing was sent"
+                ) from exc
+            log.warning(
+                "the limiter's store %s cannot be opened (%s): this process keeps its "
+                "limits in memory and shares none with other processes",
+                self.path,
+                why,
+            )
+            self._fallback = MemoryBackend(self._clock)
+            return None
+        self._connection, self._pid = connection, os.getpid()
+        return connection
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created private before SQLite opens it: its -wal and -shm files take its mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        connection = sqlite3.connect(
+            self.path, timeout=0, isolation_level=None, check_same_thread=False
+        )
+        connection.execute("PRAGMA busy_timeout = 0")
+        return connection
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        # WAL: writers never wait for readers; NORMAL: a commit survives the process
+        # (only a power cut may lose the last ones, and a restart after one is slow).
+        if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+            raise sqlite3.OperationalError("the file system does not support WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.executescript(_SCHEMA)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            self._survive_a_reboot(connection)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    def _survive_a_reboot(self, connection: sqlite3.Connection) -> None:
+        """Move every stored time onto this boot's monotonic clock, through the wall
+        clock, if the machine rebooted since the store last saw it."""
+        now = self._clock.monotonic()
+        offset = self._clock.wall_ms() / 1000 - now
+        stored = dict(connection.execute("SELECT name, value FROM clock").fetchall())
+        boot = _boot_id()
+        if stored:
+            rebooted = stored.get("boot", "") != boot or now < float(stored["seen"])
+            if rebooted:
+                moved = float(stored["offset"]) - offset
+                connection.execute("UPDATE slots SET anchor = anchor + ?", (moved,))
+                connection.execute("UPDATE gates SET opens = opens + ?", (moved,))
+        # Long-expired state (windows no one checks any more, open gates) goes.
+        connection.execute("DELETE FROM slots WHERE anchor + period + ? < ?", (BOUNDARY, now))
+        connection.execute("DELETE FROM gates WHERE opens < ?", (now,))
+        connection.execute(
+            "UPDATE windows SET alive = (SELECT count(*) FROM slots AS s "
+            "WHERE s.name = windows.name AND s.period = windows.period)"
+        )
+        connection.executemany(
+            "INSERT OR REPLACE INTO clock VALUES (?, ?)",
+            [("boot", boot), ("offset", repr(offset)), ("seen", repr(now))],
+        )
+
+    async def _retry_while_locked(
+        self,
+        connection: sqlite3.Connection,
+        step: Callable[[sqlite3.Connection], T],
+        what: str,
+    ) -> T:
+        """`step` (one transaction), tried again after a pause on the event loop while
+        another process holds the write lock."""
+        deadline = time.monotonic() + LOCKED_FOR_TOO_LONG
+        pause = 0.0005
+        while True:
+            try:
+                return step(connection)
+            except sqlite3.OperationalError as exc:
+                if not _is_locked(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise LimiterUnavailableError(
+                        f"the limiter's store {self.path} stayed locked by another process "
+                        f"for {LOCKED_FOR_TOO_LONG:g} s: could not {what}"
+                    ) from exc
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.01)
+
+    async def _transaction(self, step: Callable[[sqlite3.Connection], T], what: str) -> T:
+        connection = await self._open()
+        assert connection is not None  # callers check the fallback first
+
+        def in_a_transaction(connection: sqlite3.Connection) -> T:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = step(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return result
+
+        try:
+            return await self._retry_while_locked(connection, in_a_transaction, what)
+        except sqlite3.Error as exc:
+            raise LimiterUnavailableError(
+                f"the limiter's store {self.path} failed ({_describe(exc)}): could not {what}"
+            ) from exc
+
+    # -- the contract -------------------------------------------------------------------
+
+    async def try_acquire(
+        self, scope: Scope, in_flight: float, horizon: float
+    ) -> Permit | Blocked | GateClosed:
+        if await self._open() is None:
+            assert self._fallback is not None
+            return await self._fallback.try_acquire(scope, in_flight, horizon)
+        permit = self._new_permit()
+        checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
+        names = [name for name, _ in checked]
+        read_counts = _COUNTS.format(", ".join("?" * len(names)))
+
+        def acquire(db: sqlite3.Connection) -> Blocked | GateClosed | _HostPermit:
+            now = self._clock.monotonic()
+            opens = dict(db.execute(_GATES, scope.gates).fetchall())
+            for gate in scope.gates:
+                if opens.get(gate, now) - now > 0:
+                    return GateClosed(opens[gate] - now, gate)
+            counts = {
+                (name, period): (taken, alive)
+                for name, period, taken, alive in db.execute(read_counts, names).fetchall()
+            }
+            longest, blocking, unsettled = 0.0, "", False
+            alive = [counts.get((name, rate.period), (0, 0))[1] for name, rate in checked]
+            dropped = [0] * len(checked)
+            for n, (name, rate) in enumerate(checked):
+                # Rows counted may have expired: fewer than the limit admits all the same.
+                # The UID window is always counted exactly (a server's count is read
+                # against it), the others once they might be full.
+                if n == 0 or alive[n] >= rate.limit:
+                    dropped[n] = _drop_expired(db, name, rate, now)
+                    alive[n] -= dropped[n]
+                if alive[n] >= rate.limit:
+                    wait, anchor = _wait(db, name, rate, now)
+                    if wait > longest:
+                        longest, blocking, unsettled = wait, name, anchor > now
+            if longest > 0:
+                db.executemany(
+                    _RECOUNT,
+                    [
+                        (-d, name, rate.period)
+                        for d, (name, rate) in zip(dropped, checked, strict=True)
+                        if d
+                    ],
+                )
+                # A slot still in flight frees when its answer arrives, maybe in another
+                # process, which cannot wake this one: look again soon.
+                if unsettled:
+                    longest = min(longest, self.poll_interval)
+                return Blocked(longest, blocking)
+            anchor = now + in_flight
+            db.executemany(
+                "INSERT INTO slots VALUES (?, ?, ?, ?)",
+                [(name, rate.period, anchor, permit) for name, rate in checked],
+            )
+            db.executemany(
+                _COUNT,
+                [
+                    (name, rate.period, 1, 1 - d)
+                    for d, (name, rate) in zip(dropped, checked, strict=True)
+                ],
+            )
+            uid_window, uid_rate = scope.windows[0]
+            taken = counts.get((uid_window, uid_rate.period), (0, 0))[0] + 1
+            return _HostPermit(
+                self, permit, scope, anchor, now + horizon, in_flight < horizon, alive[0] + 1, taken
+            )
+
+        # Permits are made inside: a blocked try leaves nothing to settle.
+        return await self._transaction(acquire, "take a slot; nothing was sent")
+
+    def _new_permit(self) -> int:
+        return self._process | next(self._permits)
+
+    async def occupy(self, window: str, rate: Rate, count: int) -> int:
+        if await self._open() is None:
+            assert self._fallback is not None
+            return await self._fallback.occupy(window, rate, count)
+
+        def occupy(db: sqlite3.Connection) -> int:
+            now = self._clock.monotonic()
+            return self._fill(db, window, rate, count - _alive(db, window, rate, now), now)
+
+        return await self._transaction(occupy, "fill a window")
+
+    def _fill(
+        self, db: sqlite3.Connection, window: str, rate: Rate, missing: int, now: float
+    ) -> int:
+        """`missing` slots of someone else's requests, counting from `now`."""
+        if missing <= 0:
+            return 0
+        db.executemany(
+            "INSERT INTO slots VALUES (?, ?, ?, ?)",
+            [(window, rate.period, now, self._new_permit()) for _ in range(missing)],
+        )
+        _count(db, window, rate.period, missing)
+        return missing
+
+    async def close_gate(self, gate: str, seconds: float) -> None:
+        if await self._open() is None:
+            assert self._fallback is not None
+            await self._fallback.close_gate(gate, seconds)
+            return
+
+        def close(db: sqlite3.Connection) -> None:
+            opens = self._clock.monotonic() + seconds
+            db.execute(
+                "INSERT INTO gates VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET opens = max(opens, excluded.opens)",
+                (gate, opens),
+            )
+
+        await self._transaction(close, "close a gate")
+
+    async def gate_remaining(self, gate: str) -> float:
+        if await self._open() is None:
+            assert self._fallback is not None
+            return await self._fallback.gate_remaining(gate)
+
+        def remaining(db: sqlite3.Connection) -> float:
+            row = db.execute(_GATES, (gate, gate)).fetchone()
+            return 0.0 if row is None else max(0.0, row[1] - self._clock.monotonic())
+
+        return await self._transaction(remaining, "read a gate; nothing was sent")
+
+    async def aclose(self) -> None:
+        """Close the connection; every slot is already on disk."""
+        if self._connection is not None and self._pid == os.getpid():
+            self._connection.close()
+        self._connection = None
+
+    async def settle_permit(
+        self, permit: _HostPermit, answered: bool, succeeded: bool, server_count: int | None
+    ) -> bool:
+        if not answered and not permit.bet:
+            return False  # the slot already counts until its horizon
+
+        def settle(db: sqlite3.Connection) -> bool:
+            now = self._clock.monotonic()
+            was = permit.anchor
+            kept = permit.windows
+            if answered:
+                errors = permit.scope.errors
+                if succeeded and errors is not None and permit.windows[-1][0] == errors[0]:
+                    kept = permit.windows[:-1]  # a success was no error: given back
+                    if db.execute(_DELETE_SLOT, (*permit.windows[-1], was, permit.permit)).rowcount:
+                        _count(db, *permit.windows[-1], -1, taken=0)
+                moved = min(was, now)
+            else:
+                moved = max(was, permit.horizon_at)
+            if moved != was:
+                db.executemany(
+                    _MOVE_SLOT, [(moved, name, period, was, permit.permit) for name, period in kept]
+                )
+            permit.anchor, permit.windows = moved, kept
+            if not answered or server_count is None:
+                return False
+            window, rate = permit.scope.windows[0]
+            taken, _ = _count(db, window, rate.period, 0)
+            ours = permit.alive + taken - permit.taken
+            return self._fill(db, window, rate, server_count - ours, now) > 0
+
+        try:
+            return await self._transaction(settle, "settle a slot")
+        except LimiterUnavailableError as exc:
+            # The request is over; its slot counts until its horizon (later than its
+            # answer) or, with the arrival bet, until the bet ends: throughput, or the bet.
+            log.warning("%s; the request's slot counts as it was taken", exc)
+            return False
+
+
+_GATES = "SELECT name, opens FROM gates WHERE name IN (?, ?)"
+_COUNTS = "SELECT name, period, taken, alive FROM windows WHERE name IN ({})"
+_COUNT = (
+    "INSERT INTO windows VALUES (?, ?, ?, ?) ON CONFLICT (name, period) DO UPDATE "
+    "SET taken = taken + excluded.taken, alive = alive + excluded.alive"
+)
+_RECOUNT = "UPDATE windows SET alive = alive + ? WHERE name = ? AND period = ?"
+_MOVE_SLOT = (
+    "UPDATE slots SET anchor = ? WHERE name = ? AND period = ? AND anchor = ? AND permit = ?"
+)
+_DELETE_SLOT = "DELETE FROM slots WHERE name = ? AND period = ? AND anchor = ? AND permit = ?"
+
+
+def _drop_expired(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> int:
+    """Delete window `name`'s expired slots; returns how many (its count is not moved)."""
+    return db.execute(
+        "DELETE FROM slots WHERE name = ? AND period = ? AND anchor <= ?",
+        (name, rate.period, now + _EPSILON - rate.period - BOUNDARY),
+    ).rowcount
+
+
+def _alive(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> int:
+    """How many slots window `name` holds at `now`, once its expired ones are dropped."""
+    dropped = _drop_expired(db, name, rate, now)
+    row = db.execute(_RECOUNT + " RETURNING alive", (-dropped, name, rate.period)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _wait(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> tuple[float, float]:
+    """Seconds until full window `name` (its expired slots dropped) admits one more
+    request, `rate.limit` at most, and the anchor of the slot it waits for."""
+    # Anchors move when requests are settled: the limit-th latest frees the window.
+    row = db.execute(
+        "SELECT anchor FROM slots WHERE name = ? AND period = ? "
+        "ORDER BY anchor DESC LIMIT 1 OFFSET ?",
+        (name, rate.period, rate.limit - 1),
+    ).fetchone()
+    expiry = rate.period + BOUNDARY
+    return (0.0, 0.0) if row is None else (max(0.0, row[0] + expiry - now - _EPSILON), row[0])
+
+
+def _count(
+    db: sqlite3.Connection, name: str, period: float, more: int, *, taken: int | None = None
+) -> tuple[int, int]:
+    """Add `more` slots to a window's count of rows, and (unless `taken=0`) to the
+    slots ever taken in it, which tells how many of ours a server's count may include;
+    returns both counts."""
+    added = more if taken is None else taken
+    row = db.execute(_COUNT + " RETURNING taken, alive", (name, period, added, more)).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
+
+
+class _HostPermit:
+    __slots__ = (
+        "_backend",
+        "alive",
+        "anchor",
+        "bet",
+        "horizon_at",
+        "permit",
+        "scope",
+        "taken",
+        "windows",
+    )
+
+    def __init__(
+        self,
+        backend: HostBackend,
+        permit: int,
+        scope: Scope,
+        anchor: float,
+        horizon_at: float,
+        bet: bool,
+        alive: int,
+        taken: int,
+    ) -> None:
+        self._backend, self.permit, self.scope = backend, permit, scope
+        self.anchor, self.horizon_at, self.bet = anchor, horizon_at, bet
+        checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
+        self.windows = tuple((name, rate.period) for name, rate in checked)
+        """Where its rows are: (name, period) of each window, all at `anchor`."""
+        # What this client can account for in the UID window when the server counts
+        # this request: what was alive when it was sent, and whatever was sent since.
+        self.alive, self.taken = alive, taken
+
+    async def settle(
+        self, *, answered: bool, succeeded: bool = False, server_count: int | None = None
+    ) -> bool:
+        return await self._backend.settle_permit(self, answered, succeeded, server_count)

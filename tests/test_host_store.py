@@ -1,0 +1,262 @@
+"""The host store beyond the contract: processes share it, a crash loses nothing, a
+reboot moves its times, and a store that cannot be opened says so (the contract itself
+is `test_backend_contract.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bingx_assets import AssetsClient, HostBackend, LimiterUnavailableError, RateLimiter
+from bingx_assets._limiter import Blocked, GateClosed, MemoryBackend, Rate, Scope, _host_store
+from bingx_assets._limiter._host_store import default_host_store_path
+from bingx_assets.testing import BingXSimulator
+
+from .test_backend_contract import HORIZON, SCOPE, HandClock, blocked, exactly, take
+from .test_command_line import simulate_command
+
+pytestmark = pytest.mark.looptime(False)
+
+
+async def test_two_stores_on_one_file_share_windows_and_gates(tmp_path: Path) -> None:
+    clock = HandClock()
+    first = HostBackend(tmp_path / "limits.sqlite3", clock=clock)
+    second = HostBackend(tmp_path / "limits.sqlite3", clock=clock)
+    for backend in (first, second, first):
+        await take(backend)
+    assert (await blocked(second)).seconds == exactly(1.001)
+    await second.close_gate("gate:u:/x", 60.0)
+    closed = await first.try_acquire(SCOPE, 0.0, HORIZON)
+    assert isinstance(closed, GateClosed)
+    assert closed.seconds == exactly(60.0)
+    # The first never closed (a crash): a third, opened after it, sees it all.
+    third = HostBackend(tmp_path / "limits.sqlite3", clock=clock)
+    assert await third.gate_remaining("gate:u:/x") == exactly(60.0)
+    behind_other_gates = replace(SCOPE, gates=("gate:v:/x", "gate:ip:j"))
+    assert (await blocked(third, behind_other_gates)).seconds == exactly(1.001)
+    await second.aclose()
+    await third.aclose()
+
+
+async def test_the_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "cache" / "limits.sqlite3"
+    backend = HostBackend(path)
+    await backend.close_gate("gate:u:/x", 1.0)
+    await backend.aclose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+class RebootedClock(HandClock):
+    """The same wall clock as `before`, `later` seconds on; a monotonic clock that
+    restarted at the reboot."""
+
+    def __init__(self, before: HandClock, later: float) -> None:
+        super().__init__()
+        self._wall_ms = before.wall_ms() + round(later * 1000)
+        self.now = 20.0
+
+    def wall_ms(self) -> int:
+        return self._wall_ms + round((self.now - 20.0) * 1000)
+
+
+async def test_a_gate_survives_a_reboot_through_the_wall_clock(tmp_path: Path) -> None:
+    before = HandClock()
+    first = HostBackend(tmp_path / "limits.sqlite3", clock=before)
+    await first.close_gate("gate:u:/x", 300.0)  # a disabled period BingX announced
+    await first.aclose()
+    after = RebootedClock(before, later=100.0)  # back 100 s later, its clock near 0
+    second = HostBackend(tmp_path / "limits.sqlite3", clock=after)
+    assert await second.gate_remaining("gate:u:/x") == pytest.approx(200.0, abs=0.002)
+    await second.aclose()
+
+
+async def test_a_slot_in_flight_in_another_process_is_looked_at_again_every_poll_interval(
+    tmp_path: Path,
+) -> None:
+    clock = HandClock()
+    ours = HostBackend(tmp_path / "limits.sqlite3", clock=clock, poll_interval=0.05)
+    theirs = HostBackend(tmp_path / "limits.sqlite3", clock=clock)
+    for _ in range(3):
+        await take(theirs, in_flight=HORIZON)  # answers only they will see
+    assert (await blocked(ours)).seconds == exactly(0.05)
+    elsewhere = replace(SCOPE, windows=(("uid:v", Rate(1, 1.0)),))
+    await (await take(ours, elsewhere)).settle(answered=True)
+    assert (await blocked(ours, elsewhere)).seconds == exactly(1.001)  # answered: exact
+
+
+async def test_an_explicit_store_that_cannot_be_opened_is_a_typed_error(tmp_path: Path) -> None:
+    path = tmp_path / "limits.sqlite3"
+    path.write_bytes(b"this is not a database, it is a photo of a cat" * 100)
+    backend = HostBackend(path)
+    with pytest.raises(LimiterUnavailableError, match=r"cannot be opened.*nothing was sent"):
+        await backend.try_acquire(SCOPE, 0.0, HORIZON)
+    blocked_dir = tmp_path / "a-file"
+    blocked_dir.write_text("")
+    with pytest.raises(LimiterUnavailableError, match="cannot be opened"):
+        await HostBackend(blocked_dir / "limits.sqlite3").gate_remaining("gate:u:/x")
+
+
+async def test_the_default_store_that_cannot_be_opened_warns_once_and_limits_in_memory(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = default_host_store_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x00garbage" * 200)
+    backend = HostBackend()
+    for _ in range(3):
+        await take(backend)
+    assert isinstance(await backend.try_acquire(SCOPE, 0.0, HORIZON), Blocked)
+    warnings = [r for r in caplog.records if "cannot be opened" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "keeps its limits in memory" in warnings[0].getMessage()
+    await backend.aclose()
+
+
+async def test_a_store_locked_for_too_long_is_a_typed_error_and_a_short_lock_is_waited_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "limits.sqlite3"
+    backend = HostBackend(path)
+    await backend.gate_remaining("gate:u:/x")  # opened
+    other = sqlite3.connect(path, isolation_level=None)  # another process, holding the lock
+    other.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr(_host_store, "LOCKED_FOR_TOO_LONG", 0.05)
+    with pytest.raises(LimiterUnavailableError, match=r"stayed locked.*nothing was sent"):
+        await backend.try_acquire(SCOPE, 0.0, HORIZON)
+    monkeypatch.setattr(_host_store, "LOCKED_FOR_TOO_LONG", 5.0)
+    asyncio.get_running_loop().call_later(0.05, other.execute, "COMMIT")
+    started = time.monotonic()
+    await take(backend)  # waits on the loop, not in SQLite, until the lock is released
+    assert time.monotonic() - started >= 0.04
+    other.close()
+    await backend.aclose()
+
+
+async def test_clients_of_the_in_process_simulator_never_open_the_host_store() -> None:
+    sim = BingXSimulator()
+    key = sim.add_key(uid=1001)
+    async with sim.http_client() as http:
+        client = AssetsClient(key.api_key, key.secret_key, uid=1001, http_client=http)
+        await client.asset_overview()
+    assert isinstance(client.limiter.backend, MemoryBackend)
+    assert client.limiter is RateLimiter.default(None)
+    assert not default_host_store_path().exists()
+    assert not default_host_store_path().parent.exists() or not any(
+        default_host_store_path().parent.glob("limits-*")
+    )
+
+
+async def test_processes_share_one_window_through_the_store(tmp_path: Path) -> None:
+    """Another process takes a slot; this one sees it (real processes, real clock)."""
+    path = tmp_path / "limits.sqlite3"
+    one = Scope("u", "i", ("gate:u", "gate:i"), (("uid:u", Rate(1, 30.0)), ("ip:i", Rate(9, 30.0))))
+    program = textwrap.dedent(f"""
+        import asyncio
+        from bingx_assets import HostBackend
+        from bingx_assets._limiter import Rate, Scope
+        scope = Scope("u", "i", ("gate:u", "gate:i"),
+                      (("uid:u", Rate(1, 30.0)), ("ip:i", Rate(9, 30.0))))
+        async def main():
+            backend = HostBackend({str(path)!r})
+            permit = await backend.try_acquire(scope, 5.0, 5.0)
+            await permit.settle(answered=True)
+        asyncio.run(main())
+    """)
+    other = await asyncio.create_subprocess_exec(sys.executable, "-c", program)
+    assert await other.wait() == 0
+    backend = HostBackend(path)
+    full = await backend.try_acquire(one, 0.0, HORIZON)
+    assert isinstance(full, Blocked)
+    assert 25.0 < full.seconds <= 30.001
+    await backend.aclose()
+
+
+# -- whole runs of the command line against a `simulate` process ---------------------------
+
+
+def _balances(url: str, keys: Path) -> list[str]:
+    return [sys.executable, "-m", "bingx_assets", "balances", "--keys", str(keys),
+            "--base-url", url, "--json"]  # fmt: skip
+
+
+def _slots_taken(url: str) -> int:
+    """Slots ever taken in the store's UID windows (expired ones are deleted)."""
+    path = default_host_store_path(url)
+    if not path.exists():
+        return 0
+    with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(path)) as db:
+        taken = db.execute("SELECT sum(taken) FROM windows WHERE name LIKE 'uid:%'").fetchone()
+        return int(taken[0] or 0)
+    return 0
+
+
+@contextlib.contextmanager
+def _running(argv: list[str]) -> Iterator[subprocess.Popen[str]]:
+    run = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield run
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.communicate(timeout=30)
+
+
+def _stopped_in_the_middle(url: str, keys: Path, how: signal.Signals) -> int:
+    """A `balances` run sent `how` once it has taken slots for some of its keys."""
+    before = _slots_taken(url)
+    with _running(_balances(url, keys)) as run:
+        deadline = time.monotonic() + 30
+        while _slots_taken(url) < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert _slots_taken(url) >= before + 2  # in the middle: some keys sent, most not
+        run.send_signal(how)
+        return run.wait(timeout=30)
+
+
+def test_runs_stopped_in_the_middle_of_a_fan_out_cost_the_next_run_no_refusal(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM (`docker stop`), then SIGKILL, each followed at once by the next run: the
+    store holds every slot each stopped run took, in flight ones until their horizon."""
+    keys = tmp_path / "sim.toml"
+    with simulate_command(keys, simulated_keys=6) as (url, log):
+        assert _stopped_in_the_middle(url, keys, signal.SIGTERM) == 143
+        assert _stopped_in_the_middle(url, keys, signal.SIGKILL) == -signal.SIGKILL
+        again = subprocess.run(_balances(url, keys), capture_output=True, text=True, timeout=60)
+        assert json.loads(again.stdout)["failed"] == 0
+    assert not [line for line in log if "refused" in line]
+
+
+def test_four_runs_at_once_share_one_uid_through_the_store(tmp_path: Path) -> None:
+    runs = 4
+    keys = tmp_path / "sim.toml"
+    with simulate_command(keys, simulated_keys=2) as (url, log):
+        started = [
+            subprocess.Popen(_balances(url, keys), stdout=subprocess.PIPE, text=True)
+            for _ in range(runs)
+        ]
+        documents = [json.loads(run.communicate(timeout=60)[0]) for run in started]
+    assert [(d["complete"], d["failed"]) for d in documents] == [(True, 0)] * runs
+    assert not [line for line in log if "refused" in line]
+
+
+def test_the_environment_points_the_store_at_the_tests_cache() -> None:
+    cache = os.environ["XDG_CACHE_HOME"]
+    assert str(default_host_store_path()).startswith(cache)
