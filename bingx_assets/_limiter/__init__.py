@@ -41,6 +41,7 @@ long), `_backend` (the contract a store keeps), and the stores themselves: `_mem
 from ._backend import BOUNDARY, Blocked, GateClosed, LimiterBackend, Permit, Rate, Scope
 from ._memory import MemoryBackend
 from ._rate_limiter import (
+    ErrorBudgetFull,
     GateTooLong,
     LimiterStats,
     RateLimiter,
@@ -52,6 +53,7 @@ from ._rate_limiter import (
 __all__ = [
     "BOUNDARY",
     "Blocked",
+    "ErrorBudgetFull",
     "GateClosed",
     "GateTooLong",
     "LimiterBackend",
