@@ -318,7 +318,6 @@ class AssetsClient(OwnsHttpClient):
         await limiter.close_gate(
             self._key_gate, seconds, because=f"this key was refused with code {exc.code}"
         )
-        exc.args = (f"{exc}; backing off: this key is not sent again until {retry_at}",)
         log.warning(
             "key %s refused with code %s: not sent again until %s", self.label, exc.code, retry_at
         )
