@@ -310,3 +310,59 @@ async def test_a_skewed_clock_with_the_time_endpoint_down_costs_one_error_per_ui
     timestamp_errors = Counter(r.uid for r in sim.requests if r.code == 100421)
     assert all(count <= 1 for count in timestamp_errors.values()), timestamp_errors
     assert sum(timestamp_errors.values()) >= 1  # the skew was real, and learnt from an answer
+
+
+@pytest.mark.parametrize(
+    ("date", "offset_ms"),
+    [
+        ("Thu, 01 Jan 2026 00:00:20 GMT", 20_500),  # the middle of the second it names
+        ("Wed, 31 Dec 2025 23:59:40 GMT", -19_500),
+    ],
+)
+async def test_a_date_header_gives_an_offset_trusted_to_a_second_plus_half_the_trip(
+    date: str, offset_ms: int
+) -> None:
+    clock = LoopClock()  # its wall clock starts at 2026-01-01T00:00:00Z
+    server_clock = RateLimiter(clock=clock).server_clock
+    sent = clock.wall_ms()
+    server_clock.observe_date({"date": date}, sent - 100, sent + 100)
+    assert server_clock.offset_ms == offset_ms
+    assert server_clock.uncertainty_ms == 1_100
+    # A millisecond timestamp with a smaller uncertainty replaces it; a Date never
+    # replaces a better sample.
+    server_clock.observe(sent + 20_250, sent - 10, sent + 10)
+    assert (server_clock.offset_ms, server_clock.uncertainty_ms) == (20_250, 10)
+    server_clock.observe_date({"date": date}, sent, sent)
+    assert (server_clock.offset_ms, server_clock.uncertainty_ms) == (20_250, 10)
+
+
+@pytest.mark.parametrize(
+    "date",
+    ["", "yesterday", "Thu, 01 Jan 2026 00:00:20", "Thu, 32 Jan 2026 00:00:20 GMT",
+     "Thu, 01 Jan 99999 00:00:20 GMT", "x" * 10_000, "Thu, 01 Jan 2026 99:99:99 GMT"],
+)  # fmt: skip
+def test_an_unreadable_date_header_is_no_sample(date: str) -> None:
+    server_clock = RateLimiter(clock=LoopClock()).server_clock
+    server_clock.observe_date({"date": date}, 0, 0)
+    server_clock.observe_date({}, 0, 0)
+    assert not server_clock.measured
+
+
+async def test_a_clock_measurement_cut_off_by_cancellation_is_tried_again(
+    clock: LoopClock,
+) -> None:
+    sim = BingXSimulator(clock=clock)
+    key = sim.add_key(uid=UID)
+    sim.inject(Fault.slow(5.0), path=SERVER_TIME_PATH)
+    limiter = RateLimiter(clock=clock)
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=UID, http_client=sim.http_client(), limiter=limiter
+    ) as client:
+        call = asyncio.create_task(client.asset_overview())
+        await asyncio.sleep(1.0)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert not limiter.server_clock.attempted
+        await client.asset_overview()
+    assert limiter.server_clock.attempted and limiter.server_clock.measured
