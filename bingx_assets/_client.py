@@ -397,29 +397,28 @@ class AssetsClient(OwnsHttpClient):
         long: the 429 said the IP's window was full now."""
         limiter, server_clock = self.limiter, self.limiter.server_clock
         limits = limiter.limits
-        if exc.unblock_at_ms is not None:
+        pauses = refusal_of(exc).pauses
+        # The rows are read from these fields, so each test below also narrows the type.
+        if pauses == "uid until its time" and exc.unblock_at_ms is not None:
             if not server_clock.measured:
                 await self._sync_clock(stale_before_ms=limiter.clock.wall_ms())
             seconds = server_clock.seconds_until(exc.unblock_at_ms)
             seconds = min(seconds, LONGEST_SERVER_PAUSE_SECONDS) + GATE_SLACK_SECONDS
             await limiter.close_gate(scope.uid_gate, seconds)
             what = f"BingX disabled UID {scope.uid}"
-        elif exc.code is None:  # HTTP 429, 418, 403: this IP's budget, or a ban of it
-            if exc.retry_after is not None:
-                seconds = min(
-                    max(exc.retry_after, GATE_SLACK_SECONDS), LONGEST_SERVER_PAUSE_SECONDS
-                )
-                what = f"BingX asked this IP ({scope.ip}) to wait {exc.retry_after:g} s"
-                await limiter.close_gate(scope.ip_gate, seconds)
-            elif exc.status_code == 429:
-                seconds = limits.per_ip_endpoint.period
-                what = f"BingX found the window of this IP ({scope.ip}) full"
-                for window in scope.ip_windows:
-                    await limiter.fill_window(window)
-            else:
-                seconds = FIREWALL_BAN_SECONDS
-                what = f"BingX blocked this IP ({scope.ip})"
-                await limiter.close_gate(scope.ip_gate, seconds)
+        elif pauses == "ip as asked" and exc.retry_after is not None:
+            seconds = min(max(exc.retry_after, GATE_SLACK_SECONDS), LONGEST_SERVER_PAUSE_SECONDS)
+            what = f"BingX asked this IP ({scope.ip}) to wait {exc.retry_after:g} s"
+            await limiter.close_gate(scope.ip_gate, seconds)
+        elif pauses == "ip windows":
+            seconds = limits.per_ip_endpoint.period
+            what = f"BingX found the window of this IP ({scope.ip}) full"
+            for window in scope.ip_windows:
+                await limiter.fill_window(window)
+        elif pauses == "ip for a ban":
+            seconds = FIREWALL_BAN_SECONDS
+            what = f"BingX blocked this IP ({scope.ip})"
+            await limiter.close_gate(scope.ip_gate, seconds)
         else:  # a bare 100410: the UID's window was full, with requests not ours
             what = f"BingX found the window of UID {scope.uid} full of requests not sent here"
             seconds = limits.per_uid.period
@@ -492,7 +491,10 @@ class AssetsClient(OwnsHttpClient):
                 f"UID {scope.uid}'s error budget ({limit} error replies in {period:g} s, "
                 "kept well under BingX's penalty for more than 20 in 480 s) is full"
             )
-            next_step = f"longer than max_wait ({self.max_wait:g} s), so calls fail until then"
+            next_step = (
+                f"its requests in flight were not answered within max_wait ({self.max_wait:g} s), "
+                "so calls fail until then, or until one of its requests succeeds"
+            )
         return ErrorBudgetError(
             None,
             f"not sent: {what} until {server_clock.local_time(unblock_at_ms)} "

@@ -4,7 +4,9 @@
 answer                               pauses                              retried          the key
 100410 with a time                   the UID until then (a day at most)  within max_wait  -
 100410 without a time                the UID's window, then the UID      within max_wait  -
-HTTP 429 / 418 / 403                 this IP (its windows, or its gate)  within max_wait  -
+HTTP 429 / 418 / 403, Retry-After    this IP as long as asked (a day)    within max_wait  -
+HTTP 429                             this IP's windows, one period       within max_wait  -
+HTTP 418 / 403                       this IP, five minutes (a ban)       within max_wait  -
 not sent: the error budget is full   nothing: this key waits             no               -
 100001 100412 100413 100419 100004   this key, 60 s doubling to 480 s    no               backs off
 80014, 100421 about time             nothing: the clock is re-measured   once             -
@@ -50,6 +52,9 @@ from ._exceptions import (
 __all__ = ["KEY_BACKOFF_FIRST", "NEVER_AS_IT_IS", "KeyBackoff", "Refusal", "key_gate", "refusal_of"]
 
 Retry = Literal["no", "once", "within max_wait", "with back-off"]
+Pause = Literal[
+    "uid until its time", "ip as asked", "ip windows", "ip for a ban", "uid window", "nothing"
+]
 
 # The codes that say a key can never succeed as it is: wrong key, secret or signature,
 # a whitelist without this IP, a key without the read permission.
@@ -65,13 +70,18 @@ class Refusal:
 
     name: str
     retry: Retry
+    pauses: Pause = "nothing"
     key_backs_off: bool = False
     marks_key: bool = False
     counts: bool = True
     """Keeps its slot in the UID's error budget (every row but server trouble)."""
 
 
-RATE = Refusal("refused for rate", "within max_wait")
+UID_DISABLED = Refusal("100410 with a time", "within max_wait", "uid until its time")
+UID_FULL = Refusal("100410 without a time", "within max_wait", "uid window")
+IP_ASKED = Refusal("HTTP 429 / 418 / 403 with Retry-After", "within max_wait", "ip as asked")
+IP_FULL = Refusal("HTTP 429", "within max_wait", "ip windows")
+IP_BANNED = Refusal("HTTP 418 / 403", "within max_wait", "ip for a ban")
 BUDGET = Refusal("not sent: the UID's error budget is full", "no")
 KEY_REFUSED = Refusal(
     "this key can never succeed as it is", "no", key_backs_off=True, marks_key=True
@@ -88,7 +98,13 @@ def refusal_of(exc: BingXError) -> Refusal:
     if isinstance(exc, ErrorBudgetError):
         return BUDGET
     if isinstance(exc, RateLimitError):
-        return RATE
+        if exc.unblock_at_ms is not None:
+            return UID_DISABLED
+        if exc.code is not None:
+            return UID_FULL
+        if exc.retry_after is not None:
+            return IP_ASKED
+        return IP_FULL if exc.status_code == 429 else IP_BANNED
     if isinstance(exc, AuthenticationError | PermissionDeniedError) and exc.code in NEVER_AS_IT_IS:
         return KEY_REFUSED
     if isinstance(exc, TimestampError):

@@ -253,8 +253,18 @@ def test_the_refusal_table() -> None:
         found = refusal_of(exc)  # type: ignore[arg-type]
         return found.retry, found.key_backs_off, found.marks_key, found.counts
 
-    assert row(RateLimitError(100410, "rate limited", status_code=200)) == (
-        "within max_wait", False, False, True)  # fmt: skip
+    for exc, pauses in [
+        (RateLimitError(100410, "rate limited", status_code=200), "uid window"),
+        (RateLimitError(100410, "", status_code=200, unblock_at_ms=1), "uid until its time"),
+        (RateLimitError(None, "", status_code=429, retry_after=2.0), "ip as asked"),
+        (RateLimitError(None, "", status_code=403, retry_after=2.0), "ip as asked"),
+        (RateLimitError(None, "", status_code=429), "ip windows"),
+        (RateLimitError(None, "", status_code=418), "ip for a ban"),
+        (RateLimitError(None, "", status_code=403), "ip for a ban"),
+    ]:
+        assert row(exc) == ("within max_wait", False, False, True)
+        assert refusal_of(exc).pauses == pauses
+    assert refusal_of(AuthenticationError(100001, "", status_code=200)).pauses == "nothing"
     assert row(ErrorBudgetError(None, "not sent", status_code=None)) == ("no", False, False, True)
     for code in (100001, 100412, 100413):
         assert row(AuthenticationError(code, "", status_code=200)) == ("no", True, True, True)
