@@ -376,3 +376,29 @@ async def test_a_clock_measurement_cut_off_by_cancellation_is_tried_again(
         assert not limiter.server_clock.attempted
         await client.asset_overview()
     assert limiter.server_clock.attempted and limiter.server_clock.measured
+
+
+async def test_keys_without_errors_wait_for_answers_in_flight_rather_than_fail(
+    clock: LoopClock,
+) -> None:
+    # A budget of 2 with slow answers: the third and later requests find it held by
+    # requests in flight, wait for their answers (successes give the slots back), and
+    # are sent as soon as one arrives.
+    limits = RateLimits(error_budget=Rate(2, 480.0), suspect_error_limit=1)
+    sim = BingXSimulator(clock=clock, latency=0.25)
+    keys = [sim.add_key(uid=UID) for _ in range(6)]
+    limiter = RateLimiter(limits, clock=clock)
+    async with AssetsPool(
+        [creds(k, f"k{n}") for n, k in enumerate(keys)],
+        http_client=sim.http_client(),
+        limiter=limiter,
+    ) as pool:
+        started = clock.monotonic()
+        results = await pool.gather()
+        elapsed = clock.monotonic() - started
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    sent = [round(r.sent - started, 3) for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]
+    # After the clock measurement's round trip: pairs, each sent when the last pair's
+    # answers came; the sixth waits for the UID's own window (five answered since 1.0 s).
+    assert sent == [0.5, 0.5, 1.0, 1.0, 1.5, 2.001]
+    assert elapsed == pytest.approx(2.501, abs=0.01)
