@@ -113,7 +113,7 @@ class AssetsClient(OwnsHttpClient):
         if not isinstance(label, str) or not label:
             raise ConfigurationError(f"label must be a non-empty string, not {label!r}")
         self.label = label
-        self._key_gate = key_gate(self.api_key)
+        self._key_gate = key_gate(self.api_key, self._secret)
         self._backoff = KeyBackoff(self.limiter.limits.error_budget.period)
         self._scopes: dict[tuple[str, bool], Scope] = {}
         self._retrying = AsyncRetrying(

@@ -33,6 +33,7 @@ says which row an error is.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Literal
 
@@ -118,10 +119,13 @@ def refusal_of(exc: BingXError) -> Refusal:
     return FINAL
 
 
-def key_gate(api_key: str) -> str:
-    """The gate of one key, named by a hash: a backend's names are seen by whoever can
-    read it (`redis-cli keys`), and the key itself must never be among them."""
-    return "gate:key:" + hashlib.sha256(api_key.encode()).hexdigest()[:24]
+def key_gate(api_key: str, secret: bytes) -> str:
+    """The gate of one key as it is (its api key and secret together), named by an HMAC
+    under the secret: a backend's names are seen by whoever can read it (`redis-cli
+    keys`), so neither the key nor anything that tells of the secret may be among them,
+    and a key given a new secret is a new key, sent at once."""
+    digest = hmac.new(secret, b"bingx-assets key gate\n" + api_key.encode(), hashlib.sha256)
+    return "gate:key:" + digest.hexdigest()[:32]
 
 
 class KeyBackoff:

@@ -402,3 +402,25 @@ async def test_keys_without_errors_wait_for_answers_in_flight_rather_than_fail(
     # answers came; the sixth waits for the UID's own window (five answered since 1.0 s).
     assert sent == [0.5, 0.5, 1.0, 1.0, 1.5, 2.001]
     assert elapsed == pytest.approx(2.501, abs=0.01)
+
+
+async def test_a_key_gate_names_neither_the_key_nor_its_secret_and_a_new_secret_is_a_new_key(
+    clock: LoopClock,
+) -> None:
+    sim = penalty_simulator(clock)
+    key = sim.add_key(uid=UID)
+    backend = MemoryBackend(clock)
+    limiter = RateLimiter(clock=clock, backend=backend)
+    http = sim.http_client()
+    wrong = AssetsClient(key.api_key, "not-the-secret", uid=UID, http_client=http, limiter=limiter)
+    with pytest.raises(AuthenticationError):
+        await wrong.asset_overview()
+    closed = [name for name in backend._gates if name.startswith("gate:key:")]
+    assert len(closed) == 1
+    assert key.api_key not in closed[0] and "not-the-secret" not in closed[0]
+    assert key.secret_key not in closed[0]
+    fixed = AssetsClient(key.api_key, key.secret_key, uid=UID, http_client=http, limiter=limiter)
+    assert (await fixed.asset_overview()).total > 0  # sent at once
+    with pytest.raises(AuthenticationError, match="not sent"):
+        await wrong.asset_overview()
+    await http.aclose()
