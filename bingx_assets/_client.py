@@ -335,8 +335,8 @@ class AssetsClient(OwnsHttpClient):
         if last is None:
             return APIError(
                 None,
-                "not sent: this key was refused by BingX in another process sharing this "
-                f"limiter; {retrying}",
+                "not sent: BingX refused this key as it is (its key, secret, whitelist or "
+                f"permission) in another process sharing this limiter; {retrying}",
                 status_code=None,
             )
         error = type(last)(last.code, last.msg, status_code=None)
