@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypeVar, Unpack
@@ -27,19 +29,20 @@ from ._constants import (
 from ._credentials import check_credential, check_uid, mask
 from ._exceptions import (
     APIConnectionError,
+    APIError,
     BingXError,
     ConfigurationError,
-    DecodeError,
+    ErrorBudgetError,
     LimiterUnavailableError,
     RateLimitError,
-    ServerBusyError,
     TimestampError,
 )
-from ._limiter import GateTooLong, RateLimiter, Scope, resolve_limiter
+from ._limiter import ErrorBudgetFull, GateTooLong, RateLimiter, Scope, resolve_limiter
 from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._observer import observing_attempt
 from ._options import ClientOptionArgs, ClientOptions, resolve_options
+from ._refusals import KeyBackoff, key_gate, refusal_of
 from ._signing import signed_query
 from ._transports._http_clients import OwnsHttpClient
 from ._uid_cache import open_uid_cache
@@ -111,6 +114,9 @@ class AssetsClient(OwnsHttpClient):
         if not isinstance(label, str) or not label:
             raise ConfigurationError(f"label must be a non-empty string, not {label!r}")
         self.label = label
+        self._key_gate = key_gate(self.api_key, self._secret)
+        self._backoff = KeyBackoff(self.limiter.limits.error_budget.period)
+        self._scopes: dict[tuple[str, bool], Scope] = {}
         self._retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_retries + 1), wait=_wait_before_retry, reraise=True
         )
@@ -138,8 +144,7 @@ class AssetsClient(OwnsHttpClient):
         wanted = parse_account_type(account_type) if account_type is not None else None
         try:
             uid = await self.uid()
-            scope = self.limiter.scope(uid, ASSET_OVERVIEW_PATH)
-            overview = await self._request(ASSET_OVERVIEW_PATH, BALANCES, scope)
+            overview = await self._request(ASSET_OVERVIEW_PATH, BALANCES, uid)
         except Exception as exc:
             self._uid_cache.forget_if_refused(self.api_key, exc)
             for observer in self.limiter.observers:
@@ -161,16 +166,14 @@ class AssetsClient(OwnsHttpClient):
             if self._uid is None:
                 self._uid = self._uid_cache.get(self.api_key)
             if self._uid is None:
-                # Before the UID is known, every lookup shares one window of the UID
-                # rate, so keys that turn out to share a UID stay inside it.
-                scope = self.limiter.scope("lookup", UID_PATH)
-                uid: int = await self._request(UID_PATH, UID, scope)
+                uid: int = await self._request(UID_PATH, UID, None)
                 self._uid = str(uid)
                 # A locked file rewrite: off the event loop, which other calls share.
                 await asyncio.to_thread(self._uid_cache.put, self.api_key, self._uid)
         return self._uid
 
-    async def _request(self, path: str, data: DataDecoder[T], scope: Scope) -> T:
+    async def _request(self, path: str, data: DataDecoder[T], uid: str | None) -> T:
+        """One call to `path` for `uid` (None: the UID lookup), attempts and retries."""
         if not self.limiter.server_clock.attempted:
             await self._sync_clock()
         # Our own loop over the client's tenacity policy: iterating an AsyncRetrying
@@ -180,7 +183,7 @@ class AssetsClient(OwnsHttpClient):
         while True:
             try:
                 with observing_attempt(self.limiter.observers):
-                    return await self._attempt(path, data, scope, call)
+                    return await self._attempt(path, data, uid, call)
             except BingXError as exc:
                 retry_state.set_exception((type(exc), exc, exc.__traceback__))
                 if not self._retryable(exc, call) or self._retrying.stop(retry_state):
@@ -192,23 +195,64 @@ class AssetsClient(OwnsHttpClient):
                 retry_state.prepare_for_next_attempt()
 
     def _retryable(self, exc: BingXError, call: _Call) -> bool:
-        if isinstance(exc, RateLimitError):
+        retry = refusal_of(exc).retry
+        if retry == "within max_wait" and isinstance(exc, RateLimitError):
             return self._seconds_until(exc) <= self.max_wait
-        if isinstance(exc, TimestampError):
+        if retry == "once":
             return not call.timestamp_retried  # twice means measuring again won't help
-        # A read is safe to repeat: a cut-off 200 is a connection lost mid-answer.
-        if isinstance(exc, DecodeError):
-            return exc.status_code == 200
-        return isinstance(exc, ServerBusyError | APIConnectionError)
+        return retry == "with back-off"
 
-    async def _attempt(self, path: str, data: DataDecoder[T], scope: Scope, call: _Call) -> T:
+    def retry_at(self, exc: BaseException) -> datetime.datetime | None:
+        """When a call that failed with `exc` is next sent, if it has to wait: the end of
+        this key's back-off, or of the pause a refusal for rate set; None for at once."""
+        server_clock = self.limiter.server_clock
+        if self._backoff.held(self.limiter.clock.monotonic()):
+            return server_clock.local_datetime(self._backoff.retry_at_ms)
+        if isinstance(exc, RateLimitError) and exc.unblock_at_ms is not None:
+            return server_clock.local_datetime(exc.unblock_at_ms)
+        return None
+
+    async def _attempt(self, path: str, data: DataDecoder[T], uid: str | None, call: _Call) -> T:
+        if self._backoff.held(self.limiter.clock.monotonic()):
+            raise self._key_not_sent()
+        if self.limiter.server_clock.needs_probe:
+            # The offset is unknown (the server-time endpoint failed): one request goes
+            # alone and the clock is learnt from its answer, so a skewed clock costs
+            # one timestamp error, not one per key in flight.
+            async with self.limiter.lock("clock-probe"):
+                if self.limiter.server_clock.needs_probe:
+                    return await self._send(path, data, uid, call)
+        return await self._send(path, data, uid, call)
+
+    def _scope(self, path: str, uid: str | None) -> Scope:
+        suspect = self._backoff.suspect(self.limiter.clock.monotonic())
+        found = self._scopes.get((path, suspect))
+        if found is None:
+            # Both of a path's scopes at once: this key's are made once, not per error.
+            for variant in (False, True):
+                if uid is None:
+                    # Before the UID is known, every lookup shares one window of the UID
+                    # rate, so keys that turn out to share a UID stay inside it; with no
+                    # UID there is no error budget to count against.
+                    shared = self.limiter.scope("lookup", path, budgeted=False)
+                else:
+                    shared = self.limiter.scope(uid, path, suspect=variant)
+                gates = (*shared.gates, self._key_gate)
+                self._scopes[(path, variant)] = dataclasses.replace(shared, gates=gates)
+            found = self._scopes[(path, suspect)]
+        return found
+
+    async def _send(self, path: str, data: DataDecoder[T], uid: str | None, call: _Call) -> T:
         limiter = self.limiter
+        scope = self._scope(path, uid)
         try:
             ticket = await limiter.acquire(
                 scope, max_wait=self.max_wait, recv_window_ms=self.recv_window
             )
         except GateTooLong as closed:
             raise self._not_sent(scope, closed) from None
+        except ErrorBudgetFull as full:
+            raise self._budget_full(scope, full) from None
         server_clock, clock = limiter.server_clock, limiter.clock
         params = {"timestamp": ticket.timestamp_ms, "recvWindow": self.recv_window}
         sent_ms = clock.wall_ms()
@@ -227,13 +271,7 @@ class AssetsClient(OwnsHttpClient):
             raise
         received_ms = clock.wall_ms()  # before any limiter round trip: it is not network
         remaining, expires_ms = _server_window(answer.headers)
-        await ticket.settle(answered=True, server_remaining=remaining)
-        if remaining == 0 and expires_ms is not None:
-            try:
-                await self._hold_until_server_window_expires(scope, expires_ms)
-            except LimiterUnavailableError as exc:
-                # The answer is here and must not be lost: holding back is only a saving.
-                log.warning("could not hold UID %s after BingX's rate header (%s)", scope.uid, exc)
+        # Settled once, after decoding: only a success gives its error-budget slot back.
         try:
             result = decode_envelope_data(
                 answer.content,
@@ -242,17 +280,94 @@ class AssetsClient(OwnsHttpClient):
                 data=data,
                 secrets=self._echoable,
             )
-        except RateLimitError as exc:
-            limiter.stats.rejections += 1
-            call.refusals += 1
-            await self._after_refusal(scope, exc, call.refusals)
+        except BingXError as exc:
+            refusal = refusal_of(exc)
+            await ticket.settle(
+                answered=True, succeeded=not refusal.counts, server_remaining=remaining
+            )
+            await self._hold_if_server_window_full(scope, remaining, expires_ms)
+            if refusal.marks_key:
+                self._backoff.errored(clock.monotonic())
+            if not isinstance(exc, TimestampError) and not server_clock.measured:
+                server_clock.observe_date(answer.headers, sent_ms, received_ms)
+            await self._learn(exc, scope, call, sent_ms)
+            if isinstance(exc, TimestampError) and not server_clock.measured:
+                # Measuring again failed: the refusal's own answer is the clock left.
+                server_clock.observe_date(answer.headers, sent_ms, received_ms)
             raise
-        except TimestampError:
-            await self._sync_clock(stale_before_ms=sent_ms)
+        except BaseException:
+            await ticket.settle(answered=True, server_remaining=remaining)
             raise
+        await ticket.settle(answered=True, succeeded=True, server_remaining=remaining)
+        await self._hold_if_server_window_full(scope, remaining, expires_ms)
+        self._backoff.succeeded()
         if isinstance(result, AssetOverview) and result.server_time_ms is not None:
             server_clock.observe(result.server_time_ms, sent_ms, received_ms)
+        if not server_clock.measured:
+            server_clock.observe_date(answer.headers, sent_ms, received_ms)
+            server_clock.vouched = True  # its timestamp was accepted, offset or not
         return result
+
+    async def _learn(self, exc: BingXError, scope: Scope, call: _Call, sent_ms: int) -> None:
+        """What the answer `exc` teaches, by the table in `_refusals`."""
+        refusal = refusal_of(exc)
+        if isinstance(exc, RateLimitError):
+            self.limiter.stats.rejections += 1
+            call.refusals += 1
+            await self._after_refusal(scope, exc, call.refusals)
+        elif isinstance(exc, TimestampError):
+            await self._sync_clock(stale_before_ms=sent_ms)
+        elif refusal.key_backs_off and isinstance(exc, APIError):
+            await self._back_off(exc)
+
+    async def _back_off(self, exc: APIError) -> None:
+        """The answer says this key can never succeed as it is: hold it (in every process
+        sharing the backend), one minute at first, doubling up to the error window, so
+        that a key that can only fail never spends its UID's error budget."""
+        limiter, server_clock = self.limiter, self.limiter.server_clock
+        seconds = self._backoff.refused(exc, limiter.clock.monotonic(), server_clock.now_ms())
+        retry_at = server_clock.local_time(self._backoff.retry_at_ms)
+        await limiter.close_gate(
+            self._key_gate, seconds, because=f"this key was refused with code {exc.code}"
+        )
+        log.warning(
+            "key %s refused with code %s: not sent again until %s", self.label, exc.code, retry_at
+        )
+
+    def _key_not_sent(self) -> APIError:
+        """The error for a call while this key backs off: the type of the answer that
+        made it back off, saying what it was and when the key is sent again."""
+        backoff, server_clock = self._backoff, self.limiter.server_clock
+        seconds = max(0.0, backoff.holds_until - self.limiter.clock.monotonic())
+        retrying = (
+            f"retrying it at {server_clock.local_time(backoff.retry_at_ms)} "
+            f"({seconds:.1f} s from now)"
+        )
+        last = backoff.last_error
+        if last is None:
+            return APIError(
+                None,
+                "not sent: BingX refused this key as it is (its key, secret, whitelist or "
+                f"permission) in another process sharing this limiter; {retrying}",
+                status_code=None,
+            )
+        error = type(last)(last.code, last.msg, status_code=None)
+        error.args = (
+            f"not sent: this key was refused with code {last.code} at "
+            f"{server_clock.local_time(backoff.refused_at_ms)}; {retrying}",
+        )
+        return error
+
+    async def _hold_if_server_window_full(
+        self, scope: Scope, remaining: int | None, expires_ms: int | None
+    ) -> None:
+        if remaining != 0 or expires_ms is None:
+            return
+        try:
+            await self._hold_until_server_window_expires(scope, expires_ms)
+        except LimiterUnavailableError as exc:
+            # The answer is here and must not be lost: holding back is only a saving.
+            log.warning("could not hold UID %s after BingX's rate header (%s)", scope.uid, exc)
 
     async def _hold_until_server_window_expires(self, scope: Scope, expires_ms: int) -> None:
         """BingX says the UID's window is full until `expires_ms`: when that is later than
@@ -294,29 +409,28 @@ class AssetsClient(OwnsHttpClient):
         long: the 429 said the IP's window was full now."""
         limiter, server_clock = self.limiter, self.limiter.server_clock
         limits = limiter.limits
-        if exc.unblock_at_ms is not None:
+        pauses = refusal_of(exc).pauses
+        # The rows are read from these fields, so each test below also narrows the type.
+        if pauses == "uid until its time" and exc.unblock_at_ms is not None:
             if not server_clock.measured:
                 await self._sync_clock(stale_before_ms=limiter.clock.wall_ms())
             seconds = server_clock.seconds_until(exc.unblock_at_ms)
             seconds = min(seconds, LONGEST_SERVER_PAUSE_SECONDS) + GATE_SLACK_SECONDS
             await limiter.close_gate(scope.uid_gate, seconds)
             what = f"BingX disabled UID {scope.uid}"
-        elif exc.code is None:  # HTTP 429, 418, 403: this IP's budget, or a ban of it
-            if exc.retry_after is not None:
-                seconds = min(
-                    max(exc.retry_after, GATE_SLACK_SECONDS), LONGEST_SERVER_PAUSE_SECONDS
-                )
-                what = f"BingX asked this IP ({scope.ip}) to wait {exc.retry_after:g} s"
-                await limiter.close_gate(scope.ip_gate, seconds)
-            elif exc.status_code == 429:
-                seconds = limits.per_ip_endpoint.period
-                what = f"BingX found the window of this IP ({scope.ip}) full"
-                for window in scope.ip_windows:
-                    await limiter.fill_window(window)
-            else:
-                seconds = FIREWALL_BAN_SECONDS
-                what = f"BingX blocked this IP ({scope.ip})"
-                await limiter.close_gate(scope.ip_gate, seconds)
+        elif pauses == "ip as asked" and exc.retry_after is not None:
+            seconds = min(max(exc.retry_after, GATE_SLACK_SECONDS), LONGEST_SERVER_PAUSE_SECONDS)
+            what = f"BingX asked this IP ({scope.ip}) to wait {exc.retry_after:g} s"
+            await limiter.close_gate(scope.ip_gate, seconds)
+        elif pauses == "ip windows":
+            seconds = limits.per_ip_endpoint.period
+            what = f"BingX found the window of this IP ({scope.ip}) full"
+            for window in scope.ip_windows:
+                await limiter.fill_window(window)
+        elif pauses == "ip for a ban":
+            seconds = FIREWALL_BAN_SECONDS
+            what = f"BingX blocked this IP ({scope.ip})"
+            await limiter.close_gate(scope.ip_gate, seconds)
         else:  # a bare 100410: the UID's window was full, with requests not ours
             what = f"BingX found the window of UID {scope.uid} full of requests not sent here"
             seconds = limits.per_uid.period
@@ -351,8 +465,14 @@ class AssetsClient(OwnsHttpClient):
             return 0.0
         return self.limiter.server_clock.seconds_until(exc.unblock_at_ms)
 
-    def _not_sent(self, scope: Scope, closed: GateTooLong) -> RateLimitError:
+    def _not_sent(self, scope: Scope, closed: GateTooLong) -> APIError:
         server_clock = self.limiter.server_clock
+        if closed.gate == self._key_gate:
+            # Closed here or by another process sharing the backend: hold the key here
+            # too, so the next calls fail without asking the backend.
+            now = self.limiter.clock.monotonic()
+            self._backoff.hold(now, server_clock.now_ms(), closed.seconds)
+            return self._key_not_sent()
         unblock_at_ms = server_clock.now_ms() + int(closed.seconds * 1000)
         because = self.limiter.closed_because(closed.gate, closed.seconds)
         if not because:
@@ -364,6 +484,33 @@ class AssetsClient(OwnsHttpClient):
             None,
             f"not sent: {because} until {server_clock.local_time(unblock_at_ms)} "
             f"({closed.seconds:.1f} s from now), longer than max_wait ({self.max_wait:g} s)",
+            status_code=None,
+            unblock_at_ms=unblock_at_ms,
+        )
+
+    def _budget_full(self, scope: Scope, full: ErrorBudgetFull) -> ErrorBudgetError:
+        server_clock = self.limiter.server_clock
+        unblock_at_ms = server_clock.now_ms() + int(full.seconds * 1000)
+        limit, period = full.rate.limit, full.rate.period
+        if full.suspect:
+            what = (
+                f"this key had an error reply in the last {period:g} s, and its share of "
+                f"UID {scope.uid}'s error budget ({limit} error replies in {period:g} s) is used up"
+            )
+            next_step = "the UID's keys without errors go on, and this one is tried again then"
+        else:
+            what = (
+                f"UID {scope.uid}'s error budget ({limit} error replies in {period:g} s, "
+                "kept well under BingX's penalty for more than 20 in 480 s) is full"
+            )
+            next_step = (
+                f"its requests in flight were not answered within max_wait ({self.max_wait:g} s), "
+                "so calls fail until then, or until one of its requests succeeds"
+            )
+        return ErrorBudgetError(
+            None,
+            f"not sent: {what} until {server_clock.local_time(unblock_at_ms)} "
+            f"({full.seconds:.1f} s from now): {next_step}",
             status_code=None,
             unblock_at_ms=unblock_at_ms,
         )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import email.utils
 import time
+from collections.abc import Mapping
 from typing import Protocol
 
 __all__ = ["Clock", "ServerClock", "SystemClock"]
@@ -44,10 +46,14 @@ class SystemClock:
 class ServerClock:
     """BingX's clock, as the local wall clock plus a measured offset.
 
-    An offset comes from any answer that carries the server's time: the midpoint of
-    the request's round trip is taken as the moment the server read its clock, so the
-    estimate is off by at most half the round trip, which is kept as `uncertainty_ms`.
-    The sample with the smallest round trip wins.
+    An offset comes from any answer that carries the server's time: the server-time
+    endpoint, a success's envelope `timestamp`, or (when nothing better is known) any
+    answer's HTTP `Date` header, a timestamp error's included. The midpoint of the
+    request's round trip is taken as the moment the server read its clock, so the
+    estimate is off by at most half the round trip plus what the value's resolution
+    hides (a whole second for `Date`), which is kept as `uncertainty_ms`. The sample
+    with the smallest uncertainty wins, so a `Date` only fills in until a millisecond
+    timestamp arrives.
     """
 
     def __init__(self, clock: Clock) -> None:
@@ -58,37 +64,80 @@ class ServerClock:
         """Whether a measurement was tried; the client measures once before its first call."""
         self.measured_at_ms = -1
         """Local wall time of the last sample (-1: none)."""
+        self.vouched = False
+        """A success answered a timestamp signed on this clock with no offset measured:
+        the local clock is within `recvWindow` of the server's."""
+
+    @property
+    def needs_probe(self) -> bool:
+        """Nothing says the clock is right: one request should go alone and learn the
+        offset from its answer, rather than every key earning a timestamp error at once."""
+        return self.offset_ms is None and not self.vouched
 
     @property
     def measured(self) -> bool:
         return self.offset_ms is not None
 
-    def observe(self, server_ms: int, sent_ms: int, received_ms: int) -> None:
+    def observe(
+        self, server_ms: int, sent_ms: int, received_ms: int, *, resolution_ms: int = 0
+    ) -> None:
+        """A sample: the server's clock read `server_ms` (to `resolution_ms`) at some
+        moment between `sent_ms` and `received_ms` on the local wall clock."""
         half_trip = max(0, received_ms - sent_ms) // 2
-        if self.offset_ms is not None and half_trip > self.uncertainty_ms:
+        uncertainty = half_trip + resolution_ms
+        if self.offset_ms is not None and uncertainty > self.uncertainty_ms:
             return
         self.offset_ms = server_ms - (sent_ms + half_trip)
-        self.uncertainty_ms = half_trip
+        self.uncertainty_ms = uncertainty
         self.measured_at_ms = received_ms
+
+    def observe_date(self, headers: Mapping[str, str], sent_ms: int, received_ms: int) -> None:
+        """A sample from an answer's HTTP `Date` header, when it has a readable one.
+
+        `Date` has whole seconds: the server's clock read somewhere in the second it
+        names (or, if a server rounds, the half seconds either side), so the sample is
+        taken at the middle of that second and trusted to a whole second more than the
+        round trip. Anything unreadable or outside the calendar is no sample."""
+        value = headers.get("date")
+        if value is None or len(value) > 64:
+            return
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        if moment.tzinfo is None:
+            return  # RFC 9110 dates are GMT; without a zone it is not one
+        try:
+            server_ms = int(moment.timestamp() * 1000) + 500
+        except (OverflowError, OSError, ValueError):
+            return
+        self.observe(server_ms, sent_ms, received_ms, resolution_ms=1000)
 
     def forget(self) -> None:
         """Drop the offset: the clocks jumped (a timestamp error says so)."""
         self.offset_ms = None
         self.uncertainty_ms = 0
         self.measured_at_ms = -1
+        self.vouched = False
 
     def now_ms(self) -> int:
         """The server's time now, as well as it is known."""
         return self._clock.wall_ms() + (self.offset_ms or 0)
 
-    def local_time(self, server_ms: int) -> str:
-        """The local wall-clock time, with its UTC offset, when the server's clock reads
-        `server_ms`: what a person can read. A time no calendar holds (a garbled answer's)
-        reads as a plain "in N s" rather than raising in the middle of an error message."""
+    def local_datetime(self, server_ms: int) -> datetime.datetime | None:
+        """The local moment, with its UTC offset, when the server's clock reads
+        `server_ms`; None for a time no calendar holds (a garbled answer's)."""
         local_ms = server_ms - (self.offset_ms or 0)
         try:
-            moment = datetime.datetime.fromtimestamp(local_ms / 1000).astimezone()
+            return datetime.datetime.fromtimestamp(local_ms / 1000).astimezone()
         except (ValueError, OverflowError, OSError):
+            return None
+
+    def local_time(self, server_ms: int) -> str:
+        """`local_datetime` as a person reads it. A time no calendar holds reads as a
+        plain "in N s" rather than raising in the middle of an error message."""
+        moment = self.local_datetime(server_ms)
+        if moment is None:
             return f"in {(server_ms - self.now_ms()) // 1000} s"  # ints: never overflows
         return moment.isoformat(timespec="seconds")
 

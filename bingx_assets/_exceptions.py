@@ -10,6 +10,7 @@ BingXError                     base of everything raised here
 ├── LimiterUnavailableError    the shared limiter's store (Redis, SQLite) fails; nothing was sent
 └── APIError                   BingX answered with an error: code, msg, status_code
     ├── RateLimitError         100410, HTTP 429 / 418 / 403; unblock time when BingX gives one
+    │   └── ErrorBudgetError   not sent: the UID's error budget is full until unblock time
     ├── AuthenticationError    100413 bad API key, 100412 no signature, 100001 bad signature
     ├── PermissionDeniedError  100419 IP not whitelisted, 100004 permission denied
     ├── TimestampError         80014, 100421 when the message is about time
@@ -17,9 +18,10 @@ BingXError                     base of everything raised here
     └── ServerBusyError        100500, 100503, HTTP 5xx, 100410 / 100421 saying "system busy"
 ```
 
-Only `RateLimitError`, `ServerBusyError`, `APIConnectionError`, a `DecodeError` on HTTP
-200 (an answer cut off on the way) and (once, after the clock offset is measured again)
-`TimestampError` are retried; retrying cannot fix the rest.
+Only `RateLimitError` (not `ErrorBudgetError`), `ServerBusyError`, `APIConnectionError`,
+a `DecodeError` on HTTP 200 (an answer cut off on the way) and (once, after the clock
+offset is measured again) `TimestampError` are retried; retrying cannot fix the rest
+(the table in `_refusals` says what each pauses).
 Messages never contain the secret key or a signature.
 """
 
@@ -37,6 +39,7 @@ __all__ = [
     "BingXError",
     "ConfigurationError",
     "DecodeError",
+    "ErrorBudgetError",
     "InvalidArgumentError",
     "LimiterUnavailableError",
     "PermissionDeniedError",
@@ -124,6 +127,13 @@ class RateLimitError(APIError):
     def explain(self, sentence: str) -> None:
         """Replace BingX's terse message with what the client understood and does next."""
         self.args = (sentence,)
+
+
+class ErrorBudgetError(RateLimitError):
+    """Not sent: the UID's error budget (`RateLimits.error_budget`, or the smaller share
+    of a key with recent errors) stays full until `unblock_at_ms`, so sending could push
+    the UID towards BingX's error penalty (a disabled period). Not retried; the UID's
+    keys without recent errors go on."""
 
 
 class AuthenticationError(APIError):

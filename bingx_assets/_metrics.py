@@ -168,10 +168,11 @@ class _Recorder:
         metrics = self._metrics
         metrics._gate_closures.inc()
         loop = asyncio.get_running_loop()
-        # The limiter names gates "gate:{uid}:{endpoint}" and "gate:ip:{ip}"; an IP's
-        # pause is counted, but gate_open_seconds is about UIDs.
+        # The limiter names gates "gate:{uid}:{endpoint}", "gate:ip:{ip}" and
+        # "gate:key:{hash}"; an IP's or a key's pause is counted, but gate_open_seconds
+        # is about UIDs.
         uid = gate.split(":")[1]
-        if uid == "ip":
+        if uid in ("ip", "key"):
             return
         opens = loop.time() + seconds
         known = metrics._gates.get(uid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import math
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
@@ -53,6 +54,9 @@ class KeyFailed:
     """Why: a `BingXError` (see Errors), or whatever else stopped the read."""
     overview: None = None
     """Always None, so that `result.overview` reads on any `KeyResult`."""
+    retry_at: datetime.datetime | None = None
+    """When the key is next sent, if not in the next round: the end of its back-off
+    (a key BingX refused as it is), or of the pause a refusal for rate set."""
 
     @property
     def ok(self) -> Literal[False]:
@@ -235,11 +239,11 @@ class AssetsPool(OwnsHttpClient):
             await asyncio.sleep(start + beats * interval - loop.time())
 
     async def _read(self, index: int, wanted: AccountType | None) -> KeyResult:
-        label = self.credentials[index].label
+        label, client = self.credentials[index].label, self._clients[index]
         try:
-            overview = await self._clients[index].asset_overview(wanted)
+            overview = await client.asset_overview(wanted)
         except Exception as exc:  # any failure is this key's outcome, never the pool's
-            return KeyFailed(label, exc)
+            return KeyFailed(label, exc, retry_at=client.retry_at(exc))
         return KeyOk(label, overview)
 
 

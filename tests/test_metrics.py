@@ -152,6 +152,7 @@ async def test_key_up_falls_on_an_auth_error_and_rises_again(
     assert value(down, "bingx_assets_balance_usdt", key="main", account_type="spot") == float(
         first.as_dict()["spot"]
     )
+    await asyncio.sleep(60)  # a key refused as it is backs off for a minute
     await client.asset_overview()
     assert value(samples(scrape_text(server)), "bingx_assets_key_up", key="main") == 1
 

@@ -34,5 +34,10 @@ async def test_a_pool_gives_key_ok_for_a_read_and_key_failed_for_an_error(
 
 def test_results_are_frozen_and_their_ok_is_not_a_field() -> None:
     failed = KeyFailed("a", ValueError("x"))
-    assert [f.name for f in dataclasses.fields(failed)] == ["label", "error", "overview"]
+    assert [f.name for f in dataclasses.fields(failed)] == [
+        "label",
+        "error",
+        "overview",
+        "retry_at",
+    ]
     assert dataclasses.replace(failed, label="b").ok is False

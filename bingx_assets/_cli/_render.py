@@ -89,7 +89,14 @@ def json_document(results: Sequence[KeyResult], **extra: object) -> str:
             keys.append({"label": r.label, "ok": True, "account_types": balances,
                          "total": f"{r.overview.total:f}"})  # fmt: skip
         else:
-            keys.append({"label": r.label, "ok": False, "error": _error_json(r.error)})
+            failed: dict[str, object] = {
+                "label": r.label,
+                "ok": False,
+                "error": _error_json(r.error),
+            }
+            if r.retry_at is not None:  # not in the next round: when the key is sent again
+                failed["retry_at"] = r.retry_at.isoformat(timespec="seconds")
+            keys.append(failed)
     totals = Totals.of(results)
     document = {
         **extra,

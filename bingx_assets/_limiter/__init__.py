@@ -43,6 +43,7 @@ from ._backend import BOUNDARY, Blocked, GateClosed, LimiterBackend, Permit, Rat
 from ._host_store import HostBackend
 from ._memory import MemoryBackend
 from ._rate_limiter import (
+    ErrorBudgetFull,
     GateTooLong,
     LimiterStats,
     RateLimiter,
@@ -54,6 +55,7 @@ from ._rate_limiter import (
 __all__ = [
     "BOUNDARY",
     "Blocked",
+    "ErrorBudgetFull",
     "GateClosed",
     "GateTooLong",
     "HostBackend",

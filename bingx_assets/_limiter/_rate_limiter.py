@@ -18,7 +18,15 @@ from .._observer import Observer
 from ._backend import BOUNDARY, Blocked, GateClosed, LimiterBackend, Permit, Rate, Scope
 from ._memory import MemoryBackend
 
-__all__ = ["GateTooLong", "LimiterStats", "RateLimiter", "RateLimits", "Ticket", "resolve_limiter"]
+__all__ = [
+    "ErrorBudgetFull",
+    "GateTooLong",
+    "LimiterStats",
+    "RateLimiter",
+    "RateLimits",
+    "Ticket",
+    "resolve_limiter",
+]
 
 log = logging.getLogger("bingx_assets")
 
@@ -40,11 +48,23 @@ class RateLimits:
     per_ip_endpoint: Rate = Rate(300, 10.0)  # noqa: RUF009
     per_ip_group: Rate = Rate(2000, 10.0)  # noqa: RUF009
     assume_arrival_within: float | None = None
+    error_budget: Rate = Rate(10, 480.0)  # noqa: RUF009
+    suspect_error_limit: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("per_uid", "per_ip_endpoint", "per_ip_group"):
+        for name in ("per_uid", "per_ip_endpoint", "per_ip_group", "error_budget"):
             if not isinstance(getattr(self, name), Rate):
                 raise ConfigurationError(f"{name} must be a Rate, not {getattr(self, name)!r}")
+        share = self.suspect_error_limit
+        if (
+            isinstance(share, bool)
+            or not isinstance(share, int)
+            or not 1 <= share <= self.error_budget.limit
+        ):
+            raise ConfigurationError(
+                "suspect_error_limit must be an int from 1 to error_budget's limit "
+                f"({self.error_budget.limit}), not {share!r}"
+            )
         bet = self.assume_arrival_within
         if bet is not None and (
             isinstance(bet, bool) or not isinstance(bet, int | float) or not 0 <= bet < 1e9
@@ -97,7 +117,7 @@ class RateLimiter:
         self._backend: LimiterBackend = self.backend or MemoryBackend(self.clock)
         self.backend = self._backend
         self.server_clock = ServerClock(self.clock)
-        self._scopes: dict[tuple[str, str, int], Scope] = {}
+        self._scopes: dict[tuple[str, str, int, bool, bool], Scope] = {}
         # A list, so that `for_ip`'s twins share the locks of whichever loop runs.
         self._loop_state: list[tuple[asyncio.AbstractEventLoop, _LoopState]] = []
         # gate -> (monotonic time it opens, why): what a request refused at it is told.
@@ -132,13 +152,30 @@ class RateLimiter:
         twin._scopes = {}  # its scopes name its own IP
         return twin
 
-    def scope(self, uid: str, endpoint: str, group: int = 2) -> Scope:
+    def scope(
+        self,
+        uid: str,
+        endpoint: str,
+        group: int = 2,
+        *,
+        suspect: bool = False,
+        budgeted: bool = True,
+    ) -> Scope:
         """What a request of `uid` to `endpoint` counts against (made once, then reused:
-        it is on every call's path)."""
-        found = self._scopes.get((uid, endpoint, group))
+        it is on every call's path).
+
+        `suspect`: the key had an error reply within the error window, so it may use
+        only `suspect_error_limit` of the UID's error budget. `budgeted=False` leaves
+        the error budget out: a UID lookup, whose UID is not known yet. A key's own
+        gate (`with_gate`) goes after the UID's and the IP's."""
+        cache_key = (uid, endpoint, group, suspect, budgeted)
+        found = self._scopes.get(cache_key)
         if found is None:
             limits = self.limits
-            found = self._scopes[(uid, endpoint, group)] = Scope(
+            budget = limits.error_budget
+            if suspect:
+                budget = Rate(limits.suspect_error_limit, budget.period)
+            found = self._scopes[cache_key] = Scope(
                 uid=uid,
                 ip=self.ip,
                 gates=(f"gate:{uid}:{endpoint}", f"gate:ip:{self.ip}"),
@@ -147,6 +184,7 @@ class RateLimiter:
                     (f"ip:{self.ip}:{endpoint}", limits.per_ip_endpoint),
                     (f"ip:{self.ip}:group{group}", limits.per_ip_group),
                 ),
+                errors=(f"errors:{uid}:{endpoint}", budget) if budgeted else None,
             )
         return found
 
@@ -174,7 +212,13 @@ class RateLimiter:
     async def acquire(
         self, scope: Scope, *, max_wait: float, recv_window_ms: int = DEFAULT_RECV_WINDOW_MS
     ) -> Ticket:
-        """Wait for a slot in `scope`; `GateTooLong` if a gate stays shut past `max_wait`.
+        """Wait for a slot in `scope`; `GateTooLong` if a gate stays shut past `max_wait`,
+        `ErrorBudgetFull` if the UID's error budget does.
+
+        Waits happen inside the UID's queue, so only what stops every key of the UID
+        is waited for: its gate, the IP's, its windows. What stops one key only (a gate
+        of its own after those two, or the smaller error share of a key with recent
+        errors) fails at once instead of stalling the UID's good keys behind it.
 
         The ticket carries the `timestamp` to sign with, read just before the slot was
         taken, so that the slot's horizon covers the request's whole `recvWindow`.
@@ -190,14 +234,29 @@ class RateLimiter:
                 in_flight = horizon if bet is None else min(bet, horizon)
                 outcome = await self._backend.try_acquire(scope, in_flight, horizon)
                 if isinstance(outcome, GateClosed):
-                    if outcome.seconds > max_wait:
+                    if outcome.seconds > max_wait or outcome.gate not in scope.gates[:2]:
                         raise GateTooLong(outcome.seconds, outcome.gate)
                     self.stats.gate_waits += 1
                     log.debug("%s closed, waiting %.3f s", outcome.gate, outcome.seconds)
                     delay, wake_on = outcome.seconds, None
                 elif isinstance(outcome, Blocked):
                     delay, wake_on = outcome.seconds, outcome.window
+                    errors = scope.errors
+                    if errors is not None and outcome.window == errors[0]:
+                        # Requests in flight hold the budget as possible errors: a key
+                        # without errors waits for them to be answered, up to max_wait.
+                        # A key with errors, or once one such wait failed, does not.
+                        suspect = errors[1].limit < self.limits.error_budget.limit
+                        spent = self.clock.monotonic() - started
+                        if suspect:
+                            raise ErrorBudgetFull(outcome.seconds, errors[1], suspect)
+                        if state.budget_spent(errors[0]) or spent >= max_wait:
+                            state.budget_full(errors[0])
+                            raise ErrorBudgetFull(outcome.seconds, errors[1], suspect)
+                        delay = min(delay, max_wait - spent)
                 else:
+                    if scope.errors is not None:
+                        state.budget_given_back(scope.errors)
                     self.stats.acquired += 1
                     ticket = Ticket(outcome, timestamp_ms, state, scope, self)
                     for observer in self.observers:
@@ -257,6 +316,17 @@ def resolve_limiter(limiter: object, base_url: str, http_client: object = None) 
     return limiter
 
 
+class ErrorBudgetFull(Exception):
+    """Internal: the UID's error budget (`rate`, this key's share of it) stays full
+    for `seconds` more; the client raises ErrorBudgetError."""
+
+    def __init__(self, seconds: float, rate: Rate, suspect: bool) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+        self.rate = rate
+        self.suspect = suspect
+
+
 class GateTooLong(Exception):
     """Internal: a gate stays closed past `max_wait`; the client raises RateLimitError."""
 
@@ -272,6 +342,15 @@ class _LoopState:
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._wakers: dict[str, asyncio.Event] = {}
+        # Error budgets found full after a wait: until a success gives a slot back,
+        # the next key does not wait max_wait for the same answer.
+        self._spent_budgets: set[str] = set()
+
+    def budget_full(self, window: str) -> None:
+        self._spent_budgets.add(window)
+
+    def budget_spent(self, window: str) -> bool:
+        return window in self._spent_budgets
 
     def lock(self, name: str) -> asyncio.Lock:
         lock = self._locks.get(name)
@@ -288,6 +367,10 @@ class _LoopState:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await waker.wait()
+
+    def budget_given_back(self, errors: tuple[str, Rate]) -> None:
+        self._spent_budgets.discard(errors[0])
+        self.wake((errors,))
 
     def wake(self, windows: tuple[tuple[str, Rate], ...]) -> None:
         for window, _ in windows:
@@ -338,3 +421,5 @@ class Ticket:
             )
         if answered:
             self._state.wake(self._scope.windows)
+            if succeeded and self._scope.errors is not None:
+                self._state.budget_given_back(self._scope.errors)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
 import random
 import string
@@ -456,6 +457,8 @@ class BingXSimulator:
         if code == 100410 or status == 429:
             reason = "disabled period" if disabled_until or "disabled" in msg else "over the limit"
             log.info("UID %s: refused %s (%s, %s)", uid, path, code or f"HTTP {status}", reason)
+        # What any HTTP server adds, in whole seconds of the server's clock.
+        headers["date"] = email.utils.formatdate(server_ms // 1000, usegmt=True)
         if self.latency:
             await asyncio.sleep(self.latency)
         if status != 200:

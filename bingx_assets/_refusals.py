@@ -1,0 +1,189 @@
+"""What the client learns from each kind of answer that is not a success: one table.
+
+```
+answer                               pauses                              retried          the key
+100410 with a time                   the UID until then (a day at most)  within max_wait  -
+100410 without a time                the UID's window, then the UID      within max_wait  -
+HTTP 429 / 418 / 403, Retry-After    this IP as long as asked (a day)    within max_wait  -
+HTTP 429                             this IP's windows, one period       within max_wait  -
+HTTP 418 / 403                       this IP, five minutes (a ban)       within max_wait  -
+not sent: the error budget is full   nothing: this key waits             no               -
+100001 100412 100413 100419 100004   this key, 60 s doubling to 480 s    no               backs off
+80014, 100421 about time             nothing: the clock is re-measured   once             -
+100500 100503 HTTP 5xx "busy"        nothing                             with back-off    -
+a cut-off or garbled HTTP 200        nothing                             with back-off    -
+no answer (connection, timeout)      nothing                             with back-off    -
+anything else (100400, other codes)  nothing                             no               suspect
+```
+
+A key that backs off is suspect too: for the error window after its last such answer
+it may use only the smaller share of its UID's error budget.
+
+Every answered row but server trouble keeps its slot in the UID's error budget: an
+error reply, a refusal for rate, a garbled HTTP 200 (BingX may have counted it as an
+error, and nothing says it did not). Server trouble (HTTP 5xx, 100500, 100503, "system
+busy") is the server's state, not a reply about the request: counting it would stop
+every UID's reads for the whole error window whenever BingX has a bad minute, and the
+retry policy already bounds it (at most `max_retries + 1` attempts a call, backing off).
+A request with no answer keeps its slot until its horizon, as in the rate windows. The
+client's `_after_refusal` carries out the "pauses" column of the rate rows; this module
+says which row an error is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Literal
+
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    BingXError,
+    DecodeError,
+    ErrorBudgetError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerBusyError,
+    TimestampError,
+)
+
+__all__ = ["KEY_BACKOFF_FIRST", "NEVER_AS_IT_IS", "KeyBackoff", "Refusal", "key_gate", "refusal_of"]
+
+Retry = Literal["no", "once", "within max_wait", "with back-off"]
+Pause = Literal[
+    "uid until its time", "ip as asked", "ip windows", "ip for a ban", "uid window", "nothing"
+]
+
+# The codes that say a key can never succeed as it is: wrong key, secret or signature,
+# a whitelist without this IP, a key without the read permission.
+NEVER_AS_IT_IS = frozenset({100001, 100412, 100413, 100419, 100004})
+KEY_BACKOFF_FIRST = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One row of the table above. `marks_key`: the answer is about this key, not its
+    UID, IP, clock or the server, so the key counts as one with recent errors (its
+    error share is the smaller one) for the error window."""
+
+    name: str
+    retry: Retry
+    pauses: Pause = "nothing"
+    key_backs_off: bool = False
+    marks_key: bool = False
+    counts: bool = True
+    """Keeps its slot in the UID's error budget (every row but server trouble)."""
+
+
+UID_DISABLED = Refusal("100410 with a time", "within max_wait", "uid until its time")
+UID_FULL = Refusal("100410 without a time", "within max_wait", "uid window")
+IP_ASKED = Refusal("HTTP 429 / 418 / 403 with Retry-After", "within max_wait", "ip as asked")
+IP_FULL = Refusal("HTTP 429", "within max_wait", "ip windows")
+IP_BANNED = Refusal("HTTP 418 / 403", "within max_wait", "ip for a ban")
+BUDGET = Refusal("not sent: the UID's error budget is full", "no")
+KEY_REFUSED = Refusal(
+    "this key can never succeed as it is", "no", key_backs_off=True, marks_key=True
+)
+TIMESTAMP = Refusal("timestamp outside recvWindow", "once")
+BUSY = Refusal("server busy", "with back-off", counts=False)
+CUT_OFF = Refusal("cut-off or garbled HTTP 200", "with back-off")
+NO_ANSWER = Refusal("no answer", "with back-off")
+FINAL = Refusal("refused", "no", marks_key=True)
+
+
+def refusal_of(exc: BingXError) -> Refusal:
+    """The row of the table that `exc` falls in."""
+    if isinstance(exc, ErrorBudgetError):
+        return BUDGET
+    if isinstance(exc, RateLimitError):
+        if exc.unblock_at_ms is not None:
+            return UID_DISABLED
+        if exc.code is not None:
+            return UID_FULL
+        if exc.retry_after is not None:
+            return IP_ASKED
+        return IP_FULL if exc.status_code == 429 else IP_BANNED
+    if isinstance(exc, AuthenticationError | PermissionDeniedError) and exc.code in NEVER_AS_IT_IS:
+        return KEY_REFUSED
+    if isinstance(exc, TimestampError):
+        return TIMESTAMP
+    if isinstance(exc, ServerBusyError):
+        return BUSY
+    if isinstance(exc, DecodeError) and exc.status_code == 200:
+        return CUT_OFF
+    if isinstance(exc, APIConnectionError):
+        return NO_ANSWER
+    return FINAL
+
+
+def key_gate(api_key: str, secret: bytes) -> str:
+    """The gate of one key as it is (its api key and secret together), named by an HMAC
+    under the secret: a backend's names are seen by whoever can read it (`redis-cli
+    keys`), so neither the key nor anything that tells of the secret may be among them,
+    and a key given a new secret is a new key, sent at once."""
+    digest = hmac.new(secret, b"bingx-assets key gate\n" + api_key.encode(), hashlib.sha256)
+    return "gate:key:" + digest.hexdigest()[:32]
+
+
+class KeyBackoff:
+    """One key's recent errors: whether it is suspect, and how long it backs off.
+
+    `error_window` is the UID's error-budget period: an error reply that recent makes
+    the key suspect, and a back-off doubles from `KEY_BACKOFF_FIRST` up to it. The count
+    of doublings is this process's; the gate that holds the key is the backend's, so
+    every process sharing the backend holds the key too.
+    """
+
+    __slots__ = (
+        "_error_window",
+        "holds_until",
+        "last_error",
+        "last_error_at",
+        "refusals",
+        "refused_at_ms",
+        "retry_at_ms",
+    )
+
+    def __init__(self, error_window: float) -> None:
+        self._error_window = error_window
+        self.last_error: APIError | None = None
+        """The answer that backed the key off (None: another process's did)."""
+        self.refused_at_ms = 0
+        self.retry_at_ms = 0
+        """Server time of that answer, and when the key is sent again."""
+        self.holds_until = -float("inf")
+        """Monotonic time the back-off ends."""
+        self.refusals = 0
+        self.last_error_at = -float("inf")
+        """Monotonic time of the key's last error reply of any kind."""
+
+    def suspect(self, now: float) -> bool:
+        return now - self.last_error_at < self._error_window
+
+    def held(self, now: float) -> bool:
+        return now < self.holds_until
+
+    def errored(self, now: float) -> None:
+        self.last_error_at = now
+
+    def refused(self, exc: APIError, now: float, server_ms: int) -> float:
+        """`exc` says the key can never succeed as it is: seconds to hold it."""
+        self.refusals += 1
+        doubled = KEY_BACKOFF_FIRST * float(2 ** min(self.refusals - 1, 32))
+        seconds = min(doubled, self._error_window)
+        self.last_error = exc
+        self.hold(now, server_ms, seconds)
+        self.refused_at_ms = server_ms
+        return seconds
+
+    def hold(self, now: float, server_ms: int, seconds: float) -> None:
+        self.holds_until = now + seconds
+        self.retry_at_ms = server_ms + int(seconds * 1000)
+
+    def succeeded(self) -> None:
+        self.refusals = 0
+        self.last_error = None
+        self.holds_until = self.last_error_at = -float("inf")
