@@ -40,7 +40,7 @@ class Scope:
     uid: str
     ip: str
     gates: tuple[str, ...]
-    """The UID's gate, then the IP's."""
+    """The UID's gate, the IP's, then any more (a key's own while it backs off)."""
     windows: tuple[tuple[str, Rate], ...]
     """The UID's window, then the IP's endpoint and group windows."""
     errors: tuple[str, Rate] | None = None

@@ -289,7 +289,8 @@ class HostBackend:
 
         def acquire(db: sqlite3.Connection) -> Blocked | GateClosed | _HostPermit:
             now = self._clock.monotonic()
-            opens = dict(db.execute(_GATES, scope.gates).fetchall())
+            read_gates = _GATES.format(", ".join("?" * len(scope.gates)))
+            opens = dict(db.execute(read_gates, scope.gates).fetchall())
             for gate in scope.gates:
                 if opens.get(gate, now) - now > 0:
                     return GateClosed(opens[gate] - now, gate)
@@ -395,7 +396,7 @@ class HostBackend:
             return await self._fallback.gate_remaining(gate)
 
         def remaining(db: sqlite3.Connection) -> float:
-            row = db.execute(_GATES, (gate, gate)).fetchone()
+            row = db.execute(_GATES.format("?"), (gate,)).fetchone()
             return 0.0 if row is None else max(0.0, row[1] - self._clock.monotonic())
 
         return await self._transaction(remaining, "read a gate; nothing was sent")
@@ -446,7 +447,8 @@ class HostBackend:
             return False
 
 
-_GATES = "SELECT name, opens FROM gates WHERE name IN (?, ?)"
+# A scope has any number of gates (its UID's, its IP's, its key's).
+_GATES = "SELECT name, opens FROM gates WHERE name IN ({})"
 _COUNTS = "SELECT name, period, taken, alive FROM windows WHERE name IN ({})"
 _COUNT = (
     "INSERT INTO windows VALUES (?, ?, ?, ?) ON CONFLICT (name, period) DO UPDATE "
