@@ -52,7 +52,7 @@ async def test_limiters_sharing_redis_never_overfill_a_window(redis: Redis, name
     async def take(limiter: RateLimiter) -> None:
         permit = await limiter.acquire(limiter.scope("uid1", "/x"), max_wait=60)
         times.append(asyncio.get_running_loop().time())
-        await permit.settle(answered=True)
+        await permit.settle(answered=True, succeeded=True)
 
     await asyncio.gather(*(take(limiters[n % 3]) for n in range(18)))
     # Stamped here after Redis admitted them, so allow for scheduling delay: 0.45 s.
@@ -82,7 +82,7 @@ async def test_an_answer_frees_a_slot_early(redis: Redis, namespace: str) -> Non
     loop = asyncio.get_running_loop()
     permit = await limiter.acquire(scope, max_wait=60)
     start = loop.time()
-    await permit.settle(answered=True)
+    await permit.settle(answered=True, succeeded=True)
     await limiter.acquire(scope, max_wait=60)
     assert loop.time() - start < 3.0  # without the answer the slot would count for 10.3 s
 
@@ -111,10 +111,11 @@ async def test_keys_are_namespaced_and_expire(redis: Redis, namespace: str) -> N
     await limiter.acquire(scope, max_wait=60)
     await limiter.close_gate(scope.uid_gate, 2.0)
     keys = [k.decode() for k in await redis.keys("*") if k.decode().startswith(namespace)]
-    assert len(keys) == 5  # the gate, three windows and the UID window's count
+    # The gate, three windows, the UID window's count and the error budget.
+    assert len(keys) == 6
     # Each expires a second after the last moment it can matter: a slot in flight counts
     # until its recvWindow (5 s) ends, and one period more.
-    longest = {"gate": 2.0, "uid": 5.0 + 0.5, "ip": 5.0 + 10.0}
+    longest = {"gate": 2.0, "uid": 5.0 + 0.5, "ip": 5.0 + 10.0, "errors": 5.0 + 480.0}
     for key in keys:
         kind = key.split(":")[1]
         assert 0 < await redis.pttl(key) <= (longest[kind] + 1.01) * 1000

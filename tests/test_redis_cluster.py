@@ -100,7 +100,7 @@ async def test_every_key_of_a_namespace_shares_one_hash_slot(backend: RedisBacke
     scope = limiter.scope("uid1", "/x")
     # Every script: each would be refused (CROSSSLOT) if its keys spanned two slots.
     ticket = await limiter.acquire(scope, max_wait=60)
-    await ticket.settle(answered=True, server_remaining=1)
+    await ticket.settle(answered=True, succeeded=True, server_remaining=1)
     await limiter.fill_window(scope.ip_windows[0])
     await limiter.close_gate(scope.ip_gate, 2.0)
     assert 1.5 < await limiter.gate_remaining(scope.ip_gate) <= 2.0
@@ -161,7 +161,7 @@ async def test_limiters_on_a_cluster_never_overfill_a_window(
     async def take(limiter: RateLimiter) -> None:
         ticket = await limiter.acquire(limiter.scope("uid1", "/x"), max_wait=60)
         times.append(asyncio.get_running_loop().time())
-        await ticket.settle(answered=True)
+        await ticket.settle(answered=True, succeeded=True)
 
     await asyncio.gather(*(take(limiters[n % 3]) for n in range(18)))
     # Stamped here after Redis admitted them, so allow for scheduling delay: 0.45 s.
