@@ -396,6 +396,9 @@ async def _open_pool(args: argparse.Namespace) -> AsyncIterator[AssetsPool]:
             http_client=http_client,
             limiter=limiter,
             allow_insecure_http=args.allow_insecure_http,
+            # The simulator made its keys' UIDs: facts, and none of the user's cache.
+            uid_cache=not args.simulate,
+            verify_uids=not args.simulate,
         )
         stack.push_async_callback(pool.aclose)
         yield pool
