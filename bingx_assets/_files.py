@@ -1,35 +1,13 @@
-"""Files that hold secrets or shared state: written whole and private, locked for merges."""
+"""Files that hold secrets or shared state: written whole and private."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["locked", "write_private"]
-
-
-if sys.platform == "win32":  # no flock: concurrent writers may each lose the other's entry
-
-    @contextlib.contextmanager
-    def locked(lock_path: Path) -> Iterator[None]:
-        yield
-
-else:
-    import fcntl
-
-    @contextlib.contextmanager
-    def locked(lock_path: Path) -> Iterator[None]:
-        # Never through a symlink: in a shared directory one could point anywhere.
-        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)  # closing releases the lock
+__all__ = ["write_private"]
 
 
 def write_private(path: Path, content: bytes, *, mode: int = 0o600) -> None:
