@@ -164,10 +164,10 @@ async def test_uid_is_looked_up_once_and_cached(
     ]
 
 
-async def test_given_uid_skips_the_lookup(
+async def test_a_given_uid_this_machine_verified_skips_the_lookup(
     sim: BingXSimulator, make_client: MakeClient, key: SimKey
 ) -> None:
-    await make_client(key, uid=key.uid).asset_overview()
+    await make_client(key, uid=key.uid).asset_overview()  # verified before: in the cache
     assert UID_PATH not in {r.path for r in sim.requests}
 
 
