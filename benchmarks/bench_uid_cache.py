@@ -113,7 +113,7 @@ def put_cost(sizes: tuple[int, ...], repeats: int) -> list[dict[str, object]]:
         for size in sizes:
             cache = UidCache(Path(scratch) / f"uids-{size}.sqlite3")
             cache.put("seed" + "x" * 40, "1")  # creates the database
-            connection = cache._connection
+            connection = cache._writer
             assert connection is not None
             with connection:
                 connection.execute("BEGIN")

@@ -64,23 +64,26 @@ class UidCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path.with_suffix(".sqlite3") if path.suffix == ".json" else path
-        self._connection: sqlite3.Connection | None = None
+        # Reads come from the event loop, writes from worker threads: a connection each,
+        # so that a write waiting for another process's transaction never holds a read.
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._read_lock, self._write_lock = threading.Lock(), threading.Lock()
         self._unusable = False
         self._complained = False
-        # One connection, used from the event loop (reads) and from worker threads (writes).
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"UidCache({str(self.path)!r})"
 
     def get(self, api_key: str) -> str | None:
         """The UID a lookup on this machine found for `api_key`, if any."""
-        with self._lock:
-            connection = self._open(create=False)
-            if connection is None:
+        with self._read_lock:
+            if self._reader is None and not self._unusable and self._exists():
+                self._reader = self._connect()
+            if self._reader is None:
                 return None
             try:
-                row = connection.execute(
+                row = self._reader.execute(
                     "SELECT uid FROM uids WHERE key_id = ?", (key_id(api_key),)
                 ).fetchone()
             except sqlite3.Error as exc:
@@ -93,8 +96,10 @@ class UidCache:
     def put(self, api_key: str, uid: str) -> None:
         """Remember that a lookup found `uid` for `api_key`, replacing another UID."""
         ident = key_id(api_key)
-        with self._lock:
-            connection = self._open()
+        with self._write_lock:
+            if self._writer is None and not self._unusable:
+                self._writer = self._connect()
+            connection = self._writer
             if connection is None:
                 return
             try:
@@ -115,8 +120,10 @@ class UidCache:
 
     def drop(self, api_key: str) -> None:
         """Forget `api_key`'s UID."""
-        with self._lock:
-            connection = self._open(create=False)
+        with self._write_lock:
+            if self._writer is None and not self._unusable and self._exists():
+                self._writer = self._connect()
+            connection = self._writer
             if connection is None:
                 return
             try:
@@ -132,25 +139,27 @@ class UidCache:
             await asyncio.to_thread(self.drop, api_key)
 
     def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+        with self._read_lock, self._write_lock:
+            for connection in (self._reader, self._writer):
+                if connection is not None:
+                    connection.close()
+            self._reader = self._writer = None
 
-    def __del__(self) -> None:
-        if self._connection is not None:  # a cache forgotten by `_open`, in tests
-            self._connection.close()
+    def __del__(self) -> None:  # a cache forgotten by `_open`, in tests
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                connection.close()
 
     # -- the database ---------------------------------------------------------------
 
-    def _open(self, *, create: bool = True) -> sqlite3.Connection | None:
-        """The connection, opened (and created or migrated) on first use; None when the
-        store cannot be used, which is said once, or when there is none yet and `create`
-        is False: a process that only reads leaves no file behind."""
-        if self._connection is not None or self._unusable:
-            return self._connection
-        if not create and not any(map(os.path.exists, (self.path, self.path.with_suffix(".json")))):
-            return None
+    def _exists(self) -> bool:
+        """Whether there is a database, or an old file to make one from: a process that
+        only reads leaves no file behind."""
+        return any(map(os.path.exists, (self.path, self.path.with_suffix(".json"))))
+
+    def _connect(self) -> sqlite3.Connection | None:
+        """A connection to the database, created (and migrated) if need be; None when the
+        store cannot be used, which is said once and not tried again."""
         connection = None
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -177,7 +186,6 @@ class UidCache:
         except (OSError, sqlite3.Error) as exc:
             self._give_up(connection, "open", exc)
             return None
-        self._connection = connection
         return connection
 
     def _create(self, connection: sqlite3.Connection) -> None:

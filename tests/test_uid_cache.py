@@ -413,7 +413,7 @@ def test_processes_writing_at_once_lose_nothing_and_readers_never_wait_or_fail(
 
 def wal_frames_of_one_put(cache: UidCache, n: int) -> tuple[int, int]:
     """(pages written to the WAL, rows changed) by one put, with the WAL emptied first."""
-    connection = cache._connection
+    connection = cache._writer
     assert connection is not None
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     changes = connection.total_changes
@@ -431,7 +431,7 @@ def test_a_put_writes_the_same_few_pages_at_ten_entries_as_at_twenty_thousand(
     cache = UidCache(cache_file)
     cache.put("first" + "x" * 40, "1")  # creates the database
     small = wal_frames_of_one_put(cache, 0)
-    connection = cache._connection
+    connection = cache._writer
     assert connection is not None
     with connection:
         connection.execute("BEGIN")
@@ -451,7 +451,7 @@ def test_a_put_writes_the_same_few_pages_at_ten_entries_as_at_twenty_thousand(
 def test_a_put_of_what_is_already_there_writes_nothing(cache_file: Path) -> None:
     cache = UidCache(cache_file)
     cache.put("k" * 64, "1001")
-    connection = cache._connection
+    connection = cache._writer
     assert connection is not None
     changes = connection.total_changes
     cache.put("k" * 64, "1001")
