@@ -75,7 +75,9 @@ def verified_earlier(api_key: str, uid: int | str, uid_cache: Any = True) -> Non
     """As if a lookup on this machine had found `uid` for `api_key` before the test: the
     test's own UID cache (`uid_cache`, the test's default one unless named) remembers the
     pair, so a client given that uid sends no lookup."""
-    open_uid_cache(uid_cache).put(api_key, str(int(str(uid).strip())))
+    cache, canonical = open_uid_cache(uid_cache), str(int(str(uid).strip()))
+    cache.put(api_key, canonical)
+    assert cache.get(api_key) == canonical
 
 
 @pytest.fixture
