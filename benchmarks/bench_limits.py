@@ -45,7 +45,14 @@ async def ours(sim: BingXSimulator, keys: list[SimKey], calls: int, bet: float |
     limiter = RateLimiter(RateLimits(assume_arrival_within=bet))
     http = sim.http_client()
     clients = [
-        AssetsClient(k.api_key, k.secret_key, uid=k.uid, http_client=http, limiter=limiter)
+        AssetsClient(
+            k.api_key,
+            k.secret_key,
+            uid=k.uid,
+            http_client=http,
+            limiter=limiter,
+            verify_uids=False,
+        )
         for k in keys
     ]
     outcomes = await asyncio.gather(

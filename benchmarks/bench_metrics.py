@@ -54,6 +54,7 @@ async def per_call() -> list[dict[str, object]]:
             key.api_key,
             key.secret_key,
             uid=key.uid,
+            verify_uids=False,
             http_client=http,
             limiter=RateLimiter(UNLIMITED),
             label=name,
@@ -89,7 +90,12 @@ async def observers_alone() -> dict[str, object]:
     key = sim.add_key(uid=1)
     limiter = RateLimiter(UNLIMITED)
     async with AssetsClient(
-        key.api_key, key.secret_key, uid=key.uid, http_client=sim.http_client(), limiter=limiter
+        key.api_key,
+        key.secret_key,
+        uid=key.uid,
+        http_client=sim.http_client(),
+        limiter=limiter,
+        verify_uids=False,
     ) as client:
         PrometheusMetrics(CollectorRegistry()).attach(limiter)
         overview = await client.asset_overview()
@@ -123,7 +129,10 @@ async def scrape(keys: int = 100) -> dict[str, object]:
     credentials = [Credentials(k.api_key, k.secret_key, f"k{n}", k.uid) for n, k in enumerate(made)]
     registry = CollectorRegistry()
     async with AssetsPool(
-        credentials, http_client=sim.http_client(), limiter=RateLimiter(UNLIMITED)
+        credentials,
+        http_client=sim.http_client(),
+        limiter=RateLimiter(UNLIMITED),
+        verify_uids=False,
     ) as pool:
         PrometheusMetrics(registry).attach(pool)
         await pool.gather()

@@ -72,9 +72,10 @@ class AssetsClient(OwnsHttpClient):
     a UID's disabled period (100410) up to `max_wait` seconds; longer ones raise
     `RateLimitError` with the unblock time instead of sleeping. Clients share
     `RateLimiter.default(base_url)` unless given a `limiter`, so two clients holding keys
-    of one UID share its 5/s, in one process or in several on this machine. Pass `uid`
-    to skip the one-time UID lookup. `label` names the key in metrics
-    (`PrometheusMetrics`); never put the api key in it.
+    of one UID share its 5/s, in one process or in several on this machine. The key's UID
+    is looked up once per machine (the UID cache remembers it); a `uid` given here is
+    checked the same way before anything counts on it. `label` names the key in metrics
+    (`PrometheusMetrics`) and in warnings; never put the api key in it.
 
     An injected `http_client` (an `httpx.AsyncClient`, or an `aiohttp.ClientSession`
     with the `aiohttp` extra) is used as it is and never closed here. The client's own
@@ -102,13 +103,15 @@ class AssetsClient(OwnsHttpClient):
         secret_key = secret_key if secret_key is not None else os.environ.get(SECRET_KEY_ENV)
         self.api_key = check_credential(api_key, "api_key", API_KEY_ENV)
         self._secret = check_credential(secret_key, "secret_key", SECRET_KEY_ENV).encode()
-        self._uid = check_uid(uid)
+        self._claimed_uid = check_uid(uid)
         self.options = options = resolve_options(options, option_args)
         self.base_url = options.base_url
         self.timeout = httpx.Timeout(options.timeout)  # already one; typed as one here
         self.max_retries = options.max_retries
         self.max_wait = options.max_wait
         self.recv_window = options.recv_window
+        # As BingX says, once known (or as given, when told to trust it).
+        self._uid = None if options.verify_uids else self._claimed_uid
         self._uid_cache = open_uid_cache(options.uid_cache)
         self.limiter = resolve_limiter(limiter, options.base_url, http_client)
         if not isinstance(label, str) or not label:
@@ -146,7 +149,7 @@ class AssetsClient(OwnsHttpClient):
             uid = await self.uid()
             overview = await self._request(ASSET_OVERVIEW_PATH, BALANCES, uid)
         except Exception as exc:
-            self._uid_cache.forget_if_refused(self.api_key, exc)
+            await self._uid_cache.forget_if_refused(self.api_key, exc)
             for observer in self.limiter.observers:
                 observer.read(self.label, None)
             raise
@@ -158,19 +161,35 @@ class AssetsClient(OwnsHttpClient):
         return AssetOverview([found] if found else [], server_time_ms=overview.server_time_ms)
 
     async def uid(self) -> str:
-        """The UID this key belongs to: given to the constructor, remembered in the UID
-        cache (`uid_cache`), or looked up once (and then remembered there)."""
+        """The UID this key belongs to, as BingX says: remembered in the UID cache
+        (`uid_cache`) from a lookup on this machine, or looked up once (and then
+        remembered there). A `uid` given to the constructor is a claim, not a fact: it is
+        checked the same way, and where BingX names another UID, that one is used and a
+        warning names the key's label (unless `verify_uids=False` trusts it)."""
         if self._uid is not None:
             return self._uid
         async with self.limiter.lock(f"uid-lookup:{self.api_key}"):
             if self._uid is None:
-                self._uid = self._uid_cache.get(self.api_key)
-            if self._uid is None:
-                uid: int = await self._request(UID_PATH, UID, None)
-                self._uid = str(uid)
-                # A locked file rewrite: off the event loop, which other calls share.
-                await asyncio.to_thread(self._uid_cache.put, self.api_key, self._uid)
+                uid = self._uid_cache.get(self.api_key) or await self._look_up_uid()
+                claimed = self._claimed_uid
+                if claimed is not None and claimed != uid:
+                    log.warning(
+                        "key %r was given uid %s, but BingX says it belongs to UID %s: using "
+                        "%s (fix the uid where it is written; `bingx-assets keys resolve` "
+                        "corrects a keys file)",
+                        self.label, claimed, uid, uid,
+                    )  # fmt: skip
+                self._uid = uid
         return self._uid
+
+    async def _look_up_uid(self) -> str:
+        # Every lookup shares one window of the UID rate, whatever UID its key claims
+        # (`_attempt`'s scope for None): the keys' real UIDs are unknown until the
+        # answers, so together they put at most 5 lookups a second on any one of them.
+        found: int = await self._request(UID_PATH, UID, None)
+        # A database write: off the event loop, which other calls share.
+        await asyncio.to_thread(self._uid_cache.put, self.api_key, str(found))
+        return str(found)
 
     async def _request(self, path: str, data: DataDecoder[T], uid: str | None) -> T:
         """One call to `path` for `uid` (None: the UID lookup), attempts and retries."""

@@ -64,8 +64,9 @@ def check_uid(uid: Any) -> str | None:
 class Credentials:
     """One API key pair. `label` names it in results and metrics; without one, a pool
     names it by its position (`key-1`, `key-2`, ...), never by anything derived from
-    the key. `uid`, when known, saves a lookup and lets keys of one UID be
-    scheduled together from the start. `uid` may be an int or a string of digits; it is
+    the key. `uid`, when known, lets keys of one UID be scheduled together from the
+    start; it is a claim, checked against BingX once per machine (see `AssetsClient.uid`)
+    before any request counts on it. `uid` may be an int or a string of digits; it is
     kept as the decimal string of the number (`"03000001"` and `3000001` are `"3000001"`).
     """
 

@@ -1,17 +1,15 @@
 """Files that hold secrets or shared state: read only if they are files, written whole
-and private, locked for merges."""
+and private."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import stat
-import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["NotAFileError", "locked", "read_regular_file", "write_private"]
+__all__ = ["NotAFileError", "read_regular_file", "write_private"]
 
 
 class NotAFileError(OSError):
@@ -50,26 +48,6 @@ def _check_regular(status: os.stat_result, limit: int) -> None:
         raise NotAFileError(0, f"{what}, not a file")
     if status.st_size > limit:
         raise NotAFileError(0, f"larger than {limit // (1 << 20)} MiB ({status.st_size} bytes)")
-
-
-if sys.platform == "win32":  # no flock: concurrent writers may each lose the other's entry
-
-    @contextlib.contextmanager
-    def locked(lock_path: Path) -> Iterator[None]:
-        yield
-
-else:
-    import fcntl
-
-    @contextlib.contextmanager
-    def locked(lock_path: Path) -> Iterator[None]:
-        # Never through a symlink: in a shared directory one could point anywhere.
-        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)  # closing releases the lock
 
 
 def write_private(path: Path, content: bytes, *, mode: int = 0o600) -> None:

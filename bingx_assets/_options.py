@@ -55,12 +55,20 @@ class ClientOptions:
     allow_insecure_http: bool = False
     """Allow plain `http://` to a host other than loopback (sends the API key in clear)."""
     uid_cache: str | os.PathLike[str] | bool = True
-    """Where looked-up UIDs are remembered between processes: True for `uids.json` in the
-    user's cache directory, a file path, or False for nowhere (kept as a `Path` or a bool)."""
+    """Where the UIDs BingX named for keys are remembered between processes: True for
+    `uids.sqlite3` in the user's cache directory, a database path, or False for nowhere
+    (every process looks every key up again). Kept as a `Path` or a bool."""
+    verify_uids: bool = True
+    """Check a `uid` given by hand against BingX once per machine before counting on it
+    (the UID cache remembers the answer). False trusts every given uid as verified: a
+    wrong one then counts a key's requests against another UID, and its own can be
+    refused; only for uids this code did not take from a person (a simulator's)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.allow_insecure_http, bool):
             raise _wrong("allow_insecure_http", "True or False", self.allow_insecure_http)
+        if not isinstance(self.verify_uids, bool):
+            raise _wrong("verify_uids", "True or False", self.verify_uids)
         base_url = _check_base_url(self.base_url, self.allow_insecure_http)
         timeout = _check_timeout(self.timeout)
         max_retries = check_whole_number("max_retries", self.max_retries, minimum=0)
@@ -91,6 +99,7 @@ class ClientOptionArgs(TypedDict, total=False):
     recv_window: int
     allow_insecure_http: bool
     uid_cache: str | os.PathLike[str] | bool
+    verify_uids: bool
 
 
 def resolve_options(options: ClientOptions | None, keywords: ClientOptionArgs) -> ClientOptions:

@@ -127,9 +127,10 @@ class AssetsPool(OwnsHttpClient):
         # A request holding a rate slot never queues for a connection of our own pool.
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         super().__init__(http_client, limits)
-        # Keys whose UID this machine has seen are scheduled by it from the start.
+        # Keys are scheduled by the UID this machine verified, else by the one claimed:
+        # an order only. What a request counts against is the verified UID alone.
         uid_cache = open_uid_cache(self.options.uid_cache)
-        uids = [c.uid or uid_cache.get(c.api_key) for c in self.credentials]
+        uids = [uid_cache.get(c.api_key) or c.uid for c in self.credentials]
         # One connection pool per route (one in all without egress), and a limiter that
         # names the route's IP windows; UID windows are named alike on every route.
         if self.egress:
@@ -142,12 +143,12 @@ class AssetsPool(OwnsHttpClient):
             AssetsClient(
                 c.api_key,
                 c.secret_key,
-                uid=uid,
+                uid=c.uid,
                 label=c.label,
                 limiter=limiters[route],
                 options=self.options,
             )
-            for c, uid, route in zip(self.credentials, uids, route_of, strict=True)
+            for c, route in zip(self.credentials, route_of, strict=True)
         ]
         for client, route in zip(self._clients, route_of, strict=True):
             client._http_clients = self._routes[route]

@@ -1,40 +1,49 @@
-"""`UidCache`: the UIDs this machine has looked up, remembered between processes.
+"""`UidCache`: the UIDs BingX named for this machine's keys, remembered between processes.
 
-Keys without a `uid` are looked up at 5/s in total, so 1,000 keys take over 3 minutes in
-every new process. The cache is one JSON file (default: `uids.json` in
-`platformdirs.user_cache_dir("bingx-assets")`, which honours `XDG_CACHE_HOME`):
+A key's UID comes from `GET /openApi/account/v1/uid`, at 5 lookups/s in all, so 1,000
+keys take over 3 minutes in every new process; a `uid` written by hand is only a claim
+until such a lookup agrees. The cache remembers what the lookups said, so each key pays
+once per machine. Only a lookup's answer is ever written here: an entry is a verified
+pair, never a claim.
 
-```json
-{"version": 1, "uids": {"<key id>": "16844999"}}
-```
+It is one SQLite table (default: `uids.sqlite3` in
+`platformdirs.user_cache_dir("bingx-assets")`, which honours `XDG_CACHE_HOME`), in WAL
+mode: a put is one short transaction touching one row, so what a write costs barely
+grows with the entries (one WAL page at 20,000 as at 10), and readers never wait for
+writers. Processes writing at once are
+serialised by SQLite itself.
 
 A key id is BLAKE2b-128 of the api key, personalised `bingx-assets-uid`: it cannot be
-turned back into the key, and the secret never enters it. The file is 600 in a directory
-created 700. Writers take an exclusive `flock` on `uids.json.lock`, read the file again,
-merge their change and replace the file in one `os.replace`, so processes writing at once
-lose nothing and readers never see half a file. The cache is only a saving: a file that
-cannot be read or written costs lookups and one log line, never an error.
+turned back into the key, and the secret never enters it. The database and its WAL
+files are 600 in a directory created 700. A `uids.json` of the previous format beside
+the database (same name, `.json`) is read once, into a new database, and left as it
+was. The cache is only a saving: a store that cannot be opened, read or written (corrupt,
+of a newer version, locked for too long) costs lookups and one log line, never an error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Callable
+import sqlite3
+import threading
 from pathlib import Path
 
 import platformdirs
 
 from ._exceptions import AuthenticationError
-from ._files import locked, write_private
 from ._logging import log
 
 __all__ = ["UidCache", "default_uid_cache_path", "key_id", "open_uid_cache"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1 was the JSON file
+_LEGACY_VERSION = 1
 _PERSONALISATION = b"bingx-assets-uid"  # BLAKE2's 16-byte personalisation: ours alone
 _BAD_API_KEY = 100413
+# Another process's transaction is one row long: waiting longer means something is wrong.
+_BUSY_TIMEOUT_SECONDS = 2.0
 
 
 def key_id(api_key: str) -> str:
@@ -43,136 +52,205 @@ def key_id(api_key: str) -> str:
 
 
 def default_uid_cache_path() -> Path:
-    """`uids.json` in the user's cache directory, as the environment says now."""
-    return Path(platformdirs.user_cache_dir("bingx-assets", appauthor=False)) / "uids.json"
+    """`uids.sqlite3` in the user's cache directory, as the environment says now."""
+    return Path(platformdirs.user_cache_dir("bingx-assets", appauthor=False)) / "uids.sqlite3"
 
 
 class UidCache:
-    """UIDs by key id, in one file shared by every process that names it.
+    """Verified UIDs by key id, in one database shared by every process that names it.
 
-    Reads come from memory, loaded again whenever the file has changed on disk; each
-    change is merged into the file under its lock at once.
+    `path` names the database; a path ending in `.json` (the previous format's name)
+    means the database beside it, `.sqlite3`, which starts from that file's entries.
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._uids: dict[str, str] = {}
-        self._seen: tuple[int, ...] | None = None  # the file's `_signature` when loaded
+        self.path = path.with_suffix(".sqlite3") if path.suffix == ".json" else path
+        # Reads come from the event loop, writes from worker threads: a connection each,
+        # so that a write waiting for another process's transaction never holds a read.
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._read_lock, self._write_lock = threading.Lock(), threading.Lock()
+        self._unusable = False
         self._complained = False
 
     def __repr__(self) -> str:
         return f"UidCache({str(self.path)!r})"
 
     def get(self, api_key: str) -> str | None:
-        """The UID remembered for `api_key`, if any."""
-        self._refresh()
-        return self._uids.get(key_id(api_key))
+        """The UID a lookup on this machine found for `api_key`, if any."""
+        with self._read_lock:
+            if self._reader is None and not self._unusable and self._exists():
+                self._reader = self._connect()
+            if self._reader is None:
+                return None
+            try:
+                row = self._reader.execute(
+                    "SELECT uid FROM uids WHERE key_id = ?", (key_id(api_key),)
+                ).fetchone()
+            except sqlite3.Error as exc:
+                self._complain("read", exc)
+                return None
+        uid = row[0] if row else None
+        # Anything else was written by someone else's mistake: a miss, which costs a lookup.
+        return uid if isinstance(uid, str) and _is_uid(uid) else None
 
     def put(self, api_key: str, uid: str) -> None:
-        """Remember `uid` for `api_key`; a different UID remembered before is replaced."""
+        """Remember that a lookup found `uid` for `api_key`, replacing another UID."""
         ident = key_id(api_key)
-        self._refresh()
-        if self._uids.get(ident) == uid:
-            return
-
-        def replace(uids: dict[str, str]) -> None:
-            if uids.get(ident) not in (None, uid):
-                log.info("the UID cache named another UID for a key: replaced")
-            uids[ident] = uid
-
-        self._change(replace)
+        with self._write_lock:
+            if self._writer is None and not self._unusable:
+                self._writer = self._connect()
+            connection = self._writer
+            if connection is None:
+                return
+            try:
+                with connection:  # one transaction: read the row, then change it
+                    connection.execute("BEGIN IMMEDIATE")
+                    row = connection.execute(
+                        "SELECT uid FROM uids WHERE key_id = ?", (ident,)
+                    ).fetchone()
+                    if row is not None and row[0] == uid:
+                        return
+                    if row is not None:
+                        log.info("the UID cache named another UID for a key: replaced")
+                    connection.execute(
+                        "INSERT OR REPLACE INTO uids (key_id, uid) VALUES (?, ?)", (ident, uid)
+                    )
+            except sqlite3.Error as exc:
+                self._complain("write", exc)
 
     def drop(self, api_key: str) -> None:
         """Forget `api_key`'s UID."""
-        ident = key_id(api_key)
-        self._refresh()
-        if ident not in self._uids:
-            return
-        self._change(lambda uids: uids.pop(ident, None))
+        with self._write_lock:
+            if self._writer is None and not self._unusable and self._exists():
+                self._writer = self._connect()
+            connection = self._writer
+            if connection is None:
+                return
+            try:
+                with connection:
+                    connection.execute("DELETE FROM uids WHERE key_id = ?", (key_id(api_key),))
+            except sqlite3.Error as exc:
+                self._complain("write", exc)
 
-    def forget_if_refused(self, api_key: str, error: BaseException) -> None:
-        """BingX does not know `api_key` (100413): whatever UID it had is not to be trusted."""
+    async def forget_if_refused(self, api_key: str, error: BaseException) -> None:
+        """BingX does not know `api_key` (100413): whatever UID it had is not to be trusted.
+        (A write: off the event loop.)"""
         if isinstance(error, AuthenticationError) and error.code == _BAD_API_KEY:
-            self.drop(api_key)
+            await asyncio.to_thread(self.drop, api_key)
 
-    # -- the file -------------------------------------------------------------------
+    def close(self) -> None:
+        with self._read_lock, self._write_lock:
+            for connection in (self._reader, self._writer):
+                if connection is not None:
+                    connection.close()
+            self._reader = self._writer = None
 
-    def _refresh(self) -> None:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            self._uids, self._seen = {}, None
-            return
-        except OSError as exc:
-            self._complain("read", exc)
-            return
-        if _signature(stat) != self._seen:
-            loaded = self._load()
-            # A file not ours counts as never loaded: nothing may be written over it.
-            self._uids, self._seen = loaded or {}, _signature(stat) if loaded is not None else None
+    def __del__(self) -> None:  # a cache forgotten by `_open`, in tests
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                connection.close()
 
-    def _load(self) -> dict[str, str] | None:
-        """The file's UIDs; None for a file of another version, which is left alone
-        (a newer bingx-assets may share the directory)."""
-        try:
-            document = json.loads(self.path.read_bytes())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError too
-            self._complain("read", exc)
-            return {}
-        version = document.get("version") if isinstance(document, dict) else None
-        if isinstance(version, int) and version > FORMAT_VERSION:
-            self._complain("use", ValueError(f"it is version {version}; this is {FORMAT_VERSION}"))
-            return None
-        uids = document.get("uids") if version == FORMAT_VERSION else None
-        if not isinstance(uids, dict):
-            self._complain("read", ValueError(f"not a version {FORMAT_VERSION} UID cache"))
-            return {}
-        # Entries of any other shape are someone's mistake: leave them out, keep the rest.
-        return {
-            k: v
-            for k, v in uids.items()
-            if isinstance(k, str) and isinstance(v, str) and v.isascii() and v.isdecimal()
-        }
+    # -- the database ---------------------------------------------------------------
 
-    def _change(self, change: Callable[[dict[str, str]], object]) -> None:
-        """Apply `change` to the file's UIDs as they are now, under its lock."""
+    def _exists(self) -> bool:
+        """Whether there is a database, or an old file to make one from: a process that
+        only reads leaves no file behind."""
+        return any(map(os.path.exists, (self.path, self.path.with_suffix(".json"))))
+
+    def _connect(self) -> sqlite3.Connection | None:
+        """A connection to the database, created (and migrated) if need be; None when the
+        store cannot be used, which is said once and not tried again."""
+        connection = None
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with locked(self.path.with_name(self.path.name + ".lock")):
-                uids = self._load() if self._written_since_loaded() else dict(self._uids)
-                if uids is None:
-                    return
-                change(uids)
-                write_private(self.path, _encode(uids))
-                # Still under the lock: the file on disk is exactly these UIDs.
-                self._uids, self._seen = uids, _signature(self.path.stat())
-        except OSError as exc:
-            self._complain("write", exc)
+            # Created 600 before SQLite opens it: its WAL files take the database's mode.
+            # Never through a symlink: in a shared directory one could point anywhere.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+            connection = sqlite3.connect(
+                self.path,
+                timeout=_BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,  # transactions are begun here, explicitly
+                check_same_thread=False,
+            )
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version > FORMAT_VERSION:
+                raise _NewerStore(f"it is version {version}; this is {FORMAT_VERSION}")
+            if version < FORMAT_VERSION:
+                self._create(connection)
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent
+        except _NewerStore as exc:
+            # A newer bingx-assets may share the directory: its store is left alone.
+            self._give_up(connection, "use", exc)
+            return None
+        except (OSError, sqlite3.Error) as exc:
+            self._give_up(connection, "open", exc)
+            return None
+        return connection
 
-    def _written_since_loaded(self) -> bool:
+    def _create(self, connection: sqlite3.Connection) -> None:
+        """The table, and the old JSON file's entries, in one transaction: a second
+        process doing the same waits, then finds the version set and does nothing."""
+        with connection:
+            connection.execute("BEGIN IMMEDIATE")
+            if connection.execute("PRAGMA user_version").fetchone()[0] == FORMAT_VERSION:
+                return
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS uids (key_id TEXT PRIMARY KEY, uid TEXT NOT NULL)"
+                " WITHOUT ROWID"
+            )
+            connection.executemany(
+                "INSERT OR IGNORE INTO uids (key_id, uid) VALUES (?, ?)", self._legacy_entries()
+            )
+            connection.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+
+    def _legacy_entries(self) -> list[tuple[str, str]]:
+        """The entries of `uids.json` (the previous format) beside the database, if any;
+        a file that does not read as one is passed over with the one log line."""
+        legacy = self.path.with_suffix(".json")
         try:
-            return self._seen is None or _signature(self.path.stat()) != self._seen
-        except OSError:
-            return True
+            document = json.loads(legacy.read_bytes())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+            self._complain("migrate", exc, legacy)
+            return []
+        version = document.get("version") if isinstance(document, dict) else None
+        uids = document.get("uids") if version == _LEGACY_VERSION else None
+        if not isinstance(uids, dict):
+            self._complain("migrate", ValueError("not a version 1 UID cache"), legacy)
+            return []
+        # Entries of any other shape are someone's mistake: leave them out, keep the rest.
+        return [
+            (k, v)
+            for k, v in uids.items()
+            if isinstance(k, str) and len(k) == 32 and isinstance(v, str) and _is_uid(v)
+        ]
 
-    def _complain(self, what: str, exc: BaseException) -> None:
+    def _give_up(
+        self, connection: sqlite3.Connection | None, what: str, exc: BaseException
+    ) -> None:
+        self._unusable = True
+        if connection is not None:
+            connection.close()
+        self._complain(what, exc)
+
+    def _complain(self, what: str, exc: BaseException, path: Path | None = None) -> None:
         """One log line per cache, whatever the trouble: lookups go on without it."""
         if not self._complained:
             self._complained = True
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            log.warning("cannot %s the UID cache %s (%s): going on without it", what, self.path,
-                        reason)  # fmt: skip
+            log.warning("cannot %s the UID cache %s (%s): going on without it", what,
+                        path or self.path, reason)  # fmt: skip
 
 
-def _signature(stat: os.stat_result) -> tuple[int, ...]:
-    """What changes whenever the file is replaced or rewritten."""
-    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+class _NewerStore(Exception):
+    pass
 
 
-def _encode(uids: dict[str, str]) -> bytes:
-    return json.dumps({"version": FORMAT_VERSION, "uids": uids}, sort_keys=True).encode()
+def _is_uid(text: str) -> bool:
+    return text.isascii() and text.isdecimal()
 
 
 class _NoUidCache(UidCache):
@@ -193,12 +271,9 @@ _open: dict[Path, UidCache] = {}
 
 
 def open_uid_cache(option: bool | str | os.PathLike[str]) -> UidCache:
-    """The cache `ClientOptions.uid_cache` names: one per file in a process."""
+    """The cache `ClientOptions.uid_cache` names: one per database in a process."""
     if option is False:
         return _NO_CACHE
     path = default_uid_cache_path() if option is True else option
-    path = Path(os.path.abspath(path))
-    cache = _open.get(path)
-    if cache is None:
-        cache = _open[path] = UidCache(path)
-    return cache
+    cache = UidCache(Path(os.path.abspath(path)))
+    return _open.setdefault(cache.path, cache)

@@ -17,6 +17,7 @@ import pytest
 from bingx_assets import AssetsClient, RateLimiter
 from bingx_assets._cli import main
 from bingx_assets._uid_cache import _open as _open_uid_caches
+from bingx_assets._uid_cache import open_uid_cache
 from bingx_assets.testing import (
     BingXSimulator,
     LocalRedisCluster,
@@ -73,6 +74,15 @@ def _a_user_cache_for_each_test(_user_cache_in_a_temporary_directory: Path) -> I
         yield
 
 
+def verified_earlier(api_key: str, uid: int | str, uid_cache: Any = True) -> None:
+    """As if a lookup on this machine had found `uid` for `api_key` before the test: the
+    test's own UID cache (`uid_cache`, the test's default one unless named) remembers the
+    pair, so a client given that uid sends no lookup."""
+    cache, canonical = open_uid_cache(uid_cache), str(int(str(uid).strip()))
+    cache.put(api_key, canonical)
+    assert cache.get(api_key) == canonical
+
+
 @pytest.fixture
 def clock() -> LoopClock:
     return LoopClock()
@@ -99,8 +109,13 @@ async def make_client(sim: BingXSimulator, limiter: RateLimiter) -> AsyncIterato
     http = sim.http_client()
 
     def make(key: SimKey, **options: Any) -> AssetsClient:
+        """A `uid` given here counts as verified on this machine before the test (its
+        cache says so), so that the requests a test counts are the ones it is about;
+        tests of the verification itself build their clients without this."""
         options.setdefault("http_client", http)
         options.setdefault("limiter", limiter)
+        if options.get("uid") is not None:
+            verified_earlier(key.api_key, options["uid"], options.get("uid_cache", True))
         return AssetsClient(key.api_key, key.secret_key, **options)
 
     yield make

@@ -288,7 +288,6 @@ async def test_the_ip_gate_holds_every_uid_and_an_open_gate_reads_zero(
     assert (closed.gate, closed.seconds) == ("gate:ip:i", exactly(1.5))
 
 
-
 async def test_a_scope_checks_every_gate_it_names_a_keys_own_included(
     backend: LimiterBackend, clock: HandClock
 ) -> None:
@@ -298,6 +297,7 @@ async def test_a_scope_checks_every_gate_it_names_a_keys_own_included(
     assert isinstance(closed, GateClosed)
     assert (closed.gate, closed.seconds) == ("gate:key:k", exactly(60.0))
     await take(backend)  # the same UID without that key's gate goes on
+
 
 # -- what the server says ---------------------------------------------------------------------
 

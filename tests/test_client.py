@@ -25,7 +25,7 @@ from bingx_assets import (
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH, UID_PATH
 from bingx_assets.testing import BingXSimulator, SimKey, SimulatorServer
 
-from .conftest import MakeClient
+from .conftest import MakeClient, verified_earlier
 
 HOST = "https://open-api.bingx.com"
 KEY = "k" * 64
@@ -164,10 +164,10 @@ async def test_uid_is_looked_up_once_and_cached(
     ]
 
 
-async def test_given_uid_skips_the_lookup(
+async def test_a_given_uid_this_machine_verified_skips_the_lookup(
     sim: BingXSimulator, make_client: MakeClient, key: SimKey
 ) -> None:
-    await make_client(key, uid=key.uid).asset_overview()
+    await make_client(key, uid=key.uid).asset_overview()  # verified before: in the cache
     assert UID_PATH not in {r.path for r in sim.requests}
 
 
@@ -224,6 +224,7 @@ async def test_transient_failures_are_retried_then_raised(
 ) -> None:
     respx_mock.get(HOST + SERVER_TIME_PATH).respond(json={"code": 0, "data": {"serverTime": 0}})
     route = respx_mock.get(HOST + ASSET_OVERVIEW_PATH).mock(side_effect=[failure] * 3)
+    verified_earlier(KEY, 1)
     client = AssetsClient(KEY, SECRET, uid=1, max_retries=2, limiter=limiter)
     with pytest.raises(error) as caught:
         await client.asset_overview()
@@ -242,6 +243,7 @@ async def test_a_busy_server_is_retried_until_it_answers(
         200, json={"code": 0, "data": [{"accountType": "grid", "usdtBalance": "1"}]}
     )
     route = respx_mock.get(HOST + ASSET_OVERVIEW_PATH).mock(side_effect=[busy, busy, ok])
+    verified_earlier(KEY, 1)
     async with AssetsClient(KEY, SECRET, uid=1, limiter=limiter) as client:
         overview = await client.asset_overview()
     assert overview.total == Decimal(1)
@@ -271,6 +273,7 @@ def test_a_client_serves_one_asyncio_run_after_another() -> None:
     thread = threading.Thread(target=server_loop.run_forever, daemon=True)
     thread.start()
     try:
+        verified_earlier(key.api_key, 1)
         client = AssetsClient(key.api_key, key.secret_key, uid=1, base_url=server.url)
 
         async def read_once() -> Decimal:

@@ -34,12 +34,17 @@ from bingx_assets._constants import ASSET_OVERVIEW_PATH
 from bingx_assets._limiter import GateTooLong
 from bingx_assets.testing import BingXSimulator, LoopClock, SimKey, SimulatorServer
 
+from .conftest import verified_earlier
+
 IP_RATE = Rate(20, 1.0)
 LIMITS = RateLimits(per_ip_endpoint=IP_RATE)
 real_time = pytest.mark.looptime(False)  # real sockets want the real clock
 
 
 def credentials(keys: Sequence[SimKey], prefix: str = "k") -> list[Credentials]:
+    """The keys with their UIDs, verified on this machine before (the test's cache)."""
+    for k in keys:
+        verified_earlier(k.api_key, k.uid)
     return [Credentials(k.api_key, k.secret_key, f"{prefix}{n}", k.uid) for n, k in enumerate(keys)]
 
 
@@ -249,7 +254,7 @@ async def fan_out(
     loop = asyncio.get_running_loop()
     pool_args.setdefault("limiter", RateLimiter(LIMITS))
     async with AssetsPool(
-        credentials(keys), egress=routes, base_url=server.url, uid_cache=False, **pool_args
+        credentials(keys), egress=routes, base_url=server.url, **pool_args
     ) as pool:  # type: ignore[arg-type]
         start = loop.time()
         results = await pool.gather()

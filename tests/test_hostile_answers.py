@@ -32,6 +32,8 @@ from bingx_assets._clock import ServerClock
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock
 
+from .conftest import verified_earlier
+
 # BingX says its restrictions "recover after 5 minutes": the longest hold anything
 # in an ordinary answer can justify.
 LONGEST_PLAUSIBLE_HOLD = 300.0
@@ -55,6 +57,7 @@ async def test_one_answer_with_a_far_expire_does_not_stall_the_uid_for_years(
 ) -> None:
     sim = BingXSimulator(clock=clock, rate_limit_headers=False)
     key = sim.add_key(uid=1)
+    verified_earlier(key.api_key, key.uid)
     limiter = RateLimiter(clock=clock)
     sim.inject(full_window_until(expire))
     async with AssetsClient(
@@ -74,6 +77,7 @@ async def test_one_answer_with_a_far_expire_does_not_stall_the_uid_for_years(
 async def test_a_hold_from_a_header_past_max_wait_names_the_header(clock: LoopClock) -> None:
     sim = BingXSimulator(clock=clock, rate_limit_headers=False)
     key = sim.add_key(uid=1)
+    verified_earlier(key.api_key, key.uid)
     limiter = RateLimiter(clock=clock)
     sim.inject(full_window_until("9999999999999"))
     async with AssetsClient(
@@ -93,6 +97,7 @@ async def test_a_hold_from_a_header_past_max_wait_names_the_header(clock: LoopCl
 async def test_a_huge_retry_after_is_a_typed_error(clock: LoopClock, retry_after: str) -> None:
     sim = BingXSimulator(clock=clock)
     key = sim.add_key(uid=1)
+    verified_earlier(key.api_key, key.uid)
     limiter = RateLimiter(clock=clock)
     sim.inject(Fault.http(429, retry_after=float(retry_after)))
     async with AssetsClient(
@@ -108,6 +113,7 @@ async def test_a_huge_retry_after_is_a_typed_error(clock: LoopClock, retry_after
 async def test_an_unblock_time_centuries_away_is_held_for_a_day(clock: LoopClock) -> None:
     sim = BingXSimulator(clock=clock)
     key = sim.add_key(uid=1)
+    verified_earlier(key.api_key, key.uid)
     limiter = RateLimiter(clock=clock)
     sim.inject(Fault.rate_limited(10**16))  # the year 318857
     async with AssetsClient(
@@ -125,6 +131,7 @@ async def test_an_unblock_time_centuries_away_is_held_for_a_day(clock: LoopClock
 async def test_a_huge_retry_after_closes_the_gate_in_redis_for_a_day(redis_url: str) -> None:
     sim = BingXSimulator()
     key = sim.add_key(uid=1)
+    verified_earlier(key.api_key, key.uid)
     redis = Redis.from_url(redis_url)
     limiter = RateLimiter(backend=RedisBackend(redis, namespace=f"t-{uuid.uuid4().hex[:8]}"))
     sim.inject(Fault.http(429, retry_after=1e300))
@@ -148,6 +155,7 @@ async def test_retry_after_zero_still_pauses_the_ip_a_moment(
 ) -> None:
     sim = BingXSimulator(clock=clock)
     key = sim.add_key(uid=1)
+    verified_earlier(key.api_key, key.uid)
     limiter = RateLimiter(clock=clock)
     sim.inject(Fault.http(429, retry_after=0))
     async with AssetsClient(
@@ -179,6 +187,7 @@ async def test_an_answer_is_never_lost_to_a_limiter_that_cannot_hold_the_uid(
     threw away a good answer."""
     sim = BingXSimulator(clock=clock, rate_limit_headers=False)
     key = sim.add_key(uid=1)
+    verified_earlier(key.api_key, key.uid)
     limiter = RateLimiter(clock=clock, backend=_NoGates(clock))
     sim.inject(full_window_until(str(sim.server_ms() + 60_000)))
     async with AssetsClient(
@@ -200,6 +209,7 @@ async def test_a_body_httpx_cannot_decode_is_a_typed_connection_error(
     )
     respx_mock.get(host + ASSET_OVERVIEW_PATH).mock(return_value=garbled)
     limiter = RateLimiter(clock=clock)
+    verified_earlier("k" * 64, 5)
     async with AssetsClient("k" * 64, "s" * 64, uid=5, limiter=limiter, max_retries=1) as client:
         with pytest.raises(APIConnectionError, match="DecodingError"):
             await client.asset_overview()

@@ -8,7 +8,7 @@ import os
 import stat
 import sys
 import tomllib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import pytest
@@ -22,17 +22,21 @@ from bingx_assets.testing import BingXSimulator, SimKey, SimulatorServer
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def keys_file(keys: list[SimKey], *, pinned: Collection[int] = ()) -> str:
-    """A file as `simulate --write-keys` writes it, without the uids (but for `pinned`),
-    with the comments and quirks of a file people edit."""
+def keys_file(
+    keys: list[SimKey], *, pinned: Collection[int] = (), claims: Mapping[int, int] | None = None
+) -> str:
+    """A file as `simulate --write-keys` writes it, without the uids (but for `pinned`,
+    and `claims`: uids written by hand, by key index), with the comments and quirks of a
+    file people edit."""
+    claims = claims or {}
     parts = ["# Fleet keys: do not commit.\n\n"]
     for n, k in enumerate(keys):
         parts.append("[[keys]]   # sub-account\n" if n % 2 else "[[keys]]\n")
         parts.append(f'label = "sim-{n + 1}"  # who holds it\n')
         parts.append(f"api_key = '{k.api_key}'\n")
         parts.append(f'secret_key = "{k.secret_key}"\n')
-        if n in pinned:
-            parts.append(f"uid = {k.uid}\n")
+        if n in pinned or n in claims:
+            parts.append(f"uid = {claims.get(n, k.uid)}\n")
         parts.append("# rotated 2026-01\n\n" if n % 3 == 0 else "\n")
     return "".join(parts)
 
@@ -95,23 +99,58 @@ async def test_uids_are_written_in_and_nothing_else_changes(tmp_path: Path) -> N
         assert [list(t) for t in tables] == [["label", "api_key", "secret_key", "uid"]] * 7
         assert after.count("uid = ") == 7
         assert f'secret_key = "{keys[0].secret_key}"\nuid = 20000\n# rotated' in after
-        # Only the keys without a uid were looked up, at BingX's 5/s.
+        # Every key was looked up once, at BingX's 5/s: the pinned one too, since this
+        # machine had not verified its uid.
         looked_up = [r.api_key or "" for r in sim.requests if r.path == UID_PATH]
-        assert sorted(looked_up) == sorted(k.api_key for n, k in enumerate(keys) if n != 2)
+        assert sorted(looked_up) == sorted(k.api_key for k in keys)
         assert sim.peak(path=UID_PATH) <= 5
         assert sim.rejections == []
-        assert "wrote 6 UIDs" in out
+        assert "checking 7 UIDs" in out and "wrote 6 UIDs" in out and "corrected" not in out
         assert mode(path) == 0o600
         assert names_in(tmp_path) == ["keys.toml"]  # no temporary file left
         for k in keys:
             assert k.secret_key not in out + err
 
-        # Again: nothing to look up, nothing sent, the file untouched.
+        # Again: every uid verified on this machine, nothing sent, the file untouched.
         sent = len(sim.requests)
         code, out, _ = await resolve(path, server.url)
-        assert code == 0 and "every key already has a uid" in out
+        assert code == 0 and "every key's uid is one this machine verified" in out
         assert len(sim.requests) == sent
         assert read(path) == after
+
+
+@pytest.mark.looptime(False)
+async def test_wrong_uids_are_corrected_in_place_and_named_by_label(tmp_path: Path) -> None:
+    """Issue 18: 2 of 5 keys of one UID labelled with another uid. Checked once on this
+    machine: the two lines are corrected, the rest is left as it was."""
+    sim = BingXSimulator()
+    keys = [sim.add_key(uid=40_000) for _ in range(5)] + [sim.add_key(uid=40_001)]
+    path = tmp_path / "keys.toml"
+    claims = {n: k.uid for n, k in enumerate(keys)} | {1: 40_001, 3: 40_001}
+    before = keys_file(keys, claims=claims)
+    write(path, before)
+    async with SimulatorServer(sim) as server:
+        code, out, err = await resolve(path, server.url)
+        assert (code, err) == (0, "")
+        after = read(path)
+        assert [t["uid"] for t in tomllib.loads(after)["keys"]] == [k.uid for k in keys]
+        changed = [
+            (a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b
+        ]
+        assert changed == [("uid = 40001", "uid = 40000")] * 2
+        corrections = [line for line in out.splitlines() if line.endswith("corrected")]
+        assert corrections == [
+            f"sim-{n}: uid 40001 is not its UID; BingX says 40000: corrected" for n in (2, 4)
+        ]
+        assert "wrote 2 UIDs (2 corrected)" in out
+        assert sim.rejections == []
+        for k in keys:
+            assert k.api_key not in out and k.secret_key not in out
+        # Again: this machine verified them all; nothing is sent.
+        sent = len(sim.requests)
+        code, out, _ = await resolve(path, server.url)
+        assert code == 0 and "every key's uid is one this machine verified" in out
+        assert len(sim.requests) == sent
 
 
 @pytest.mark.looptime(False)

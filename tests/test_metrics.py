@@ -35,6 +35,8 @@ from bingx_assets._cli import main
 from bingx_assets._metrics import OUTCOMES, MetricsServer, exporting
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock, SimKey
 
+from .conftest import verified_earlier
+
 DASHBOARD = Path(__file__).parent.parent / "docs" / "grafana-dashboard.json"
 FAMILIES = {
     "bingx_assets_balance_usdt",
@@ -107,6 +109,7 @@ def server(
 async def client(
     sim: BingXSimulator, key: SimKey, limiter: RateLimiter, registry: CollectorRegistry
 ) -> AsyncIterator[AssetsClient]:
+    verified_earlier(key.api_key, key.uid)
     async with AssetsClient(
         key.api_key,
         key.secret_key,
@@ -394,6 +397,7 @@ async def test_an_unreachable_redis_limiter_counts_as_limiter_unavailable(
     backend = RedisBackend(Redis.from_url("unix:///nonexistent/redis.sock"))
     limiter = RateLimiter(backend=backend)
     PrometheusMetrics(registry).attach(limiter)
+    verified_earlier(key.api_key, key.uid)
     client = AssetsClient(
         key.api_key, key.secret_key, uid=key.uid, http_client=sim.http_client(), limiter=limiter
     )

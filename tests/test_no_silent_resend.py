@@ -23,6 +23,8 @@ from bingx_assets import (
 from bingx_assets._constants import ASSET_OVERVIEW_PATH
 from bingx_assets.testing import BingXSimulator, Fault, SimulatorServer
 
+from .conftest import verified_earlier
+
 pytestmark = pytest.mark.looptime(False)  # real sockets want the real clock
 
 # BingX's five per UID, in a tenth of its second: the same refusals, ten times sooner.
@@ -59,6 +61,7 @@ async def test_a_dropped_request_is_sent_again_only_by_the_client_under_a_new_sl
 ) -> None:
     sim = CountThenDrop(limits=FAST)
     key = sim.add_key(uid=1)
+    verified_earlier(key.api_key, key.uid)
     limiter = RateLimiter(FAST)
     async with SimulatorServer(sim) as server:
         http: httpx.AsyncClient | aiohttp.ClientSession = (
@@ -86,6 +89,7 @@ async def test_a_session_middleware_still_runs_and_cannot_resend_either() -> Non
     error reaches BingX once: the client's retry sends again, under a new slot."""
     sim = BingXSimulator(limits=FAST)
     key = sim.add_key(uid=1)
+    verified_earlier(key.api_key, key.uid)
     limiter = RateLimiter(FAST)
     seen: list[str] = []
 

@@ -89,6 +89,7 @@ BAD_VALUES: dict[str, list[object]] = {
     "max_wait": [True, False, -1, -0.5, NAN, INF, 10**400, "60", None, [60]],
     "recv_window": [True, False, 0, -1, 60_001, 5000.0, NAN, INF, "5000", None],
     "allow_insecure_http": [1, 0, "yes", "False", None],
+    "verify_uids": [1, 0, "yes", "False", None],
     "uid_cache": [None, 0, 1, 2.5, "", b"/tmp/uids.json", "a\0b", ".", [], Path("/")],
 }
 
@@ -145,6 +146,7 @@ def test_any_value_is_taken_with_its_own_type_or_refused_by_name(option: str, va
         "max_wait": float,
         "recv_window": int,
         "allow_insecure_http": bool,
+        "verify_uids": bool,
         "uid_cache": bool if isinstance(value, bool) else type(Path()),
     }[option]
     assert type(kept) is expected
@@ -158,6 +160,7 @@ def test_defaults_come_from_the_constants() -> None:
     assert options.max_wait == DEFAULT_MAX_WAIT
     assert options.recv_window == DEFAULT_RECV_WINDOW_MS
     assert options.allow_insecure_http is False
+    assert options.verify_uids is True
     assert options.uid_cache is True
 
 

@@ -22,10 +22,16 @@ from bingx_assets import (
 from bingx_assets._constants import ASSET_OVERVIEW_PATH
 from bingx_assets.testing import BingXSimulator, LoopClock, SimKey
 
+from .conftest import verified_earlier
+
 MakePool = Callable[..., AssetsPool]
 
 
 def creds(key: SimKey, label: str = "", *, uid: bool = True) -> Credentials:
+    """`key`'s credentials, with its UID verified on this machine before (the test's
+    cache), or without a UID: looked up."""
+    if uid:
+        verified_earlier(key.api_key, key.uid)
     return Credentials(key.api_key, key.secret_key, label, key.uid if uid else None)
 
 

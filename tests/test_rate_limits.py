@@ -20,7 +20,7 @@ from bingx_assets import (
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH, UID_PATH
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock, SimKey
 
-from .conftest import MakeClient
+from .conftest import MakeClient, verified_earlier
 
 HOST = "https://open-api.bingx.com"
 
@@ -159,9 +159,11 @@ async def test_rate_answers_pause_what_was_refused_as_long_as_it_said(
         200, json={"code": 0, "data": [{"accountType": "sopt", "usdtBalance": "2"}]}
     )
     route = respx_mock.get(HOST + ASSET_OVERVIEW_PATH).mock(side_effect=[answer, ok, ok])
+    verified_earlier("k" * 64, 5)
     async with AssetsClient("k" * 64, "s" * 64, uid=5, max_wait=600, limiter=limiter) as client:
         first = await client.asset_overview()
         paused = clock.monotonic()
+        verified_earlier("j" * 64, 5)
         async with AssetsClient("j" * 64, "s" * 64, uid=5, limiter=limiter) as sibling:
             await sibling.asset_overview()  # the gate already reopened
     assert first.total == Decimal(2) and route.call_count == 3
@@ -185,6 +187,7 @@ async def test_the_gate_stops_siblings_that_are_already_waiting(
         return httpx.Response(200, json={"code": 0, "data": []})
 
     respx_mock.get(HOST + ASSET_OVERVIEW_PATH).mock(side_effect=answer)
+    verified_earlier("k" * 64, 5)
     async with AssetsClient("k" * 64, "s" * 64, uid=5, limiter=limiter) as client:
         await asyncio.gather(*(client.asset_overview() for _ in range(8)))
     assert calls[0] == 0 and all(t >= 30 for t in calls[1:])
@@ -275,6 +278,8 @@ async def test_a_429_pauses_every_uid_behind_the_ip(
         return httpx.Response(200, json={"code": 0, "data": []})
 
     respx_mock.get(HOST + ASSET_OVERVIEW_PATH).mock(side_effect=answer)
+    verified_earlier("k" * 64, 5)
+    verified_earlier("j" * 64, 6)
     async with (
         AssetsClient("k" * 64, "s" * 64, uid=5, limiter=limiter) as first,
         AssetsClient("j" * 64, "s" * 64, uid=6, limiter=limiter) as other_uid,

@@ -19,7 +19,7 @@ from bingx_assets import AssetsPool, Credentials, RateLimiter
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock, SimulatorServer
 from bingx_assets.testing._messages import MSG_SYSTEM_BUSY
 
-from .conftest import assert_nothing_sent_into_a_known_disabled_period
+from .conftest import assert_nothing_sent_into_a_known_disabled_period, verified_earlier
 
 FAULTS = [
     Fault.http(500), Fault.html(502), Fault.http(503), Fault.html(504), Fault.reset(),
@@ -97,6 +97,8 @@ async def test_soak_over_loopback_http_leaks_no_connection_or_descriptor() -> No
     ]
     sim.random_faults(0.1, [Fault.reset(), Fault.http(503), Fault.html(502), Fault.slow(0.05)])
     limiter = RateLimiter()  # one per egress IP: a fresh one per pool would not know the last
+    for k in keys:  # the UID cache's database stays open for the process: opened before
+        verified_earlier(k.api_key, k.uid)
     before = open_descriptors()
     async with SimulatorServer(sim) as server:
         for _ in range(2):

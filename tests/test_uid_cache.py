@@ -1,15 +1,18 @@
-"""The UID cache: lookups remembered between processes, in a file safe to share."""
+"""The UID cache: lookups remembered between processes, in an SQLite table safe to share."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +26,13 @@ from bingx_assets import (
     RateLimiter,
 )
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, UID_PATH
-from bingx_assets._uid_cache import UidCache, _open, default_uid_cache_path, key_id
+from bingx_assets._uid_cache import (
+    FORMAT_VERSION,
+    UidCache,
+    _open,
+    default_uid_cache_path,
+    key_id,
+)
 from bingx_assets.testing import BingXSimulator, LoopClock, SimKey
 
 from .conftest import MakeClient
@@ -41,7 +50,7 @@ def _as_if_a_new_process() -> Iterator[None]:
 
 @pytest.fixture
 def cache_file(tmp_path: Path) -> Path:
-    return tmp_path / "cache" / "uids.json"
+    return tmp_path / "cache" / "uids.sqlite3"
 
 
 def lookups(sim: BingXSimulator) -> int:
@@ -62,10 +71,15 @@ def write(path: Path, content: bytes) -> None:
 
 
 def entries(path: Path) -> dict[str, str]:
-    document = json.loads(path.read_bytes())
-    assert document["version"] == 1
-    uids: dict[str, str] = document["uids"]
-    return uids
+    """What the database holds, read by a connection of its own (as another process)."""
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (FORMAT_VERSION,)
+        return dict(connection.execute("SELECT key_id, uid FROM uids"))
+
+
+def legacy(uids: dict[str, str]) -> bytes:
+    """A `uids.json` as the previous version wrote it."""
+    return json.dumps({"version": 1, "uids": uids}, sort_keys=True).encode()
 
 
 async def test_a_lookup_is_remembered_and_the_next_process_skips_it(
@@ -92,14 +106,14 @@ async def test_the_default_file_is_in_xdg_cache_home_with_private_modes(
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     await make_client(key).asset_overview()
-    path = tmp_path / "xdg" / "bingx-assets" / "uids.json"
+    path = tmp_path / "xdg" / "bingx-assets" / "uids.sqlite3"
     assert default_uid_cache_path() == path
     assert entries(path) == {key_id(key.api_key): "1001"}
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    # Nothing else left behind: the lock file (600) and no stray temporary files.
-    assert sorted(p.name for p in path.parent.iterdir()) == ["uids.json", "uids.json.lock"]
-    assert stat.S_IMODE((path.parent / "uids.json.lock").stat().st_mode) == 0o600
+    # The database and its WAL files, all 600, and nothing else.
+    names = ["uids.sqlite3", "uids.sqlite3-shm", "uids.sqlite3-wal"]
+    assert sorted(p.name for p in path.parent.iterdir()) == names
+    assert {stat.S_IMODE((path.parent / n).stat().st_mode) for n in names} == {0o600}
 
 
 async def test_the_file_holds_neither_the_key_nor_the_secret(
@@ -107,7 +121,7 @@ async def test_the_file_holds_neither_the_key_nor_the_secret(
 ) -> None:
     keys = [sim.add_key(uid=5000 + n) for n in range(5)]
     await asyncio.gather(*(make_client(k, uid_cache=cache_file).uid() for k in keys))
-    content = read(cache_file) + read(cache_file.with_name("uids.json.lock"))
+    content = b"".join(read(p) for p in cache_file.parent.iterdir())
     for k in keys:
         for secret in (k.api_key, k.secret_key):
             for start in range(0, len(secret) - 8, 8):  # not even a piece of one
@@ -183,12 +197,36 @@ def test_a_lookup_naming_another_uid_replaces_the_entry(
     assert "another UID" in caplog.text
 
 
+async def test_the_old_json_file_is_read_once_into_the_database_and_left_alone(
+    sim: BingXSimulator, key: SimKey, make_client: MakeClient, cache_file: Path
+) -> None:
+    old_file = cache_file.with_suffix(".json")
+    content = legacy({key_id(key.api_key): "1001", "not-a-key-id": "5", key_id("x"): "abc"})
+    write(old_file, content)
+    client = make_client(key, uid_cache=cache_file)
+    await client.asset_overview()
+    assert lookups(sim) == 0  # the migrated entry
+    assert entries(cache_file) == {key_id(key.api_key): "1001"}  # malformed ones left out
+    assert read(old_file) == content  # an older bingx-assets may still read it
+    # Once: what the old file gains later is not read again.
+    write(old_file, legacy({key_id(key.api_key): "1001", key_id("late" * 16): "7"}))
+    _open.clear()
+    assert UidCache(cache_file).get("late" * 16) is None
+
+
+def test_a_path_naming_the_old_json_file_means_the_database_beside_it(tmp_path: Path) -> None:
+    write(tmp_path / "mine.json", legacy({key_id("k" * 64): "42"}))
+    cache = UidCache(tmp_path / "mine.json")
+    assert cache.path == tmp_path / "mine.sqlite3"
+    assert cache.get("k" * 64) == "42"
+
+
 @pytest.mark.parametrize(
     "content",
     [b"{not json", b"\xff\xfe", b"[]", b'{"version": 0, "uids": {}}', b'{"version": 1}', b""],
     ids=["bad-json", "not-utf8", "a-list", "unknown-version", "no-uids", "empty"],
 )
-async def test_a_corrupt_file_costs_a_lookup_and_one_log_line(
+async def test_a_corrupt_old_file_costs_a_lookup_and_one_log_line(
     sim: BingXSimulator,
     key: SimKey,
     make_client: MakeClient,
@@ -196,7 +234,7 @@ async def test_a_corrupt_file_costs_a_lookup_and_one_log_line(
     caplog: pytest.LogCaptureFixture,
     content: bytes,
 ) -> None:
-    write(cache_file, content)
+    write(cache_file.with_suffix(".json"), content)
     with caplog.at_level(logging.WARNING, logger="bingx_assets"):
         overview = await make_client(key, uid_cache=cache_file).asset_overview()
         other = sim.add_key(uid=1002)
@@ -204,26 +242,56 @@ async def test_a_corrupt_file_costs_a_lookup_and_one_log_line(
     assert overview.total > 0
     assert lookups(sim) == 2
     [line] = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert "UID cache" in line.getMessage() and "going on without it" in line.getMessage()
-    # Rewritten whole, with both lookups: the next process finds them.
+    assert "cannot migrate the UID cache" in line.getMessage()
+    assert "going on without it" in line.getMessage()
+    # The database starts empty and keeps both lookups: the next process finds them.
     assert entries(cache_file) == {key_id(key.api_key): "1001", key_id(other.api_key): "1002"}
 
 
-async def test_a_newer_versions_file_is_used_by_nobody_and_left_alone(
+@pytest.mark.parametrize(
+    "content", [b"garbage " * 100, b"SQLite format 3\0" + b"\xff" * 200], ids=["text", "torn"]
+)
+async def test_a_corrupt_database_costs_lookups_and_one_log_line_and_is_left_alone(
+    sim: BingXSimulator,
+    make_client: MakeClient,
+    cache_file: Path,
+    caplog: pytest.LogCaptureFixture,
+    content: bytes,
+) -> None:
+    write(cache_file, content)
+    keys = [sim.add_key(uid=1001), sim.add_key(uid=1002)]
+    with caplog.at_level(logging.WARNING, logger="bingx_assets"):
+        for k in keys * 2:  # twice each: nothing can be remembered
+            _open.clear()
+            assert (await make_client(k, uid_cache=cache_file).asset_overview()).total > 0
+    assert lookups(sim) == 4
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 4  # one per cache opened: here, one per "process"
+    assert all("UID cache" in w and "going on without it" in w for w in warnings)
+    assert read(cache_file) == content
+
+
+async def test_a_newer_versions_database_is_used_by_nobody_and_left_alone(
     sim: BingXSimulator,
     key: SimKey,
     make_client: MakeClient,
     cache_file: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    newer = json.dumps({"version": 2, "uids": {key_id(key.api_key): "1001"}}).encode()
-    write(cache_file, newer)
+    cache_file.parent.mkdir()
+    with contextlib.closing(sqlite3.connect(cache_file)) as connection:
+        connection.execute("CREATE TABLE uids (key_id TEXT PRIMARY KEY, uid TEXT)")
+        connection.execute("INSERT INTO uids VALUES (?, '1001')", (key_id(key.api_key),))
+        connection.execute(f"PRAGMA user_version = {FORMAT_VERSION + 1}")
+        connection.commit()
+    newer = read(cache_file)
     with caplog.at_level(logging.WARNING, logger="bingx_assets"):
         await make_client(key, uid_cache=cache_file).asset_overview()
     assert lookups(sim) == 1
     assert read(cache_file) == newer
     [line] = caplog.records
-    assert "cannot use the UID cache" in line.getMessage() and "version 2" in line.getMessage()
+    assert "cannot use the UID cache" in line.getMessage()
+    assert f"version {FORMAT_VERSION + 1}" in line.getMessage()
 
 
 async def test_an_unusable_cache_never_fails_a_read(
@@ -235,7 +303,7 @@ async def test_an_unusable_cache_never_fails_a_read(
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    client = make_client(key, uid_cache=blocker / "uids.json")  # its directory is a file
+    client = make_client(key, uid_cache=blocker / "uids.sqlite3")  # its directory is a file
     with caplog.at_level(logging.WARNING, logger="bingx_assets"):
         assert (await client.asset_overview()).total > 0
         assert (await client.asset_overview()).total > 0
@@ -256,19 +324,9 @@ async def test_a_pool_schedules_cached_keys_by_their_uid(
         _open.clear()
         warm = AssetsPool(creds, uid_cache=cache_file, http_client=http, limiter=limiter)
         assert warm._schedule == [0, 4, 1, 5, 2, 6, 3, 7]  # one key of each UID in turn
-        assert [c._uid for c in warm._clients] == ["1"] * 4 + ["2"] * 4
         assert all(r.ok for r in await warm.gather())
     assert lookups(sim) == 8
     assert sim.rejections == []
-
-
-async def test_a_uid_given_in_the_credentials_wins_and_is_not_cached(
-    sim: BingXSimulator, make_client: MakeClient, cache_file: Path
-) -> None:
-    key = sim.add_key(uid=1001)
-    await make_client(key, uid=1001, uid_cache=cache_file).asset_overview()
-    assert not exists(cache_file.parent)
-    assert lookups(sim) == 0
 
 
 async def test_a_thousand_keys_in_a_warm_second_process_need_no_lookup(
@@ -320,7 +378,7 @@ WRITER = textwrap.dedent(
 
 
 @pytest.mark.looptime(False)
-def test_processes_writing_at_once_lose_nothing_and_the_file_always_parses(
+def test_processes_writing_at_once_lose_nothing_and_readers_never_wait_or_fail(
     cache_file: Path,
 ) -> None:
     writers, each = 4, 50
@@ -337,12 +395,10 @@ def test_processes_writing_at_once_lose_nothing_and_the_file_always_parses(
     go.touch()
     reads = 0
     while any(p.poll() is None for p in processes):
-        try:
-            content = cache_file.read_bytes()
-        except FileNotFoundError:
-            continue
-        json.loads(content)  # never half a file
-        reads += 1
+        if exists(cache_file):
+            with contextlib.suppress(AssertionError):  # a database not yet migrated
+                entries(cache_file)  # never an error: WAL readers see a whole transaction
+                reads += 1
     assert [p.wait() for p in processes] == [0] * writers
     found = entries(cache_file)
     expected = {
@@ -353,3 +409,74 @@ def test_processes_writing_at_once_lose_nothing_and_the_file_always_parses(
     assert found == expected
     assert reads > 0
     assert [p.name for p in cache_file.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def wal_frames_of_one_put(cache: UidCache, n: int) -> tuple[int, int]:
+    """(pages written to the WAL, rows changed) by one put, with the WAL emptied first."""
+    connection = cache._writer
+    assert connection is not None
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    changes = connection.total_changes
+    cache.put(f"new-{n}-" + "x" * 40, "9")
+    frames = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    return frames, connection.total_changes - changes
+
+
+def test_a_put_writes_the_same_few_pages_at_ten_entries_as_at_twenty_thousand(
+    cache_file: Path,
+) -> None:
+    """Issue 21: the JSON file was rewritten whole on every put (24 ms at 50,000). A put
+    is one row in one short transaction now: what it writes does not grow with the
+    cache. (Counted in WAL pages and rows, not timed.)"""
+    cache = UidCache(cache_file)
+    cache.put("first" + "x" * 40, "1")  # creates the database
+    small = wal_frames_of_one_put(cache, 0)
+    connection = cache._writer
+    assert connection is not None
+    with connection:
+        connection.execute("BEGIN")
+        connection.executemany(
+            "INSERT INTO uids VALUES (?, ?)",
+            ((key_id(f"bulk-{n}"), str(n + 1)) for n in range(20_000)),
+        )
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    large = wal_frames_of_one_put(cache, 1)
+    assert small[1] == large[1] == 1  # one row touched
+    assert pages > 200  # a rewrite would write all of them
+    assert large[0] <= small[0] + 2 <= 6, (small, large)  # a deeper B-tree: a page or two
+    assert cache.get("new-1-" + "x" * 40) == "9"
+    assert len(entries(cache_file)) == 20_003
+
+
+def test_a_put_of_what_is_already_there_writes_nothing(cache_file: Path) -> None:
+    cache = UidCache(cache_file)
+    cache.put("k" * 64, "1001")
+    connection = cache._writer
+    assert connection is not None
+    changes = connection.total_changes
+    cache.put("k" * 64, "1001")
+    assert connection.total_changes == changes
+
+
+def test_a_cache_that_is_only_read_leaves_no_file_behind(cache_file: Path) -> None:
+    assert UidCache(cache_file).get("k" * 64) is None
+    UidCache(cache_file).drop("k" * 64)
+    assert not exists(cache_file.parent)
+
+
+async def test_lookups_are_written_off_the_event_loop(
+    sim: BingXSimulator, key: SimKey, make_client: MakeClient, cache_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    writers: list[bool] = []
+    put = UidCache.put
+
+    def recording_put(self: UidCache, api_key: str, uid: str) -> None:
+        writers.append(threading.current_thread() is threading.main_thread())
+        put(self, api_key, uid)
+
+    monkeypatch.setattr(UidCache, "put", recording_put)
+    await make_client(key, uid_cache=cache_file).asset_overview()
+    await make_client(sim.add_key(uid=1002), uid_cache=cache_file).asset_overview()
+    assert writers == [False, False]
+    assert len(entries(cache_file)) == 2

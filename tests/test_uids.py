@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 
 import pytest
 
 from bingx_assets import AssetsClient, AssetsPool, ConfigurationError, Credentials, RateLimiter
-from bingx_assets._constants import ASSET_OVERVIEW_PATH
+from bingx_assets._constants import ASSET_OVERVIEW_PATH, UID_PATH
 from bingx_assets.testing import BingXSimulator, LoopClock
 
 from .conftest import MakeClient
@@ -30,10 +31,23 @@ REFUSED = [True, False, 0, "0", "000", -3000001, "-3000001", "+3000001", "300000
 
 
 @pytest.mark.parametrize("uid", SPELLINGS, ids=repr)
-async def test_every_spelling_of_a_uid_is_its_decimal_string(uid: int | str) -> None:
+async def test_every_spelling_of_a_uid_is_its_decimal_string(
+    sim: BingXSimulator, limiter: RateLimiter, caplog: pytest.LogCaptureFixture, uid: int | str
+) -> None:
     assert Credentials(KEY, SECRET, uid=uid).uid == "3000001"
-    # Given to the client, it is used as it is: no lookup, nothing sent.
-    assert await AssetsClient(KEY, SECRET, uid=uid).uid() == "3000001"
+    # Given to the client, it is a claim: checked against BingX, and found to agree.
+    key = sim.add_key(uid=3000001)
+    async with (
+        sim.http_client() as http,
+        AssetsClient(key.api_key, key.secret_key, uid=uid, http_client=http, limiter=limiter)
+        as client,
+    ):  # fmt: skip
+        assert await client.uid() == "3000001"
+    assert [r.path for r in sim.requests if r.path == UID_PATH] == [UID_PATH]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # Told to trust it, the client sends nothing for it.
+    trusting = AssetsClient(KEY, SECRET, uid=uid, verify_uids=False, base_url="http://127.0.0.1:1")
+    assert await trusting.uid() == "3000001"
 
 
 @pytest.mark.parametrize("uid", REFUSED, ids=lambda v: repr(v)[:20])

@@ -1,10 +1,16 @@
-"""`bingx-assets keys resolve FILE`: look up the keys' UIDs once and pin them in the file.
+"""`bingx-assets keys resolve FILE`: the keys' UIDs, as BingX says, pinned in the file.
 
-Only keys without a `uid` are looked up, through the limiter (5 lookups/s in all), and
-each UID found is written as `uid = N` after its key's last line; comments, order and
-layout stay as they were (tomlkit). The new file replaces the old one in one `os.replace`
-and is never readable by others. A key that fails is named on one line and the others are
-still written; the exit code is then 1.
+A `uid` in a keys file is a claim until a lookup on this machine agrees (the UID cache
+remembers the lookups). This command checks every key the cache cannot vouch for:
+keys without a `uid` are looked up and get `uid = N` after their key's last line; a
+`uid` BingX contradicts is corrected in place and named on one line. Lookups go
+through the limiter (5/s in all). Comments, order and layout stay as they were
+(tomlkit). The new file replaces the old one in one `os.replace` and is never readable
+by others. A key that fails is named on one line and the others are still written; the
+exit code is then 1.
+
+A uid this command wrote counts as verified on this machine, because its lookup is in
+this machine's cache; on another machine it is checked once more, on first use.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from .._files import read_regular_file, write_private
 from .._limiter import RateLimiter
 from .._options import ClientOptions
 from .._printable import printable
+from .._uid_cache import open_uid_cache
 from ._render import error_text
 
 __all__ = ["resolve_keys_file"]
@@ -42,37 +49,52 @@ async def resolve_keys_file(args: argparse.Namespace) -> int:
     file, credentials, original, document = _read(args.file)
     shown = printable(str(file))  # a path, like a label, is anyone's text
     tables = document["keys"]
-    missing = [n for n, creds in enumerate(credentials) if creds.uid is None]
-    if not missing:
-        print(f"{shown}: every key already has a uid", flush=True)
+    options = ClientOptions(base_url=args.base_url, timeout=args.timeout)
+    cache = open_uid_cache(options.uid_cache)
+    unchecked = [
+        n for n, c in enumerate(credentials) if c.uid is None or cache.get(c.api_key) != c.uid
+    ]
+    if not unchecked:
+        print(f"{shown}: every key's uid is one this machine verified", flush=True)
         return EXIT_OK
     print(
-        f"{shown}: resolving {len(missing)} UIDs "
-        f"(up to {len(missing) / _LOOKUPS_PER_SECOND:.0f} s at {_LOOKUPS_PER_SECOND} lookups/s)",
+        f"{shown}: checking {len(unchecked)} UIDs "
+        f"(up to {len(unchecked) / _LOOKUPS_PER_SECOND:.0f} s at {_LOOKUPS_PER_SECOND} "
+        "lookups/s)",
         flush=True,
     )
-    options = ClientOptions(base_url=args.base_url, timeout=args.timeout)
-    found = await _look_up([credentials[n] for n in missing], options)
-    failed = 0
-    for n, outcome in zip(missing, found, strict=True):
-        if isinstance(outcome, str):
-            _pin_uid(tables[n], int(outcome))
-        else:
+    found = await _look_up([credentials[n] for n in unchecked], options)
+    failed = written = corrected = 0
+    for n, outcome in zip(unchecked, found, strict=True):
+        claimed = credentials[n].uid
+        if isinstance(outcome, Exception):
             failed += 1
             print(
                 f"bingx-assets: error: {printable(credentials[n].label)}: {error_text(outcome)}",
                 file=sys.stderr,
             )
-    resolved = len(missing) - failed
-    if resolved:
+        elif claimed is None:
+            _pin_uid(tables[n], int(outcome))
+            written += 1
+        elif claimed != outcome:
+            tables[n]["uid"] = int(outcome)  # in place, where the wrong one stood
+            written += 1
+            corrected += 1
+            print(f"{credentials[n].label}: uid {claimed} is not its UID; BingX says {outcome}: "
+                  "corrected", flush=True)  # fmt: skip
+    if written:
         _replace(file, original, document.as_string().encode())
-    print(f"{shown}: wrote {resolved} UIDs" + (f", {failed} keys failed" if failed else ""),
-          flush=True)  # fmt: skip
+    summary = f"wrote {written} UIDs" + (f" ({corrected} corrected)" if corrected else "")
+    if not written and not failed:
+        summary = "every uid agrees with BingX; nothing to write"
+    print(f"{shown}: {summary}" + (f", {failed} keys failed" if failed else ""), flush=True)
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
 async def _look_up(credentials: list[Credentials], options: ClientOptions) -> list[str | Exception]:
-    """Each key's UID, or what stopped it; every lookup shares one limiter."""
+    """Each key's UID as BingX says (remembered by this machine, or looked up), or what
+    stopped it; every lookup shares one limiter. The uids written in the file are left
+    out: they are what is being checked."""
     limiter = RateLimiter()
     async with httpx.AsyncClient() as http:
         clients = [

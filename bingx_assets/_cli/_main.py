@@ -3,7 +3,7 @@
     bingx-assets balances [--keys FILE] [--json] [--simulate]   every key's balances, once
     bingx-assets watch --interval 5 [--changes-only]            every key's balances, on a beat
     bingx-assets simulate [--port 0] [--write-keys FILE]        the simulator, served on loopback
-    bingx-assets keys resolve FILE                              write the keys' UIDs into FILE
+    bingx-assets keys resolve FILE                              check UIDs, pin them in FILE
 
 Keys come from `--keys FILE` (TOML, see `Credentials.from_file`) or the environment
 (`BINGX_API_KEY` / `BINGX_SECRET_KEY`, plus `BINGX_API_KEY_<LABEL>` pairs). Errors print
@@ -254,9 +254,10 @@ def _parser() -> argparse.ArgumentParser:
     keys_commands = keys.add_subparsers(required=True, metavar="ACTION")
     resolve = keys_commands.add_parser(
         "resolve",
-        help="look up missing UIDs, write them in",
-        description="Look up the UID of every key in FILE that has none, and write it into "
-        "FILE (comments and order kept, mode 600), so every process starts with them.",
+        help="check the keys' UIDs with BingX, write them in",
+        description="Check the UID of every key in FILE with BingX (once per machine: "
+        "this machine's UID cache remembers), write the missing ones into FILE and correct "
+        "the wrong ones (comments and order kept, mode 600).",
     )
     resolve.add_argument("file", type=Path, metavar="FILE", help="TOML file of keys")
     _add_connection_options(resolve)
@@ -434,6 +435,9 @@ async def _open_pool(args: argparse.Namespace) -> AsyncIterator[AssetsPool]:
             http_client=http_client,
             limiter=limiter,
             allow_insecure_http=args.allow_insecure_http,
+            # The simulator made its keys' UIDs: facts, and none of the user's cache.
+            uid_cache=not args.simulate,
+            verify_uids=not args.simulate,
         )
         stack.push_async_callback(pool.aclose)
         yield pool
