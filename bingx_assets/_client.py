@@ -249,13 +249,10 @@ class AssetsClient(OwnsHttpClient):
         if found is None:
             # Both of a path's scopes at once: this key's are made once, not per error.
             for variant in (False, True):
-                if uid is None:
-                    # Before the UID is known, every lookup shares one window of the UID
-                    # rate, so keys that turn out to share a UID stay inside it; with no
-                    # UID there is no error budget to count against.
-                    shared = self.limiter.scope("lookup", path, budgeted=False)
-                else:
-                    shared = self.limiter.scope(uid, path, suspect=variant)
+                # Before the UID is known, every lookup shares one window of the UID rate
+                # and one error budget, so that keys which turn out to share a UID stay
+                # inside both: BingX counts a lookup's error against the key's real UID.
+                shared = self.limiter.scope(uid or "lookup", path, suspect=variant)
                 gates = (*shared.gates, self._key_gate)
                 self._scopes[(path, variant)] = dataclasses.replace(shared, gates=gates)
             found = self._scopes[(path, suspect)]

@@ -35,6 +35,8 @@ from bingx_assets._limiter import Blocked
 from bingx_assets._refusals import refusal_of
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock, ReceivedRequest, SimKey
 
+from .conftest import verified_earlier
+
 UID = 7001
 
 
@@ -105,6 +107,7 @@ async def test_a_key_backs_off_doubling_up_to_the_error_window_and_a_success_res
 ) -> None:
     sim = penalty_simulator(clock)
     key = sim.add_key(uid=UID)
+    verified_earlier(key.api_key, UID)  # the balance endpoint's back-off, not the lookup's
     client = AssetsClient(
         key.api_key,
         "wrong",
@@ -387,6 +390,8 @@ async def test_keys_without_errors_wait_for_answers_in_flight_rather_than_fail(
     limits = RateLimits(error_budget=Rate(2, 480.0), suspect_error_limit=1)
     sim = BingXSimulator(clock=clock, latency=0.25)
     keys = [sim.add_key(uid=UID) for _ in range(6)]
+    for key in keys:
+        verified_earlier(key.api_key, UID)
     limiter = RateLimiter(limits, clock=clock)
     async with AssetsPool(
         [creds(k, f"k{n}") for n, k in enumerate(keys)],

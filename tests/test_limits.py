@@ -40,12 +40,13 @@ async def test_no_window_ever_holds_more_than_the_limit(calls: int) -> None:
 
 
 async def test_a_burst_is_served_first_come_first_served() -> None:
-    limiter = RateLimiter(ONE_UID, clock=LoopClock())
+    # Never settled, so each holds an error-budget slot: a budget wide enough for all.
+    limits = RateLimits(per_uid=Rate(5, 1.0), error_budget=Rate(100, 480.0))
+    limiter = RateLimiter(limits, clock=LoopClock())
     order: list[int] = []
 
     async def numbered(n: int) -> None:
-        # Never settled, so kept out of the error budget, which would count them as errors.
-        await limiter.acquire(limiter.scope("u", "/x", budgeted=False), max_wait=60)
+        await limiter.acquire(limiter.scope("u", "/x"), max_wait=60)
         order.append(n)
 
     await asyncio.gather(*(numbered(n) for n in range(23)))

@@ -117,7 +117,7 @@ class RateLimiter:
         self._backend: LimiterBackend = self.backend or MemoryBackend(self.clock)
         self.backend = self._backend
         self.server_clock = ServerClock(self.clock)
-        self._scopes: dict[tuple[str, str, int, bool, bool], Scope] = {}
+        self._scopes: dict[tuple[str, str, int, bool], Scope] = {}
         # A list, so that `for_ip`'s twins share the locks of whichever loop runs.
         self._loop_state: list[tuple[asyncio.AbstractEventLoop, _LoopState]] = []
         # gate -> (monotonic time it opens, why): what a request refused at it is told.
@@ -159,16 +159,14 @@ class RateLimiter:
         group: int = 2,
         *,
         suspect: bool = False,
-        budgeted: bool = True,
     ) -> Scope:
         """What a request of `uid` to `endpoint` counts against (made once, then reused:
         it is on every call's path).
 
         `suspect`: the key had an error reply within the error window, so it may use
-        only `suspect_error_limit` of the UID's error budget. `budgeted=False` leaves
-        the error budget out: a UID lookup, whose UID is not known yet. A key's own
-        gate (`with_gate`) goes after the UID's and the IP's."""
-        cache_key = (uid, endpoint, group, suspect, budgeted)
+        only `suspect_error_limit` of the UID's error budget. A key's own gate goes
+        after the UID's and the IP's."""
+        cache_key = (uid, endpoint, group, suspect)
         found = self._scopes.get(cache_key)
         if found is None:
             limits = self.limits
@@ -184,7 +182,7 @@ class RateLimiter:
                     (f"ip:{self.ip}:{endpoint}", limits.per_ip_endpoint),
                     (f"ip:{self.ip}:group{group}", limits.per_ip_group),
                 ),
-                errors=(f"errors:{uid}:{endpoint}", budget) if budgeted else None,
+                errors=(f"errors:{uid}:{endpoint}", budget),
             )
         return found
 
