@@ -7,6 +7,7 @@ from ._clock import Clock, SystemClock
 from ._credentials import Credentials
 from ._egress import Egress
 from ._exceptions import (
+    AccountNotFoundError,
     APIConnectionError,
     APIError,
     APITimeoutError,
@@ -61,6 +62,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AccountNotFoundError",
     "AccountType",
     "AssetOverview",
     "AssetsClient",

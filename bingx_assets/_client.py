@@ -145,8 +145,8 @@ class AssetsClient(OwnsHttpClient):
             observer.read(self.label, overview)
         if wanted is None:
             return overview
-        found = overview.get(wanted)
-        return AssetOverview([found] if found else [], server_time_ms=overview.server_time_ms)
+        found = [b for b in overview if b.account_type == wanted]
+        return AssetOverview(found, server_time_ms=overview.server_time_ms)
 
     async def uid(self) -> str:
         """The UID this key belongs to: given to the constructor, remembered in the UID

@@ -7,6 +7,7 @@ BingXError                     base of everything raised here
 │   └── APITimeoutError        no answer in time
 ├── DecodeError                an answer that is not BingX's JSON envelope (status, excerpt)
 ├── LimiterUnavailableError    the shared (Redis) limiter cannot be reached; nothing was sent
+├── AccountNotFoundError       `overview["grid"]` when the answer lacks it (also a KeyError)
 └── APIError                   BingX answered with an error: code, msg, status_code
     ├── RateLimitError         100410, HTTP 429 / 418 / 403; unblock time when BingX gives one
     ├── AuthenticationError    100413 bad API key, 100412 no signature, 100001 bad signature
@@ -19,18 +20,22 @@ BingXError                     base of everything raised here
 Only `RateLimitError`, `ServerBusyError`, `APIConnectionError`, a `DecodeError` on HTTP
 200 (an answer cut off on the way) and (once, after the clock offset is measured again)
 `TimestampError` are retried; retrying cannot fix the rest.
-Messages never contain the secret key or a signature.
+Messages never contain the secret key or a signature. Every error pickles (it can cross
+a `ProcessPoolExecutor`) and compares equal to its copy: same type, message and fields.
 """
 
 from __future__ import annotations
 
+import copyreg
 import math
 import re
+from typing import Any
 
 __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AccountNotFoundError",
     "AuthenticationError",
     "BingXError",
     "ConfigurationError",
@@ -47,6 +52,19 @@ __all__ = [
 
 class BingXError(Exception):
     """Base class of every error raised by bingx-assets."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own pickling calls __init__ with the message alone, which the
+        # keyword-only fields below refuse: rebuild without __init__, fields as they were.
+        return (copyreg.__newobj__, (type(self), *self.args), self.__dict__)  # type: ignore[attr-defined]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BingXError):
+            return NotImplemented
+        return (type(self), self.args, vars(self)) == (type(other), other.args, vars(other))
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.args))
 
 
 class ConfigurationError(BingXError, ValueError):
@@ -72,6 +90,21 @@ class DecodeError(BingXError):
 
 class LimiterUnavailableError(BingXError):
     """The shared limiter's store (Redis) cannot be reached: nothing was sent."""
+
+
+class AccountNotFoundError(BingXError, KeyError):
+    """An overview was indexed by an account type its answer does not hold."""
+
+    def __init__(self, account_type: str, present: list[str]) -> None:
+        held = ", ".join(present) if present else "no accounts"
+        super().__init__(
+            f"no {str(account_type)!r} account in this overview (it holds {held}); "
+            f"overview.get({str(account_type)!r}) gives None instead"
+        )
+        self.account_type = str(account_type)
+
+    def __str__(self) -> str:  # KeyError's would quote the sentence
+        return str(self.args[0])
 
 
 class APIError(BingXError):
