@@ -35,12 +35,13 @@ from ._exceptions import (
     ServerBusyError,
     TimestampError,
 )
-from ._limiter import GateTooLong, RateLimiter, Scope, resolve_limiter
+from ._limiter import GateTooLong, RateLimiter, Scope
 from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._observer import observing_attempt
 from ._options import ClientOptionArgs, ClientOptions, resolve_options
 from ._signing import signed_query
+from ._simulated import resolve_storage
 from ._transports._http_clients import OwnsHttpClient
 from ._uid_cache import open_uid_cache
 from ._wire import BALANCES, SERVER_TIME, UID, DataDecoder, decode_envelope_data
@@ -99,14 +100,16 @@ class AssetsClient(OwnsHttpClient):
         self.api_key = check_credential(api_key, "api_key", API_KEY_ENV)
         self._secret = check_credential(secret_key, "secret_key", SECRET_KEY_ENV).encode()
         self._uid = check_uid(uid)
-        self.options = options = resolve_options(options, option_args)
+        options, self.limiter = resolve_storage(
+            http_client, resolve_options(options, option_args), limiter
+        )
+        self.options = options
         self.base_url = options.base_url
         self.timeout = httpx.Timeout(options.timeout)  # already one; typed as one here
         self.max_retries = options.max_retries
         self.max_wait = options.max_wait
         self.recv_window = options.recv_window
         self._uid_cache = open_uid_cache(options.uid_cache)
-        self.limiter = resolve_limiter(limiter)
         if not isinstance(label, str) or not label:
             raise ConfigurationError(f"label must be a non-empty string, not {label!r}")
         self.label = label

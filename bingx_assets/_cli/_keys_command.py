@@ -27,7 +27,7 @@ from .._credentials import Credentials
 from .._exceptions import ConfigurationError
 from .._files import write_private
 from .._limiter import RateLimiter
-from .._options import ClientOptions
+from .._options import ClientOptionArgs, ClientOptions
 from ._render import error_text
 
 __all__ = ["resolve_keys_file"]
@@ -49,7 +49,10 @@ async def resolve_keys_file(args: argparse.Namespace) -> int:
         f"(up to {len(missing) / _LOOKUPS_PER_SECOND:.0f} s at {_LOOKUPS_PER_SECOND} lookups/s)",
         flush=True,
     )
-    options = ClientOptions(base_url=args.base_url, timeout=args.timeout)
+    settings: ClientOptionArgs = {"timeout": args.timeout}
+    if args.base_url is not None:  # else BINGX_BASE_URL or BingX's own
+        settings["base_url"] = args.base_url
+    options = ClientOptions(**settings)
     found = await _look_up([credentials[n] for n in missing], options)
     failed = 0
     for n, outcome in zip(missing, found, strict=True):

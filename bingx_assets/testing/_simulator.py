@@ -27,6 +27,7 @@ from .._constants import (
 )
 from .._limiter import Rate, RateLimits
 from .._signing import sign
+from .._simulated import simulated_transport
 from ._faults import Fault
 from ._messages import (
     MSG_BAD_KEY,
@@ -307,7 +308,11 @@ class BingXSimulator:
         return None
 
     def transport(self) -> httpx.AsyncBaseTransport:
-        return httpx.MockTransport(self._handle_within_timeout)
+        """An httpx transport to this simulator; clients using it keep no files
+        (no UID cache, an in-memory limiter: see `bingx_assets._simulated`)."""
+        transport = httpx.MockTransport(self._handle_within_timeout)
+        simulated_transport(transport)
+        return transport
 
     async def _handle_within_timeout(self, request: httpx.Request) -> httpx.Response:
         """`handle`, bounded by the client's read timeout as a network would be."""
