@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from decimal import MAX_PREC, Decimal, localcontext
 from enum import StrEnum
 from typing import TypeVar
@@ -70,7 +70,7 @@ class Balance(msgspec.Struct, frozen=True):
     usdt_balance: Decimal
 
 
-class AssetOverview(Collection[Balance]):
+class AssetOverview:
     """Every account's USDT value for one API key.
 
     Indexed by account type, it gives that account's amount: `overview["spot"]`,
