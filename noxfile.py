@@ -99,8 +99,10 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """The documentation site, built with --strict: a broken reference fails it."""
+    """The documentation site, built with --strict (a broken reference fails it), then
+    checked to load nothing from another host."""
     session.install("-e", ".[docs,redis,prometheus]")
     session.run(
         "mkdocs", "build", "--strict", "--site-dir", "site", env={"NO_MKDOCS_2_WARNING": "1"}
     )
+    session.run("python", "docs/check_site.py", "site")  # no third-party fonts or scripts

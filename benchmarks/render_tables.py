@@ -1,0 +1,106 @@
+"""Write the benchmark tables in README.md and docs/*.md from `benchmarks/results/`.
+
+A table in a page lives between two markers, and everything between them is this
+script's to write:
+
+    <!-- bench:NAME -->
+    | heading | ... |
+    <!-- /bench -->
+
+NAME is a key of `TABLES` below: which results file the rows come from
+(`benchmarks/results/<results>.json`, a list of objects as `_report.report` writes it),
+which rows to keep (`where`: field -> value, all must match), and the columns: a heading
+and a `str.format` template over the row's fields (`"{elapsed_s:.2f} s"`). A field that
+is missing or None shows as an em dash. To add a table: run its benchmark (its JSON
+lands in results/, committed with the change), add a `Table` here, put the markers
+where it goes, and run `python benchmarks/render_tables.py`.
+
+`--check` writes nothing and exits 1 when a page differs from what would be written
+(tests/test_benchmark_tables.py runs it), so a number in the docs is always one that
+was measured, in the run whose results are committed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+REGION = re.compile(r"(<!-- bench:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /bench -->)", re.S)
+MISSING = "—"
+
+
+@dataclass(frozen=True)
+class Table:
+    results: str
+    columns: tuple[tuple[str, str], ...]
+    where: dict[str, Any] = field(default_factory=dict)
+
+
+TABLES: dict[str, Table] = {}
+
+
+class _Formatter(string.Formatter):
+    """str.format, with an em dash for a field that is missing or None."""
+
+    def get_value(self, key: int | str, args: Any, kwargs: Any) -> Any:
+        return kwargs.get(key) if isinstance(key, str) else super().get_value(key, args, kwargs)
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        return MISSING if value is None else super().format_field(value, format_spec)
+
+
+def rows_of(table: Table) -> list[dict[str, Any]]:
+    path = RESULTS / f"{table.results}.json"
+    rows: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+    kept = [r for r in rows if all(r.get(k) == v for k, v in table.where.items())]
+    if not kept:
+        raise SystemExit(f"{path.name}: no rows match {table.where}")
+    return kept
+
+
+def render(name: str) -> str:
+    table = TABLES.get(name)
+    if table is None:
+        raise SystemExit(f"no table {name!r} in benchmarks/render_tables.py's TABLES")
+    formatter = _Formatter()
+    lines = [
+        "| " + " | ".join(heading for heading, _ in table.columns) + " |",
+        "|" + " --- |" * len(table.columns),
+    ]
+    for row in rows_of(table):
+        cells = [formatter.format(template, **row) for _, template in table.columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rendered(text: str) -> str:
+    return REGION.sub(lambda m: m.group(1) + render(m.group("name")) + m.group(4), text)
+
+
+def main(argv: list[str]) -> int:
+    check = argv == ["--check"]
+    stale = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        new = rendered(text)
+        if new != text:
+            stale.append(page.relative_to(ROOT))
+            if not check:
+                page.write_text(new, encoding="utf-8")
+    if check and stale:
+        print(f"tables differ from benchmarks/results/ in: {', '.join(map(str, stale))}")
+        print("run: python benchmarks/render_tables.py")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
