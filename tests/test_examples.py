@@ -118,7 +118,8 @@ def _run(example: Any, workdir: Path, redis_url: str, simulators: _Simulators) -
     env |= {"BINGX_API_KEY": key.api_key, "BINGX_SECRET_KEY": key.secret_key}
     if example.kind == "pytest":
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                   "-o", "asyncio_mode=auto", "test_example.py"]  # fmt: skip
+                   "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
+                   "test_example.py"]  # fmt: skip
     else:
         command = [sys.executable, "example.py"]
     try:
