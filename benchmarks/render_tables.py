@@ -9,9 +9,9 @@ script's to write:
 
 NAME is a key of `TABLES` below: which results file the rows come from
 (`benchmarks/results/<results>.json`, a list of objects as `_report.report` writes it),
-which rows to keep (`where`: field -> value, all must match), and the columns: a heading
-and a `str.format` template over the row's fields (`"{elapsed_s:.2f} s"`). A field that
-is missing or None shows as an em dash. To add a table: run its benchmark (its JSON
+which rows to keep (`where`: a function of the row, true to keep it; all rows without
+one), and the columns: a heading and a `str.format` template over the row's fields
+(`"{elapsed_s:.2f} s"`). A field that is missing or None shows as an em dash. To add a table: run its benchmark (its JSON
 lands in results/, committed with the change), add a `Table` here, put the markers
 where it goes, and run `python benchmarks/render_tables.py`.
 
@@ -26,6 +26,7 @@ import json
 import re
 import string
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,14 @@ REGION = re.compile(r"(<!-- bench:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /ben
 MISSING = "—"
 
 
+Row = dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Table:
     results: str
     columns: tuple[tuple[str, str], ...]
-    where: dict[str, Any] = field(default_factory=dict)
+    where: Callable[[Row], bool] = field(default=lambda row: True)
 
 
 TABLES: dict[str, Table] = {}
@@ -57,12 +61,12 @@ class _Formatter(string.Formatter):
         return MISSING if value is None else super().format_field(value, format_spec)
 
 
-def rows_of(table: Table) -> list[dict[str, Any]]:
+def rows_of(table: Table) -> list[Row]:
     path = RESULTS / f"{table.results}.json"
-    rows: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
-    kept = [r for r in rows if all(r.get(k) == v for k, v in table.where.items())]
+    rows: list[Row] = json.loads(path.read_text(encoding="utf-8"))
+    kept = [row for row in rows if table.where(row)]
     if not kept:
-        raise SystemExit(f"{path.name}: no rows match {table.where}")
+        raise SystemExit(f"{path.name}: no row is kept by its table's `where`")
     return kept
 
 
