@@ -11,9 +11,11 @@ NAME is a key of `TABLES` below: which results file the rows come from
 (`benchmarks/results/<results>.json`, a list of objects as `_report.report` writes it),
 which rows to keep (`where`: a function of the row, true to keep it; all rows without
 one), and the columns: a heading and a `str.format` template over the row's fields
-(`"{elapsed_s:.2f} s"`). A field that is missing or None shows as an em dash. To add a table: run its benchmark (its JSON
-lands in results/, committed with the change), add a `Table` here, put the markers
-where it goes, and run `python benchmarks/render_tables.py`.
+(`"{elapsed_s:.2f} s"`). A field that is missing or None shows as an em dash.
+
+To add a table: run its benchmark (its JSON lands in results/, committed with the
+change), add a `Table` here, put the markers where it goes, and run
+`python benchmarks/render_tables.py`.
 
 `--check` writes nothing and exits 1 when a page differs from what would be written
 (tests/test_benchmark_tables.py runs it), so a number in the docs is always one that
