@@ -50,7 +50,68 @@ class Table:
     where: Callable[[Row], bool] = field(default=lambda row: True)
 
 
-TABLES: dict[str, Table] = {}
+def _readme_limits(row: Row) -> bool:
+    """The README's few rows: on time, 100 ms late, a cold start (both rules), baselines."""
+    if row["rule"] == "baseline" or (row["scenario"], row["rule"]) == ("1 key", "safe"):
+        return True
+    late_100 = "every request late" in row["scenario"] and row["late_s"] == 0.1
+    cold = row["scenario"] == "1 key, first 5 late" and row["late_s"] == 0.4
+    return (late_100 and row["rule"] == "safe") or cold
+
+
+_LIMITS_COLUMNS = (
+    ("scenario", "{scenario}"),
+    ("rule", "{rule}"),
+    ("late", "{late_s:g} s"),
+    ("calls", "{calls}"),
+    ("time / physical minimum", "{ratio:.3f}"),
+    ("refused", "{rejections}"),
+    ("failed", "{failed}"),
+)
+
+TABLES: dict[str, Table] = {
+    "limits-readme": Table("limits", _LIMITS_COLUMNS, where=_readme_limits),
+    "limits": Table(
+        "limits",
+        (
+            *_LIMITS_COLUMNS[:3],
+            ("round trip", "{rtt_s:g} s"),
+            *_LIMITS_COLUMNS[3:],
+            ("busiest second", "{peak_per_1s}"),
+        ),
+    ),
+    "fanout": Table(
+        "fanout",
+        (
+            ("keys", "{keys}"),
+            ("UIDs", "{uids}"),
+            ("rounds", "{rounds}"),
+            ("first requests 0.4 s late", "{late_first}"),
+            ("cores kept busy", "{busy_cores}"),
+            ("elapsed", "{elapsed_s:.2f} s"),
+            ("minimum", "{minimum_s:g} s"),
+            ("ratio", "{ratio:.3f}"),
+            ("reads ok", "{ok}"),
+            ("errors", "{errors}"),
+            ("rejections", "{rejections}"),
+        ),
+    ),
+    "egress": Table(
+        "egress",
+        (
+            ("routes", "{routes}"),
+            ("elapsed", "{elapsed_s:.2f} s"),
+            ("IP windows' minimum", "{minimum_s:g} s"),
+            ("ratio", "{ratio:.3f}"),
+            ("keys/s", "{keys_per_s:.1f}"),
+            ("bound keys/s", "{bound_keys_per_s:.1f}"),
+            ("speedup", "{speedup:.2f}"),
+            ("rejections", "{rejections}"),
+            ("UIDs on 2+ addresses", "{uids_on_2+_addresses}"),
+            ("busiest second per address", "{peak_per_address} of {limit}"),
+        ),
+    ),
+}
 
 
 class _Formatter(string.Formatter):
