@@ -111,6 +111,37 @@ TABLES: dict[str, Table] = {
             ("busiest second per address", "{peak_per_address} of {limit}"),
         ),
     ),
+    "redis-overhead": Table(
+        "redis_overhead",
+        (
+            ("backend", "{backend}"),
+            ("median µs per acquire + settle", "{median_us_per_call:.1f}"),
+            ("min-max µs", "{min_us:.1f}-{max_us:.1f}"),
+            ("ratio to memory", "{ratio_to_memory:.2f}"),
+        ),
+    ),
+    "redis-processes": Table(
+        "redis_processes",
+        (
+            ("processes", "{processes}"),
+            ("calls", "{calls}"),
+            ("elapsed", "{elapsed_s:.2f} s"),
+            ("minimum", "{minimum_s:g} s"),
+            ("ratio", "{ratio:.3f}"),
+            ("rejections", "{rejections}"),
+            ("busiest second", "{peak_per_1s}"),
+        ),
+    ),
+    "metrics": Table(
+        "metrics",
+        (
+            ("", "{client}"),
+            ("µs per call (median)", "{median_us_per_call:.1f}"),
+            ("min-max", "{min_us:.1f}-{max_us:.1f}"),
+            ("metrics' cost, µs", "{cost_us:.1f}"),
+            ("ratio", "{ratio:.3f}"),
+        ),
+    ),
 }
 
 
