@@ -142,6 +142,53 @@ TABLES: dict[str, Table] = {
             ("ratio", "{ratio:.3f}"),
         ),
     ),
+    "uid-cache": Table(
+        "uid_cache",
+        (
+            ("a new process, each key its own UID", "{cache} cache, {keys} keys"),
+            ("lookups", "{lookups}"),
+            ("first balance", "{first_balance_s:.2f} s"),
+            ("every key's first balance", "{all_first_balances_s:.1f} s"),
+            ("cold over warm", "{cold_over_warm:.2f}"),
+            ("rejections", "{rejections}"),
+        ),
+    ),
+    "peers-cpu": Table(
+        "peers_cpu",
+        (
+            ("client", "{client}"),
+            ("in flight", "{in_flight}"),
+            ("CPU µs (median)", "{cpu_us_median}"),
+            ("min-max", "{cpu_us_min_max}"),
+            ("wall µs", "{wall_us_median}"),
+            ("CPU vs bare call on the same library", "{cpu_vs_bare_same_library:.2f}"),
+            ("CPU vs ccxt", "{cpu_vs_ccxt:.2f}"),
+        ),
+    ),
+    "peers-import": Table(
+        "peers_import",
+        (
+            ("module", "`{module}`"),
+            ("median", "{median_ms:.0f} ms"),
+            ("min-max", "{min_max_ms} ms"),
+            ("ratio to ccxt", "{ratio_to_ccxt:.2f}"),
+            ("imports aiohttp", "{imports_aiohttp}"),
+        ),
+    ),
+    "peers-utilisation": Table(
+        "peers_utilisation",
+        (
+            ("scenario", "{scenario}"),
+            ("client", "{client}"),
+            ("elapsed", "{elapsed_s:.2f} s"),
+            ("ratio", "{ratio_to_minimum:.3f}"),
+            ("rejected", "{rejected}"),
+        ),
+    ),
+    "peers-memory": Table(
+        "peers_memory",
+        (("client", "{client}"), ("MiB per 1,000 keys", "{MiB:.1f}")),
+    ),
 }
 
 
