@@ -6,6 +6,7 @@ import asyncio
 import io
 from collections.abc import AsyncIterator
 
+import pytest
 from rich.console import RenderableType
 from rich.text import Text
 
@@ -17,7 +18,10 @@ class Terminal(io.StringIO):
         return True
 
 
-async def test_the_waiting_line_shows_before_the_first_round_and_then_goes() -> None:
+async def test_the_waiting_line_shows_before_the_first_round_and_then_goes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TERM", "xterm-256color")  # rich draws nothing live on a dumb one
     out = Terminal()
     seen_before_first: list[str] = []
 
