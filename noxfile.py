@@ -1,14 +1,16 @@
-"""Tasks: `nox` runs tests, lint, type checks and the strict docs build; `nox -s bench`."""
+"""Tasks: `nox` runs tests, lint, type checks, the package build and the strict docs
+build; `nox -s bench` runs the benchmarks."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "lint", "typecheck", "build", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -70,6 +72,21 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def build(session: nox.Session) -> None:
+    """The wheel and the sdist as PyPI would take them: built in isolation (the wheel
+    from the sdist, so the sdist holds all it needs), then `twine check --strict`."""
+    session.install("build", "twine")
+    with tempfile.TemporaryDirectory() as out:
+        session.run("python", "-m", "build", "--outdir", out)
+        built = sorted(str(p) for p in Path(out).iterdir())
+        if not any(p.endswith(".whl") for p in built) or not any(
+            p.endswith(".tar.gz") for p in built
+        ):
+            session.error(f"expected a wheel and an sdist, got {built}")
+        session.run("twine", "check", "--strict", *built)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: ratios and counts, written to benchmarks/results/."""
     _ensure_redis_server(session)
@@ -84,8 +101,10 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """The documentation site, built with --strict: a broken reference fails it."""
+    """The documentation site, built with --strict (a broken reference fails it), then
+    checked to load nothing from another host."""
     session.install("-e", ".[docs,redis,prometheus]")
     session.run(
         "mkdocs", "build", "--strict", "--site-dir", "site", env={"NO_MKDOCS_2_WARNING": "1"}
     )
+    session.run("python", "docs/check_site.py", "site")  # no third-party fonts or scripts

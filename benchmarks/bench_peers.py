@@ -281,7 +281,7 @@ async def utilisation() -> list[dict[str, object]]:
 
 async def memory_per_thousand_keys() -> list[dict[str, object]]:
     sim = BingXSimulator(limits=UNLIMITED)
-    keys = [sim.add_key(uid=n // 5) for n in range(1000)]
+    keys = [sim.add_key(uid=1 + n // 5) for n in range(1000)]  # UIDs start at 1
     credentials = [
         Credentials(k.api_key, k.secret_key, f"k{n}", str(k.uid)) for n, k in enumerate(keys)
     ]

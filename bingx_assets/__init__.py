@@ -7,6 +7,7 @@ from ._clock import Clock, SystemClock
 from ._credentials import Credentials
 from ._egress import Egress
 from ._exceptions import (
+    AccountNotFoundError,
     AnswerTooLargeError,
     APIConnectionError,
     APIError,
@@ -63,6 +64,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AccountNotFoundError",
     "AccountType",
     "AnswerTooLargeError",
     "AssetOverview",

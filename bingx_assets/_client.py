@@ -37,13 +37,14 @@ from ._exceptions import (
     RateLimitError,
     TimestampError,
 )
-from ._limiter import ErrorBudgetFull, GateTooLong, RateLimiter, Scope, resolve_limiter
+from ._limiter import ErrorBudgetFull, GateTooLong, RateLimiter, Scope
 from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._observer import observing_attempt
 from ._options import ClientOptionArgs, ClientOptions, resolve_options
 from ._refusals import KeyBackoff, key_gate, refusal_of
 from ._signing import signed_query
+from ._simulated import resolve_storage
 from ._transports._http_clients import OwnsHttpClient
 from ._uid_cache import open_uid_cache
 from ._wire import BALANCES, SERVER_TIME, UID, DataDecoder, decode_envelope_data
@@ -104,7 +105,10 @@ class AssetsClient(OwnsHttpClient):
         self.api_key = check_credential(api_key, "api_key", API_KEY_ENV)
         self._secret = check_credential(secret_key, "secret_key", SECRET_KEY_ENV).encode()
         self._claimed_uid = check_uid(uid)
-        self.options = options = resolve_options(options, option_args)
+        options, self.limiter = resolve_storage(
+            http_client, resolve_options(options, option_args), limiter
+        )
+        self.options = options
         self.base_url = options.base_url
         self.timeout = httpx.Timeout(options.timeout)  # already one; typed as one here
         self.max_retries = options.max_retries
@@ -113,7 +117,6 @@ class AssetsClient(OwnsHttpClient):
         # As BingX says, once known (or as given, when told to trust it).
         self._uid = None if options.verify_uids else self._claimed_uid
         self._uid_cache = open_uid_cache(options.uid_cache)
-        self.limiter = resolve_limiter(limiter, options.base_url, http_client)
         if not isinstance(label, str) or not label:
             raise ConfigurationError(f"label must be a non-empty string, not {label!r}")
         self.label = label
@@ -157,8 +160,8 @@ class AssetsClient(OwnsHttpClient):
             observer.read(self.label, overview)
         if wanted is None:
             return overview
-        found = overview.get(wanted)
-        return AssetOverview([found] if found else [], server_time_ms=overview.server_time_ms)
+        found = [b for b in overview if b.account_type == wanted]
+        return AssetOverview(found, server_time_ms=overview.server_time_ms)
 
     async def uid(self) -> str:
         """The UID this key belongs to, as BingX says: remembered in the UID cache

@@ -14,6 +14,7 @@ DEFAULT_RECV_WINDOW_MS = 5000
 MAX_RECV_WINDOW_MS = 60_000
 
 API_KEY_ENV = "BINGX_API_KEY"
+BASE_URL_ENV = "BINGX_BASE_URL"
 SECRET_KEY_ENV = "BINGX_SECRET_KEY"  # noqa: S105 - the variable's name, not a secret
 API_KEY_HEADER = "X-BX-APIKEY"
 # Documented by BingX with no format; read only when they hold plain numbers.

@@ -8,6 +8,7 @@ BingXError                     base of everything raised here
 │   └── AnswerTooLargeError    an answer past 1 MiB: reading stopped there
 ├── DecodeError                an answer that is not BingX's JSON envelope (status, excerpt)
 ├── LimiterUnavailableError    the shared limiter's store (Redis, SQLite) fails; nothing was sent
+├── AccountNotFoundError       `overview["grid"]` when the answer lacks it (also a KeyError)
 └── APIError                   BingX answered with an error: code, msg, status_code
     ├── RateLimitError         100410, HTTP 429 / 418 / 403; unblock time when BingX gives one
     │   └── ErrorBudgetError   not sent: the UID's error budget is full until unblock time
@@ -22,18 +23,22 @@ Only `RateLimitError` (not `ErrorBudgetError`), `ServerBusyError`, `APIConnectio
 a `DecodeError` on HTTP 200 (an answer cut off on the way) and (once, after the clock
 offset is measured again) `TimestampError` are retried; retrying cannot fix the rest
 (the table in `_refusals` says what each pauses).
-Messages never contain the secret key or a signature.
+Messages never contain the secret key or a signature. Every error pickles (it can cross
+a `ProcessPoolExecutor`) and compares equal to its copy: same type, message and fields.
 """
 
 from __future__ import annotations
 
+import copyreg
 import math
 import re
+from typing import Any
 
 __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AccountNotFoundError",
     "AnswerTooLargeError",
     "AuthenticationError",
     "BingXError",
@@ -52,6 +57,19 @@ __all__ = [
 
 class BingXError(Exception):
     """Base class of every error raised by bingx-assets."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own pickling calls __init__ with the message alone, which the
+        # keyword-only fields below refuse: rebuild without __init__, fields as they were.
+        return (copyreg.__newobj__, (type(self), *self.args), self.__dict__)  # type: ignore[attr-defined]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BingXError):
+            return NotImplemented
+        return (type(self), self.args, vars(self)) == (type(other), other.args, vars(other))
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.args))
 
 
 class ConfigurationError(BingXError, ValueError):
@@ -84,6 +102,21 @@ class DecodeError(BingXError):
 class LimiterUnavailableError(BingXError):
     """The shared limiter's store (Redis, or a host store you named) cannot be used:
     nothing was sent."""
+
+
+class AccountNotFoundError(BingXError, KeyError):
+    """An overview was indexed by an account type its answer does not hold."""
+
+    def __init__(self, account_type: str, present: list[str]) -> None:
+        held = ", ".join(present) if present else "no accounts"
+        super().__init__(
+            f"no {str(account_type)!r} account in this overview (it holds {held}); "
+            f"overview.get({str(account_type)!r}) gives None instead"
+        )
+        self.account_type = str(account_type)
+
+    def __str__(self) -> str:  # KeyError's would quote the sentence
+        return str(self.args[0])
 
 
 class APIError(BingXError):

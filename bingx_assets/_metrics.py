@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from threading import Thread
@@ -22,6 +23,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from ._clock import Clock
 from ._exceptions import (
@@ -77,6 +79,24 @@ def outcome_of(error: BaseException | None) -> str:
     return next((o for kind, o in _OUTCOME_BY_ERROR if isinstance(error, kind)), "other")
 
 
+class _WithoutCreated:
+    """No `_created` series: they double every counter and histogram for a value no
+    dashboard reads. Per metric, so that the process-wide `disable_created_metrics()`
+    stays the application's choice for its own metrics."""
+
+    def _child_samples(self) -> Iterable[Sample]:
+        samples = super()._child_samples()  # type: ignore[misc]
+        return tuple(s for s in samples if s.name != "_created")
+
+
+class _Counter(_WithoutCreated, Counter):
+    pass
+
+
+class _Histogram(_WithoutCreated, Histogram):
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class _KeyState:
     overview: AssetOverview | None
@@ -102,7 +122,7 @@ class PrometheusMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        self._requests = Counter(
+        self._requests = _Counter(
             "bingx_assets_requests",
             "Attempts by how they ended (ok, or the kind of error).",
             ["outcome"],
@@ -110,30 +130,33 @@ class PrometheusMetrics:
         )
         for outcome in OUTCOMES:  # every outcome shows from the start, at 0
             self._requests.labels(outcome)
-        self._rejections = Counter(
+        self._rejections = _Counter(
             "bingx_assets_rate_limit_rejections",
             "Answers BingX refused for rate (100410, HTTP 429/418/403). The goal is 0.",
             registry=registry,
         )
-        self._gate_closures = Counter(
+        self._gate_closures = _Counter(
             "bingx_assets_gate_closures",
             "Times a UID or an IP was paused because BingX refused or disabled it.",
             registry=registry,
         )
-        self._limiter_wait = Histogram(
+        self._limiter_wait = _Histogram(
             "bingx_assets_limiter_wait_seconds",
             "Time a request waited for its slot in the rate limits.",
             buckets=_WAIT_BUCKETS,
             registry=registry,
         )
-        self._request_duration = Histogram(
+        self._request_duration = _Histogram(
             "bingx_assets_request_duration_seconds",
             "Time from a request's slot to its answer (or failure): the time on the wire.",
             registry=registry,
         )
         self._keys: dict[str, _KeyState] = {}
         self._gates: dict[str, tuple[asyncio.AbstractEventLoop, float]] = {}
-        registry.register(_ReadingsCollector(self._keys, self._gates))
+        # The clients attached (alone or in a pool): their UIDs show gate_open_seconds 0
+        # while open, so a "UIDs disabled" panel reads 0, not "no data", when all is well.
+        self._clients: weakref.WeakSet[AssetsClient] = weakref.WeakSet()
+        registry.register(_ReadingsCollector(self._keys, self._gates, self._clients))
 
     def attach(self, target: AssetsClient | AssetsPool | RateLimiter) -> PrometheusMetrics:
         """Measure `target` (a client, a pool or a limiter) from now on; returns self."""
@@ -142,6 +165,13 @@ class PrometheusMetrics:
             raise ConfigurationError(
                 f"attach takes an AssetsClient, an AssetsPool or a RateLimiter, not {target!r}"
             )
+        from ._client import AssetsClient  # here: the client never imports the metrics
+        from ._pool import AssetsPool
+
+        if isinstance(target, AssetsPool):
+            self._clients.update(target._clients)
+        elif isinstance(target, AssetsClient):
+            self._clients.add(target)
         if not any(isinstance(o, _Recorder) and o.reports_to(self) for o in limiter.observers):
             limiter.observers.append(_Recorder(self, limiter.clock))
         return self
@@ -199,9 +229,12 @@ class _ReadingsCollector(Collector):
     """The gauges read at scrape time: balances, key status, gates still closed."""
 
     def __init__(
-        self, keys: dict[str, _KeyState], gates: dict[str, tuple[asyncio.AbstractEventLoop, float]]
+        self,
+        keys: dict[str, _KeyState],
+        gates: dict[str, tuple[asyncio.AbstractEventLoop, float]],
+        clients: weakref.WeakSet[AssetsClient],
     ) -> None:
-        self._keys, self._gates = keys, gates
+        self._keys, self._gates, self._clients = keys, gates, clients
 
     def describe(self) -> Iterable[Metric]:
         return self._families()
@@ -214,10 +247,17 @@ class _ReadingsCollector(Collector):
                 last_success.add_metric([label], state.last_success)
             for b in state.overview or ():
                 balance.add_metric([label, str(b.account_type)], float(b.usdt_balance))
+        open_seconds = {uid: 0.0 for uid in self._known_uids()}
         for uid, (loop, opens) in list(self._gates.items()):
             # loop.time() only reads a clock: safe from the exporter's thread.
-            gate_open.add_metric([uid], max(0.0, opens - loop.time()))
+            open_seconds[uid] = max(0.0, opens - loop.time())
+        for uid, seconds in sorted(open_seconds.items()):
+            gate_open.add_metric([uid], seconds)
         return families
+
+    def _known_uids(self) -> set[str]:
+        # A client's UID is set once, when given or looked up: a plain read from here.
+        return {uid for client in list(self._clients) if (uid := client._uid) is not None}
 
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, ...]:

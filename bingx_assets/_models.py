@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from decimal import MAX_PREC, Decimal, localcontext
 from enum import StrEnum
-from typing import overload
+from typing import TypeVar
 
 import msgspec
 
-from ._exceptions import ConfigurationError
+from ._exceptions import AccountNotFoundError, ConfigurationError
 from ._printable import printable
 
 __all__ = ["AccountType", "AssetOverview", "Balance", "parse_account_type"]
+
+T = TypeVar("T")
 
 
 # What a balance may be. BingX sends plain decimals of a few dozen digits; an answer
@@ -100,16 +102,23 @@ class Balance(msgspec.Struct, frozen=True):
         check_amount(self.usdt_balance)
 
 
-class AssetOverview(Sequence[Balance]):
-    """Every account's USDT value for one API key, in the order BingX sent them.
+class AssetOverview:
+    """Every account's USDT value for one API key.
 
-    A sequence of `Balance`; `total` adds them up exactly and `get` finds one by type.
+    Indexed by account type, it gives that account's amount: `overview["spot"]`,
+    `overview[AccountType.SPOT]` and `overview["sopt"]` (BingX's spelling) are one
+    `Decimal`. An account the answer does not hold raises `AccountNotFoundError` (a
+    `KeyError`, as a mapping's miss is), `overview.get("grid")` gives None instead, and
+    `"grid" in overview` asks first. Iterating gives the `Balance`s in the order BingX
+    sent them (`balances` holds them as a tuple); `total` adds them up exactly and
+    `as_dict()` is `{account_type: amount}`.
     """
 
-    __slots__ = ("_balances", "server_time_ms")
+    __slots__ = ("balances", "server_time_ms")
 
-    def __init__(self, balances: Sequence[Balance], *, server_time_ms: int | None = None) -> None:
-        self._balances = tuple(balances)
+    def __init__(self, balances: Iterable[Balance], *, server_time_ms: int | None = None) -> None:
+        self.balances: tuple[Balance, ...] = tuple(balances)
+        """The balances, in the order BingX sent them."""
         self.server_time_ms = server_time_ms
         """BingX's `timestamp` on the answer (epoch ms, server clock), when it sent one."""
 
@@ -117,33 +126,41 @@ class AssetOverview(Sequence[Balance]):
     def total(self) -> Decimal:
         """The sum of all balances in USDT: exact, and it cannot raise (every
         `Balance` is bounded)."""
-        return exact_sum(b.usdt_balance for b in self._balances)
+        return exact_sum(b.usdt_balance for b in self.balances)
 
-    def get(self, account_type: AccountType | str) -> Balance | None:
-        """The balance of `account_type` (`"spot"` and `"sopt"` are the same), or None."""
+    def _find(self, account_type: object) -> Balance | None:
+        if not isinstance(account_type, str):
+            return None
         wanted = account_type_from_wire(account_type)
-        return next((b for b in self._balances if b.account_type == wanted), None)
+        return next((b for b in self.balances if b.account_type == wanted), None)
+
+    def __getitem__(self, account_type: AccountType | str) -> Decimal:
+        found = self._find(account_type)
+        if found is None:
+            raise AccountNotFoundError(account_type, [str(b.account_type) for b in self.balances])
+        return found.usdt_balance
+
+    def get(self, account_type: AccountType | str, default: T = None) -> Decimal | T:  # type: ignore[assignment]
+        """The amount of `account_type` (`"spot"` and `"sopt"` are the same), or `default`."""
+        found = self._find(account_type)
+        return default if found is None else found.usdt_balance
+
+    def __contains__(self, account_type: object) -> bool:
+        return self._find(account_type) is not None
 
     def as_dict(self) -> dict[str, Decimal]:
         """`{account_type: usdt_balance}`, handy for printing and JSON."""
-        return {str(b.account_type): b.usdt_balance for b in self._balances}
-
-    @overload
-    def __getitem__(self, index: int) -> Balance: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Balance]: ...
-    def __getitem__(self, index: int | slice) -> Balance | Sequence[Balance]:
-        return self._balances[index]
+        return {str(b.account_type): b.usdt_balance for b in self.balances}
 
     def __len__(self) -> int:
-        return len(self._balances)
+        return len(self.balances)
 
     def __iter__(self) -> Iterator[Balance]:
-        return iter(self._balances)
+        return iter(self.balances)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, AssetOverview):
-            return self._balances == other._balances
+            return self.balances == other.balances
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
@@ -152,8 +169,8 @@ class AssetOverview(Sequence[Balance]):
         # Short whatever BingX sent: a type is anyone's text, the balances any number.
         shown = [
             f"{printable(str(b.account_type), limit=_REPR_TYPE_CHARS)}={b.usdt_balance:f}"
-            for b in self._balances[:_REPR_BALANCES]
+            for b in self.balances[:_REPR_BALANCES]
         ]
-        if len(self._balances) > _REPR_BALANCES:
-            shown.append(f"… {len(self._balances) - _REPR_BALANCES} more")
+        if len(self.balances) > _REPR_BALANCES:
+            shown.append(f"… {len(self.balances) - _REPR_BALANCES} more")
         return f"AssetOverview({', '.join(shown)})"

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._constants import (
+    BASE_URL_ENV,
     DEFAULT_BASE_URL,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_WAIT,
@@ -37,9 +38,10 @@ class ClientOptions:
     is checked here: a wrong type or range raises `ConfigurationError` naming the option.
     """
 
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str = field(default_factory=lambda: _base_url_from_env())
     """`https://` host, optionally with a path prefix (a proxy); no query, fragment or
-    user:password. Plain `http://` only to loopback, or with `allow_insecure_http`."""
+    user:password. Plain `http://` only to loopback, or with `allow_insecure_http`.
+    Default: `BINGX_BASE_URL` from the environment when set, else BingX's own host."""
     # httpx.Timeout is unhashable, which dataclasses take for mutable: hence the factory
     # and no part in the hash.
     timeout: float | httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT, hash=False)
@@ -69,7 +71,12 @@ class ClientOptions:
             raise _wrong("allow_insecure_http", "True or False", self.allow_insecure_http)
         if not isinstance(self.verify_uids, bool):
             raise _wrong("verify_uids", "True or False", self.verify_uids)
-        base_url = _check_base_url(self.base_url, self.allow_insecure_http)
+        try:
+            base_url = _check_base_url(self.base_url, self.allow_insecure_http)
+        except ConfigurationError as exc:
+            if self.base_url == os.environ.get(BASE_URL_ENV):
+                raise ConfigurationError(f"{exc} (from {BASE_URL_ENV})") from None
+            raise
         timeout = _check_timeout(self.timeout)
         max_retries = check_whole_number("max_retries", self.max_retries, minimum=0)
         max_wait = _as_seconds(self.max_wait)
@@ -116,6 +123,11 @@ def resolve_options(options: ClientOptions | None, keywords: ClientOptionArgs) -
     if options is None:
         return ClientOptions(**keywords)
     return dataclasses.replace(options, **keywords) if keywords else options
+
+
+def _base_url_from_env() -> str:
+    # Read when options are made, like the credentials: an empty value is no value.
+    return os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
 
 
 def check_whole_number(name: str, value: Any, *, minimum: int) -> int:
@@ -188,7 +200,9 @@ def _check_base_url(base_url: Any, allow_insecure_http: bool) -> str:
     except httpx.InvalidURL:
         raise ConfigurationError(f"base_url is not a URL: {shown!r}") from None
     if url.scheme not in ("https", "http") or not url.host:
-        raise ConfigurationError(f"base_url must be an https:// URL, not {shown!r}")
+        raise ConfigurationError(
+            f"base_url must be an https:// URL (or http:// to loopback), not {shown!r}"
+        )
     # The API path and the signed query are appended to it: anything after the path
     # would garble the request, and user:password would be sent to the host.
     if "?" in base_url or "#" in base_url or url.userinfo:

@@ -16,9 +16,10 @@ from ._constants import DEFAULT_CONCURRENCY
 from ._credentials import Credentials, check_unique
 from ._egress import Egress, check_routes
 from ._exceptions import ConfigurationError
-from ._limiter import RateLimiter, resolve_limiter
+from ._limiter import RateLimiter
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._options import ClientOptionArgs, ClientOptions, check_whole_number, resolve_options
+from ._simulated import resolve_storage
 from ._transports._http_clients import HttpClients, OwnsHttpClient
 from ._uid_cache import open_uid_cache
 
@@ -122,8 +123,9 @@ class AssetsPool(OwnsHttpClient):
                 "would not do; leave out http_client"
             )
         self.concurrency = check_whole_number("concurrency", concurrency, minimum=1)
-        self.options = resolve_options(options, option_args)
-        self.limiter = resolve_limiter(limiter, self.options.base_url, http_client)
+        self.options, self.limiter = resolve_storage(
+            http_client, resolve_options(options, option_args), limiter
+        )
         # A request holding a rate slot never queues for a connection of our own pool.
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         super().__init__(http_client, limits)

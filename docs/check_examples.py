@@ -1,63 +1,74 @@
-"""Type-check every ```python example in README.md and docs/*.md with `mypy --strict`.
+"""The python examples in README.md and docs/*.md: found here, type-checked here.
 
 Run from the repository root: `python docs/check_examples.py` (nox's typecheck session
-does). An example written for an async context (top-level `await`, `async with`, as in
-`python -m asyncio`) is checked as the body of an `async def`. A block right below
-`<!-- not checked: why -->` is skipped: keep that for true fragments.
+does) runs `mypy --strict` on every one. Each example is a complete program that runs as
+written (`asyncio.run(main())`, no top-level `await`); tests/test_examples.py runs each
+as a subprocess against the simulator. The fence's info string says how an example runs:
+
+    ```python            a program, run aimed at the simulator by BINGX_BASE_URL
+    ```python pytest     a test file, run by pytest
+    ```python no-run     needs what no test machine has (egress addresses, proxies, a
+                         Redis Cluster): type-checked only; say why in the text around it
 """
 
 from __future__ import annotations
 
-import ast
 import re
 import subprocess
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-SKIP_MARK = re.compile(r"<!--\s*not checked:.*-->")
-FENCE = re.compile(r"^```python\s*$\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
+FENCE = re.compile(
+    r"^```python(?P<info>[^\n]*)\n(?P<code>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL
+)
+KINDS = ("run", "pytest", "no-run")
 
 
 class Example(NamedTuple):
     page: Path
     line: int  # of the example's first line of code, in the page
     code: str
-    wrapped: bool  # checked inside an `async def`, one line further down
+    kind: str  # one of KINDS
+
+    @property
+    def name(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
 
 
 def examples(page: Path) -> list[Example]:
     text = page.read_text(encoding="utf-8")
     found = []
     for match in FENCE.finditer(text):
-        before = text[: match.start()].rstrip().rsplit("\n", 1)[-1]
-        if SKIP_MARK.fullmatch(before.strip()):
-            continue
-        line = text.count("\n", 0, match.start(1)) + 1
-        code = match.group(1)
-        wrapped = needs_async_context(code)
-        if wrapped:
-            code = "async def _example() -> None:\n" + textwrap.indent(code, "    ")
-        found.append(Example(page, line, code, wrapped))
+        kind = match.group("info").strip() or "run"
+        line = text.count("\n", 0, match.start("code")) + 1
+        found.append(Example(page, line, match.group("code"), kind))
     return found
 
 
-def needs_async_context(code: str) -> bool:
+def all_examples() -> list[Example]:
+    return [example for page in PAGES for example in examples(page)]
+
+
+def problems(example: Example) -> list[str]:
+    """What keeps `example` from being a program that runs as written."""
+    if example.kind not in KINDS:
+        return [f"{example.name}: unknown kind {example.kind!r}; one of {', '.join(KINDS)}"]
     try:
-        compile(code, "<example>", "exec")
-    except SyntaxError:
-        # Parses only with top-level await allowed: it is written for an async context.
-        compile(code, "<example>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-        return True
-    return False
+        compile(example.code, example.name, "exec")
+    except SyntaxError as exc:
+        return [f"{example.name}: not a complete program ({exc.msg}, line {exc.lineno})"]
+    return []
 
 
 def main() -> int:
-    found = [example for page in PAGES for example in examples(page)]
+    found = all_examples()
+    wrong = [problem for example in found for problem in problems(example)]
+    for problem in wrong:
+        print(problem)
     with tempfile.TemporaryDirectory() as tmp:
         files: dict[str, Example] = {}
         for n, example in enumerate(found):
@@ -76,11 +87,11 @@ def main() -> int:
         example = files.get(path)
         if example and sep:
             line_text, _, detail = rest.partition(":")
-            line = example.line + int(line_text) - 1 - example.wrapped
+            line = example.line + int(line_text) - 1
             message = f"{example.page.relative_to(ROOT)}:{line}:{detail}"
         print(message)
     print(f"{len(found)} examples from {len(PAGES)} pages")
-    return result.returncode
+    return result.returncode or (1 if wrong else 0)
 
 
 if __name__ == "__main__":

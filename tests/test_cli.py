@@ -159,7 +159,7 @@ def test_an_error_with_line_breaks_stays_on_one_line(
     assert "\x1b" not in out
 
 
-def test_an_unreachable_redis_is_one_short_line_per_key(
+def test_an_unreachable_redis_is_one_line_and_no_table(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     wired: BingXSimulator,
@@ -169,16 +169,30 @@ def test_an_unreachable_redis_is_one_short_line_per_key(
     monkeypatch.setenv("BINGX_API_KEY_SUB", other.api_key)
     monkeypatch.setenv("BINGX_SECRET_KEY_SUB", other.secret_key)
     monkeypatch.setenv("COLUMNS", "132")  # a common wide terminal
-    code, out, err = run_cli(capsys, "balances", "--redis", "redis://127.0.0.1:1/0")
-    assert code == 1 and err == ""
-    rows = cli_table(out)
-    assert [row[0] for row in rows] == ["key", "default", "sub", "TOTAL"]  # a line per key
-    expected = (
-        "LimiterUnavailableError: Redis cannot be reached (Error 111 connecting to "
-        "127.0.0.1:1); nothing was sent"
-    )
-    assert [" ".join(row[2:]) for row in rows[1:3]] == [expected, expected]
+    for json_flag in ([], ["--json"]):
+        code, out, err = run_cli(capsys, "balances", "--redis", "redis://127.0.0.1:1/0", *json_flag)
+        assert (code, out) == (1, "")  # no table of the same error once per key
+        assert err == (
+            "bingx-assets: error: LimiterUnavailableError: Redis cannot be reached (Error 111 "
+            "connecting to 127.0.0.1:1); nothing was sent\n"
+        )
     assert [r for r in wired.requests if r.path.endswith("allAccountBalance")] == []
+
+
+def test_watch_says_once_that_it_keeps_trying_an_unreachable_redis(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    wired: BingXSimulator,
+    env_key: SimKey,
+) -> None:
+    other = wired.add_key(uid=4343)
+    monkeypatch.setenv("BINGX_API_KEY_SUB", other.api_key)
+    monkeypatch.setenv("BINGX_SECRET_KEY_SUB", other.secret_key)
+    argv = ["watch", "--redis", "redis://127.0.0.1:1/0", "--interval", "0.01", "--rounds", "3"]
+    code, out, err = run_cli(capsys, *argv)
+    assert (code, out) == (1, "")
+    assert err.count("Redis cannot be reached") == 1
+    assert err.strip().endswith("nothing was sent; watch keeps trying every 0.01 s")
 
 
 def test_a_rate_limited_key_reads_as_a_sentence_and_json_keeps_the_time(

@@ -80,18 +80,56 @@ def test_bad_option_values(
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("notaurl", "--base-url must be an https:// URL"),
-        ("ftp://example.com", "--base-url must be an https:// URL"),
+        ("notaurl", "--base-url must be an https:// URL (or http:// to loopback)"),
+        ("ftp://example.com", "--base-url must be an https:// URL (or http:// to loopback)"),
         ("http://example.com", "use https, or pass --allow-insecure-http"),
     ],
 )
 def test_bad_base_url_is_worded_for_the_command_line(
     capsys: pytest.CaptureFixture[str], url: str, expected: str
 ) -> None:
-    code, out, err = run_cli(capsys, "balances", "--simulate", "--base-url", url)
+    code, out, err = run_cli(capsys, "balances", "--base-url", url)
     assert_one_line_usage_error(code, out, err, expected)
     assert "allow_insecure_http" not in err
     assert "base_url" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--base-url", "https://x"], "--base-url cannot go with --simulate"),
+        (["--base-url", "http://127.0.0.1:9"], "--base-url cannot go with --simulate"),
+        (
+            ["--simulated-keys", "2", "--simulated-uids", "5"],
+            "--simulated-uids 5 needs at least as many --simulated-keys (one key per UID at "
+            "least), not 2",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["balances", "watch"])
+def test_simulate_refuses_what_it_would_ignore(
+    capsys: pytest.CaptureFixture[str], command: str, argv: list[str], expected: str
+) -> None:
+    code, out, err = run_cli(capsys, command, "--simulate", *argv)
+    assert_one_line_usage_error(code, out, err, expected)
+
+
+def test_a_bad_bingx_base_url_is_one_line_naming_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BINGX_BASE_URL", "ftp://example.com")
+    code, out, err = run_cli(capsys, "balances")
+    assert_one_line_usage_error(code, out, err, "(from BINGX_BASE_URL)", "http:// to loopback")
+
+
+def test_verbose_shows_our_logger_only_and_no_bingx_host_while_simulating(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run_cli(capsys, "balances", "--simulate", "-v")
+    assert code == 0
+    lines = err.splitlines()
+    assert lines and all(line.split()[1].startswith("bingx_assets") for line in lines), err
+    assert "asyncio" not in err and "bingx.com" not in err
 
 
 def test_allow_insecure_http_lets_plain_http_through(

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
@@ -202,6 +202,39 @@ async def test_rate_limit_rejections_and_gates(
     assert value(found, "bingx_assets_requests_total", outcome="ok") == 1
 
 
+async def test_no_created_series_and_the_process_wide_setting_is_left_alone(
+    client: AssetsClient, registry: CollectorRegistry
+) -> None:
+    await client.asset_overview()
+    text = generate_latest(registry).decode()
+    assert "bingx_assets_requests_total" in text
+    assert "bingx_assets_limiter_wait_seconds_bucket" in text
+    assert "_created" not in text
+    # An application's own counter on the same registry keeps prometheus_client's default.
+    Counter("app_orders", "orders", registry=registry).inc()
+    assert "app_orders_created" in generate_latest(registry).decode()
+
+
+async def test_gate_open_seconds_is_zero_for_every_known_uid_while_open(
+    registry: CollectorRegistry, sim: BingXSimulator, limiter: RateLimiter
+) -> None:
+    keys = [sim.add_key(uid=uid) for uid in (501, 502)]
+    credentials = [Credentials(k.api_key, k.secret_key, f"k{n}") for n, k in enumerate(keys)]
+    async with sim.http_client() as http:
+        pool = AssetsPool(credentials, http_client=http, limiter=limiter)
+        PrometheusMetrics(registry).attach(pool)
+        assert "bingx_assets_gate_open_seconds{" not in generate_latest(registry).decode()
+        await pool.gather()  # the UIDs are looked up: known from now on
+        found = samples(generate_latest(registry).decode())
+        assert value(found, "bingx_assets_gate_open_seconds", uid="501") == 0
+        assert value(found, "bingx_assets_gate_open_seconds", uid="502") == 0
+        sim.disable(501, 600.0)
+        await pool.gather()
+        found = samples(generate_latest(registry).decode())
+        assert value(found, "bingx_assets_gate_open_seconds", uid="501") > 500
+        assert value(found, "bingx_assets_gate_open_seconds", uid="502") == 0
+
+
 async def test_gate_open_seconds_counts_down_to_zero(
     client: AssetsClient, server: MetricsServer, sim: BingXSimulator, key: SimKey
 ) -> None:
@@ -330,8 +363,8 @@ async def test_the_dashboard_references_only_exported_metrics(
     with pytest.raises(Exception, match="100410"):
         await client.asset_overview()
     families = list(text_string_to_metric_families(scrape_text(server)))
-    # The text format shows each counter's and histogram's `_created` as a gauge of its own.
-    assert {f.name for f in families if not f.name.endswith("_created")} == FAMILIES
+    assert {f.name for f in families} == FAMILIES
+    assert "_created" not in scrape_text(server)
     exported = {s.name for f in families for s in f.samples}
     dashboard = json.loads(DASHBOARD.read_text())
     expressions = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]

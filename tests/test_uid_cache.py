@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bingx_assets import (
@@ -105,7 +106,9 @@ async def test_the_default_file_is_in_xdg_cache_home_with_private_modes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    await make_client(key).asset_overview()
+    # A transport the simulator did not mark: its own keep nothing on disk.
+    async with httpx.AsyncClient(transport=httpx.MockTransport(sim.handle)) as http:
+        await make_client(key, http_client=http).asset_overview()
     path = tmp_path / "xdg" / "bingx-assets" / "uids.sqlite3"
     assert default_uid_cache_path() == path
     assert entries(path) == {key_id(key.api_key): "1001"}

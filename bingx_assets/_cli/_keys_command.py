@@ -33,7 +33,7 @@ from .._credentials import MAX_KEYS_FILE_BYTES, Credentials
 from .._exceptions import ConfigurationError
 from .._files import read_regular_file, write_private
 from .._limiter import RateLimiter
-from .._options import ClientOptions
+from .._options import ClientOptionArgs, ClientOptions
 from .._printable import printable
 from .._uid_cache import open_uid_cache
 from ._render import error_text
@@ -49,7 +49,10 @@ async def resolve_keys_file(args: argparse.Namespace) -> int:
     file, credentials, original, document = _read(args.file)
     shown = printable(str(file))  # a path, like a label, is anyone's text
     tables = document["keys"]
-    options = ClientOptions(base_url=args.base_url, timeout=args.timeout)
+    settings: ClientOptionArgs = {"timeout": args.timeout}
+    if args.base_url is not None:  # else BINGX_BASE_URL or BingX's own
+        settings["base_url"] = args.base_url
+    options = ClientOptions(**settings)
     cache = open_uid_cache(options.uid_cache)
     unchecked = [
         n for n, c in enumerate(credentials) if c.uid is None or cache.get(c.api_key) != c.uid

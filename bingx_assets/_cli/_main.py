@@ -26,7 +26,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -36,10 +36,11 @@ import tomlkit
 from .. import __version__
 from .._constants import DEFAULT_BASE_URL, DEFAULT_MAX_WAIT
 from .._credentials import Credentials
-from .._exceptions import BingXError, ConfigurationError
+from .._exceptions import BingXError, ConfigurationError, LimiterUnavailableError
 from .._files import write_private
 from .._limiter import HostBackend, Rate, RateLimiter, RateLimits
 from .._models import AccountType
+from .._options import ClientOptionArgs, ClientOptions
 from .._pool import AssetsPool, KeyResult, Snapshot
 from .._printable import masked_url, printable
 from ..testing import BingXSimulator, SimulatorServer
@@ -57,6 +58,8 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # 128 + SIGTERM: what a shell reports for a process the signal ended, so a supervisor
 # reads the same status, and tells it from Ctrl-C's 130.
 EXIT_TERMINATED = 143
+# `.invalid` never resolves (RFC 2606): the embedded simulator's requests name it in logs.
+_EMBEDDED_SIMULATOR = "https://embedded-simulator.invalid"
 # More simulated keys than this is a typo, not a test: each costs the simulator memory.
 _MAX_SIMULATED_KEYS = 100_000
 # asyncio and httpx overflow on timeouts past about 1e9 s; a day is longer than any use.
@@ -85,8 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse has printed its one-line usage error, or --help
         return EXIT_USAGE if exit_.code else EXIT_OK
-    if args.verbose:
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    with _logging_to_stderr(args.verbose):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code: int = asyncio.run(_terminated_like_interrupted(args.command(args)))
         return code
@@ -139,6 +145,26 @@ async def _terminated_like_interrupted(command: Coroutine[object, object, int]) 
         raise
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _logging_to_stderr(verbose: bool) -> Iterator[None]:
+    """-v: our own logger's lines, not asyncio's or httpx's (which would name hosts a
+    simulated run never reaches); undone when the command ends."""
+    if not verbose:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    ours = logging.getLogger("bingx_assets")
+    level = ours.level
+    ours.addHandler(handler)
+    ours.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        ours.removeHandler(handler)
+        ours.setLevel(level)
 
 
 def _fail(message: str, code: int) -> int:
@@ -271,9 +297,9 @@ def _parser() -> argparse.ArgumentParser:
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--base-url",
-        default=DEFAULT_BASE_URL,
         metavar="URL",
-        help=f"BingX's address, or a simulator's (default: {DEFAULT_BASE_URL})",
+        help=f"BingX's address, or a served simulator's: https, or http on loopback "
+        f"(default: BINGX_BASE_URL, else {DEFAULT_BASE_URL})",
     )
     parser.add_argument(
         "--timeout",
@@ -413,32 +439,39 @@ def _loopback(text: str) -> str:
 async def _open_pool(args: argparse.Namespace) -> AsyncIterator[AssetsPool]:
     if not args.simulate and (args.simulated_keys != 1 or args.simulated_uids != 1):
         raise ConfigurationError("--simulated-keys and --simulated-uids need --simulate")
+    # The embedded simulator needs no address; this one names it and cannot be reached.
+    base_url = _EMBEDDED_SIMULATOR if args.simulate else args.base_url
+    settings: ClientOptionArgs = {
+        "timeout": args.timeout,
+        "max_wait": args.max_wait,
+        "allow_insecure_http": args.allow_insecure_http,
+    }
+    if base_url is not None:  # else BINGX_BASE_URL or BingX's own, as for the library
+        settings["base_url"] = base_url
+    if args.simulate:  # the simulator made its keys' UIDs: facts, and none of the user's cache
+        settings["uid_cache"] = settings["verify_uids"] = False
+    options = ClientOptions(**settings)
     if args.simulate:
+        if args.base_url is not None:
+            raise ConfigurationError(
+                "--base-url cannot go with --simulate: the embedded simulator is inside this "
+                "command and has no address; to try a served one, run `bingx-assets "
+                "simulate --write-keys sim.toml` and point --keys and --base-url at it"
+            )
         simulator = BingXSimulator(jitter=0.01)
         credentials = _simulated_keys(simulator, args.simulated_keys, args.simulated_uids)
     elif args.keys is not None:
         credentials = Credentials.from_file(args.keys)
     else:
         credentials = Credentials.from_env()
-    limiter = _limiter(args.redis, None if args.simulate else args.base_url)
+    limiter = _limiter(args.redis, None if args.simulate else options.base_url)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(limiter.aclose)
         http_client: httpx.AsyncClient | None = None
         if args.simulate:
             http_client = simulator.http_client()
             stack.push_async_callback(http_client.aclose)
-        pool = AssetsPool(
-            credentials,
-            base_url=args.base_url,
-            timeout=args.timeout,
-            max_wait=args.max_wait,
-            http_client=http_client,
-            limiter=limiter,
-            allow_insecure_http=args.allow_insecure_http,
-            # The simulator made its keys' UIDs: facts, and none of the user's cache.
-            uid_cache=not args.simulate,
-            verify_uids=not args.simulate,
-        )
+        pool = AssetsPool(credentials, http_client=http_client, limiter=limiter, options=options)
         stack.push_async_callback(pool.aclose)
         yield pool
 
@@ -464,10 +497,25 @@ def _limiter(redis_url: str | None, base_url: str | None) -> RateLimiter:
 
 
 def _simulated_keys(simulator: BingXSimulator, keys: int, uids: int) -> list[Credentials]:
+    if uids > keys:
+        raise ConfigurationError(
+            f"--simulated-uids {uids} needs at least as many --simulated-keys (one key per "
+            f"UID at least), not {keys}"
+        )
     made = [simulator.add_key(uid=10_000 + n % uids) for n in range(keys)]
     return [
         Credentials(k.api_key, k.secret_key, f"sim-{n + 1}", str(k.uid)) for n, k in enumerate(made)
     ]
+
+
+def _limiter_unreachable(results: Sequence[KeyResult]) -> LimiterUnavailableError | None:
+    """The shared limiter's error when it failed every key: then nothing was sent."""
+    errors = [r.error for r in results]
+    if errors and all(isinstance(e, LimiterUnavailableError) for e in errors):
+        first = errors[0]
+        assert isinstance(first, LimiterUnavailableError)
+        return first
+    return None
 
 
 def _exit_code(results: Sequence[KeyResult]) -> int:
@@ -484,6 +532,9 @@ async def _balances(args: argparse.Namespace) -> int:
                     results.append(result)
                     advance()
     results.sort(key=lambda r: position[r.label])
+    unreachable = _limiter_unreachable(results)
+    if unreachable is not None:
+        raise unreachable  # one line: every key would say the same, and none was sent
     if args.json:
         print(json_document(results), flush=True)
     else:
@@ -498,10 +549,20 @@ async def _watch(args: argparse.Namespace) -> int:
         # The pool's own changes_only skips unchanged rounds without a trace; counting
         # them here is what lets --rounds stop a quiet watch.
         watching = pool.watch(args.interval, account_type=args.account_type)
+        said_unreachable = False
         async with contextlib.aclosing(watching) as snapshots:
             async for snapshot in snapshots:
                 last[:] = snapshot.results
-                if not args.changes_only or snapshot.changed or snapshot.round == 1:
+                unreachable = _limiter_unreachable(snapshot.results)
+                if unreachable is not None:
+                    # Once per outage, not once per key or per round.
+                    if not said_unreachable:
+                        print(f"bingx-assets: {printable(error_text(unreachable))}; watch "
+                              f"keeps trying every {args.interval:g} s", file=sys.stderr,
+                              flush=True)  # fmt: skip
+                    said_unreachable = True
+                elif not args.changes_only or snapshot.changed or snapshot.round == 1:
+                    said_unreachable = False
                     yield snapshot
                 if args.rounds is not None and snapshot.round >= args.rounds:
                     return
@@ -516,7 +577,7 @@ async def _watch(args: argparse.Namespace) -> int:
                 results_table(s.results, title=_round_title(s.round))
                 async for s in shown_rounds(pool)
             )
-            await live_view(tables, sys.stdout)
+            await live_view(tables, sys.stdout, f"reading {len(pool.credentials)} keys ...")
     return _exit_code(last)
 
 

@@ -20,6 +20,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.live import Live
 from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
@@ -311,14 +312,25 @@ def progress(keys: int, err: TextIO) -> Iterator[Callable[[], None]]:
         yield lambda: bar.advance(task)
 
 
-async def live_view(tables: AsyncIterator[RenderableType], out: TextIO) -> None:
-    """Each table as it comes: in place on a terminal, one after another elsewhere."""
+async def live_view(tables: AsyncIterator[RenderableType], out: TextIO, waiting: str = "") -> None:
+    """Each table as it comes: in place on a terminal, one after another elsewhere.
+    On a terminal, `waiting` (with a spinner) fills the screen until the first one."""
     console = console_for(out)
     if not out.isatty():
         async for table in tables:
             console.print(table)
             out.flush()
         return
+    rounds = aiter(tables)
+    first: RenderableType | None = None
+    if waiting:
+        with Live(Spinner("dots", waiting), console=console, transient=True):
+            first = await anext(rounds, None)
+            if first is None:
+                return
+    # No refresh thread from here on: a table changes only when a round ends.
     with Live(console=console, auto_refresh=False, vertical_overflow="visible") as live:
-        async for table in tables:
+        if first is not None:
+            live.update(first, refresh=True)
+        async for table in rounds:
             live.update(table, refresh=True)

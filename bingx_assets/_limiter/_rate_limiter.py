@@ -302,13 +302,11 @@ class RateLimiter:
         await self._backend.aclose()
 
 
-def resolve_limiter(limiter: object, base_url: str, http_client: object = None) -> RateLimiter:
-    """The limiter a client or pool was given, or for None the default of its server:
-    of this process alone when `http_client` is the in-process simulator's (it marks
-    itself `simulates_bingx`), so that a simulated run never touches the user's files."""
+def resolve_limiter(limiter: object, base_url: str) -> RateLimiter:
+    """The limiter a client or pool was given, or for None the default of its server
+    (`_simulated.resolve_storage` keeps the in-process simulator's out of the store)."""
     if limiter is None:
-        simulated = getattr(http_client, "simulates_bingx", False) is True
-        return RateLimiter.default(None if simulated else base_url)
+        return RateLimiter.default(base_url)
     if not isinstance(limiter, RateLimiter):
         raise ConfigurationError(f"limiter must be a RateLimiter or None, not {limiter!r}")
     return limiter

@@ -10,6 +10,7 @@ import h11
 import httpx
 
 from .._exceptions import ConfigurationError
+from .._simulated import serving, stopped
 from ._simulator import BingXSimulator
 
 __all__ = ["SimulatorServer"]
@@ -46,9 +47,11 @@ class SimulatorServer:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve_connection, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
+        serving(self.url)  # clients in this process aimed here keep no files
 
     async def close(self) -> None:
         if self._server is not None:
+            stopped(self.url)
             self._server.close()
             # Closing the sockets ends each connection's read; cancelling its task
             # instead would make asyncio log the cancellation as an error.

@@ -28,6 +28,7 @@ from .._constants import (
 )
 from .._limiter import Rate, RateLimits
 from .._signing import sign
+from .._simulated import simulated_transport
 from ._faults import Fault
 from ._messages import (
     MSG_BAD_KEY,
@@ -161,11 +162,6 @@ class _Windows:
         if not arrivals or len(arrivals) < rate.limit:
             return 0.0
         return max(0.0, arrivals[-rate.limit] + rate.period - now)
-
-
-class _SimulatorHttpClient(httpx.AsyncClient):
-    simulates_bingx = True
-    """Read by `resolve_limiter`: a simulated server's windows belong in no shared store."""
 
 
 class BingXSimulator:
@@ -313,7 +309,11 @@ class BingXSimulator:
         return None
 
     def transport(self) -> httpx.AsyncBaseTransport:
-        return httpx.MockTransport(self._handle_within_timeout)
+        """An httpx transport to this simulator; clients using it keep no files
+        (no UID cache, an in-memory limiter: see `bingx_assets._simulated`)."""
+        transport = httpx.MockTransport(self._handle_within_timeout)
+        simulated_transport(transport)
+        return transport
 
     async def _handle_within_timeout(self, request: httpx.Request) -> httpx.Response:
         """`handle`, bounded by the client's read timeout as a network would be."""
@@ -345,7 +345,7 @@ class BingXSimulator:
     def http_client(self, **kwargs: object) -> httpx.AsyncClient:
         """An `httpx.AsyncClient` whose requests all go to this simulator; clients given
         it without a limiter keep their limits in this process's memory."""
-        return _SimulatorHttpClient(transport=self.transport(), **kwargs)  # type: ignore[arg-type]
+        return httpx.AsyncClient(transport=self.transport(), **kwargs)  # type: ignore[arg-type]
 
     # -- what tests read ----------------------------------------------------------
 

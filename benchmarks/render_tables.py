@@ -1,0 +1,251 @@
+"""Write the benchmark tables in README.md and docs/*.md from `benchmarks/results/`.
+
+A table in a page lives between two markers, and everything between them is this
+script's to write:
+
+    <!-- bench:NAME -->
+    | heading | ... |
+    <!-- /bench -->
+
+NAME is a key of `TABLES` below: which results file the rows come from
+(`benchmarks/results/<results>.json`, a list of objects as `_report.report` writes it),
+which rows to keep (`where`: a function of the row, true to keep it; all rows without
+one), and the columns: a heading and a `str.format` template over the row's fields
+(`"{elapsed_s:.2f} s"`). A field that is missing or None shows as an em dash.
+
+To add a table: run its benchmark (its JSON lands in results/, committed with the
+change), add a `Table` here, put the markers where it goes, and run
+`python benchmarks/render_tables.py`.
+
+`--check` writes nothing and exits 1 when a page differs from what would be written
+(tests/test_benchmark_tables.py runs it), so a number in the docs is always one that
+was measured, in the run whose results are committed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+REGION = re.compile(r"(<!-- bench:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /bench -->)", re.S)
+MISSING = "—"
+
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Table:
+    results: str
+    columns: tuple[tuple[str, str], ...]
+    where: Callable[[Row], bool] = field(default=lambda row: True)
+
+
+def _readme_limits(row: Row) -> bool:
+    """The README's few rows: on time, 100 ms late, a cold start (both rules), baselines."""
+    if row["rule"] == "baseline" or (row["scenario"], row["rule"]) == ("1 key", "safe"):
+        return True
+    late_100 = "every request late" in row["scenario"] and row["late_s"] == 0.1
+    cold = row["scenario"] == "1 key, first 5 late" and row["late_s"] == 0.4
+    return (late_100 and row["rule"] == "safe") or cold
+
+
+_LIMITS_COLUMNS = (
+    ("scenario", "{scenario}"),
+    ("rule", "{rule}"),
+    ("late", "{late_s:g} s"),
+    ("calls", "{calls}"),
+    ("time / physical minimum", "{ratio:.3f}"),
+    ("refused", "{rejections}"),
+    ("failed", "{failed}"),
+)
+
+TABLES: dict[str, Table] = {
+    "limits-readme": Table("limits", _LIMITS_COLUMNS, where=_readme_limits),
+    "limits": Table(
+        "limits",
+        (
+            *_LIMITS_COLUMNS[:3],
+            ("round trip", "{rtt_s:g} s"),
+            *_LIMITS_COLUMNS[3:],
+            ("busiest second", "{peak_per_1s}"),
+        ),
+    ),
+    "fanout": Table(
+        "fanout",
+        (
+            ("keys", "{keys}"),
+            ("UIDs", "{uids}"),
+            ("rounds", "{rounds}"),
+            ("first requests 0.4 s late", "{late_first}"),
+            ("cores kept busy", "{busy_cores}"),
+            ("elapsed", "{elapsed_s:.2f} s"),
+            ("minimum", "{minimum_s:g} s"),
+            ("ratio", "{ratio:.3f}"),
+            ("reads ok", "{ok}"),
+            ("errors", "{errors}"),
+            ("rejections", "{rejections}"),
+        ),
+    ),
+    "egress": Table(
+        "egress",
+        (
+            ("routes", "{routes}"),
+            ("elapsed", "{elapsed_s:.2f} s"),
+            ("IP windows' minimum", "{minimum_s:g} s"),
+            ("ratio", "{ratio:.3f}"),
+            ("keys/s", "{keys_per_s:.1f}"),
+            ("bound keys/s", "{bound_keys_per_s:.1f}"),
+            ("speedup", "{speedup:.2f}"),
+            ("rejections", "{rejections}"),
+            ("UIDs on 2+ addresses", "{uids_on_2+_addresses}"),
+            ("busiest second per address", "{peak_per_address} of {limit}"),
+        ),
+    ),
+    "redis-overhead": Table(
+        "redis_overhead",
+        (
+            ("backend", "{backend}"),
+            ("median µs per acquire + settle", "{median_us_per_call:.1f}"),
+            ("min-max µs", "{min_us:.1f}-{max_us:.1f}"),
+            ("ratio to memory", "{ratio_to_memory:.2f}"),
+        ),
+    ),
+    "redis-processes": Table(
+        "redis_processes",
+        (
+            ("processes", "{processes}"),
+            ("calls", "{calls}"),
+            ("elapsed", "{elapsed_s:.2f} s"),
+            ("minimum", "{minimum_s:g} s"),
+            ("ratio", "{ratio:.3f}"),
+            ("rejections", "{rejections}"),
+            ("busiest second", "{peak_per_1s}"),
+        ),
+    ),
+    "metrics": Table(
+        "metrics",
+        (
+            ("", "{client}"),
+            ("µs per call (median)", "{median_us_per_call:.1f}"),
+            ("min-max", "{min_us:.1f}-{max_us:.1f}"),
+            ("metrics' cost, µs", "{cost_us:.1f}"),
+            ("ratio", "{ratio:.3f}"),
+        ),
+    ),
+    "uid-cache": Table(
+        "uid_cache",
+        (
+            ("a new process, each key its own UID", "{cache} cache, {keys} keys"),
+            ("lookups", "{lookups}"),
+            ("first balance", "{first_balance_s:.2f} s"),
+            ("every key's first balance", "{all_first_balances_s:.1f} s"),
+            ("cold over warm", "{cold_over_warm:.2f}"),
+            ("rejections", "{rejections}"),
+        ),
+    ),
+    "peers-cpu": Table(
+        "peers_cpu",
+        (
+            ("client", "{client}"),
+            ("in flight", "{in_flight}"),
+            ("CPU µs (median)", "{cpu_us_median}"),
+            ("min-max", "{cpu_us_min_max}"),
+            ("wall µs", "{wall_us_median}"),
+            ("CPU vs bare call on the same library", "{cpu_vs_bare_same_library:.2f}"),
+            ("CPU vs ccxt", "{cpu_vs_ccxt:.2f}"),
+        ),
+    ),
+    "peers-import": Table(
+        "peers_import",
+        (
+            ("module", "`{module}`"),
+            ("median", "{median_ms:.0f} ms"),
+            ("min-max", "{min_max_ms} ms"),
+            ("ratio to ccxt", "{ratio_to_ccxt:.2f}"),
+            ("imports aiohttp", "{imports_aiohttp}"),
+        ),
+    ),
+    "peers-utilisation": Table(
+        "peers_utilisation",
+        (
+            ("scenario", "{scenario}"),
+            ("client", "{client}"),
+            ("elapsed", "{elapsed_s:.2f} s"),
+            ("ratio", "{ratio_to_minimum:.3f}"),
+            ("rejected", "{rejected}"),
+        ),
+    ),
+    "peers-memory": Table(
+        "peers_memory",
+        (("client", "{client}"), ("MiB per 1,000 keys", "{MiB:.1f}")),
+    ),
+}
+
+
+class _Formatter(string.Formatter):
+    """str.format, with an em dash for a field that is missing or None."""
+
+    def get_value(self, key: int | str, args: Any, kwargs: Any) -> Any:
+        return kwargs.get(key) if isinstance(key, str) else super().get_value(key, args, kwargs)
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        return MISSING if value is None else super().format_field(value, format_spec)
+
+
+def rows_of(table: Table) -> list[Row]:
+    path = RESULTS / f"{table.results}.json"
+    rows: list[Row] = json.loads(path.read_text(encoding="utf-8"))
+    kept = [row for row in rows if table.where(row)]
+    if not kept:
+        raise SystemExit(f"{path.name}: no row is kept by its table's `where`")
+    return kept
+
+
+def render(name: str) -> str:
+    table = TABLES.get(name)
+    if table is None:
+        raise SystemExit(f"no table {name!r} in benchmarks/render_tables.py's TABLES")
+    formatter = _Formatter()
+    lines = [
+        "| " + " | ".join(heading for heading, _ in table.columns) + " |",
+        "|" + " --- |" * len(table.columns),
+    ]
+    for row in rows_of(table):
+        cells = [formatter.format(template, **row) for _, template in table.columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rendered(text: str) -> str:
+    return REGION.sub(lambda m: m.group(1) + render(m.group("name")) + m.group(4), text)
+
+
+def main(argv: list[str]) -> int:
+    check = argv == ["--check"]
+    stale = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        new = rendered(text)
+        if new != text:
+            stale.append(page.relative_to(ROOT))
+            if not check:
+                page.write_text(new, encoding="utf-8")
+    if check and stale:
+        print(f"tables differ from benchmarks/results/ in: {', '.join(map(str, stale))}")
+        print("run: python benchmarks/render_tables.py")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

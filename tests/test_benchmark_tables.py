@@ -1,0 +1,60 @@
+"""The benchmark tables in README.md and docs/ are the ones benchmarks/render_tables.py
+writes from the committed results: a number in the docs is one that was measured."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location(
+    "render_tables", ROOT / "benchmarks" / "render_tables.py"
+)
+assert _spec is not None and _spec.loader is not None
+render_tables: Any = importlib.util.module_from_spec(_spec)
+sys.modules["render_tables"] = render_tables  # dataclasses look their module up
+_spec.loader.exec_module(render_tables)
+
+
+def regions() -> list[tuple[Path, str]]:
+    return [
+        (page, match.group("name"))
+        for page in render_tables.PAGES
+        for match in render_tables.REGION.finditer(page.read_text(encoding="utf-8"))
+    ]
+
+
+def test_every_table_in_the_docs_is_what_the_results_say(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert render_tables.main(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_the_docs_hold_generated_tables_and_each_has_its_results() -> None:
+    found = regions()
+    assert len(found) >= 8
+    names = {name for _, name in found}
+    assert names <= set(render_tables.TABLES)
+    for name in names:
+        assert (render_tables.RESULTS / f"{render_tables.TABLES[name].results}.json").is_file()
+
+
+def test_a_changed_number_is_found(capsys: pytest.CaptureFixture[str]) -> None:
+    page, name = regions()[0]
+    text = page.read_text(encoding="utf-8")
+    table = render_tables.render(name)
+    assert table in text
+    # A hand edit of one cell, as when someone copies a newer number by hand.
+    edited = text.replace(table, table.replace("|", "| 9", 1), 1)
+    assert render_tables.rendered(edited) == text
+
+
+def test_a_missing_value_is_a_dash_and_a_table_name_must_exist() -> None:
+    formatter = render_tables._Formatter()
+    assert formatter.format("{ratio:.3f} / {absent}", ratio=None) == "— / —"
+    with pytest.raises(SystemExit, match="no table 'nonesuch'"):
+        render_tables.render("nonesuch")
