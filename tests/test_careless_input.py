@@ -38,6 +38,7 @@ from .conftest import run_cli
 
 VICTIM = Credentials("VICTIMKEY" + "v" * 55, "VICTIMSECRET" + "s" * 52, "victim", uid=1)
 HEALTHY = Credentials("HEALTHYKEY" + "h" * 54, "HEALTHYSECRET" + "t" * 51, "healthy", uid=2)
+UIDS = {VICTIM.api_key: 1, HEALTHY.api_key: 2}  # what the lookups find
 ESCAPES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]")
 SIGNATURE = re.compile(r"signature=([0-9a-fA-F]{64})")
 WIDTHS = [40, 80, 250]
@@ -168,7 +169,7 @@ def test_piped_at_any_width_every_label_digit_total_and_error_is_kept(width: int
 def hostile_server_in_a_thread(answer: HostileAnswer) -> Iterator[HostileServer]:
     """`HostileServer` on a loop of its own, for a command that runs `asyncio.run`."""
     loop = asyncio.new_event_loop()
-    server = HostileServer(answer, victim=VICTIM.api_key)
+    server = HostileServer(answer, victim=VICTIM.api_key, uids=UIDS)
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     asyncio.run_coroutine_threadsafe(server.__aenter__(), loop).result(5)

@@ -45,6 +45,7 @@ from .conftest import assert_carries_no_secret
 
 VICTIM = Credentials("VICTIMKEY" + "v" * 55, "VICTIMSECRET" + "s" * 52, "victim", uid=1)
 HEALTHY = Credentials("HEALTHYKEY" + "h" * 54, "HEALTHYSECRET" + "t" * 51, "healthy", uid=2)
+UIDS = {VICTIM.api_key: 1, HEALTHY.api_key: 2}  # what the lookups find
 TIMEOUT = httpx.Timeout(2.0, connect=1.0)
 DEADLINE = attempt_deadline(TIMEOUT)  # 3 s: connect, then one read timeout more
 MAX_RETRIES = 1
@@ -138,7 +139,7 @@ async def test_a_hostile_answer_stays_the_one_key_s_and_ends_typed_small_and_in_
 ) -> None:
     caplog.set_level(logging.DEBUG)
     loop = asyncio.get_running_loop()
-    async with HostileServer(answer, victim=VICTIM.api_key) as server:
+    async with HostileServer(answer, victim=VICTIM.api_key, uids=UIDS) as server:
         pool = AssetsPool(
             [VICTIM, HEALTHY], base_url=server.url, http_client=session, limiter=RateLimiter(),
             timeout=TIMEOUT, max_retries=MAX_RETRIES, uid_cache=False,
@@ -175,7 +176,7 @@ async def test_a_hostile_answer_stays_the_one_key_s_and_ends_typed_small_and_in_
 @pytest.mark.parametrize("wire", ["NaN", "sNaN", "Infinity", "1e999999999"])
 async def test_a_key_with_garbage_balances_does_not_stop_a_watch(wire: str) -> None:
     async with (
-        HostileServer(HostileAnswer.balance(wire), victim=VICTIM.api_key) as server,
+        HostileServer(HostileAnswer.balance(wire), victim=VICTIM.api_key, uids=UIDS) as server,
         AssetsPool(
             [VICTIM, HEALTHY], base_url=server.url, limiter=RateLimiter(), timeout=TIMEOUT,
             max_retries=0, uid_cache=False,

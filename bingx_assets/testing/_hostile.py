@@ -19,12 +19,12 @@ import asyncio
 import contextlib
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
 import msgspec
 
-from .._constants import API_KEY_HEADER, SERVER_TIME_PATH
+from .._constants import API_KEY_HEADER, SERVER_TIME_PATH, UID_PATH
 
 __all__ = ["HEALTHY_BALANCE", "HostileAnswer", "HostileServer", "ReceivedHead"]
 
@@ -130,12 +130,21 @@ class HostileAnswer:
 
 
 class HostileServer:
-    """Serves `answer` on 127.0.0.1 (a free port) to `victim`'s asset requests, and
-    ordinary answers to everything else; `received` lists every request head."""
+    """Serves `answer` on 127.0.0.1 (a free port) to `victim`'s asset requests (every
+    key's, without a victim), and ordinary answers to everything else: the server time,
+    and UID lookups naming `uids[api_key]` (1 for a key not in it); `received` lists
+    every request head."""
 
-    def __init__(self, answer: HostileAnswer, *, victim: str | None = None) -> None:
+    def __init__(
+        self,
+        answer: HostileAnswer,
+        *,
+        victim: str | None = None,
+        uids: Mapping[str, int] | None = None,
+    ) -> None:
         self.answer = answer
         self.victim = victim
+        self.uids = dict(uids or {})
         self.received: list[ReceivedHead] = []
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -163,7 +172,7 @@ class HostileServer:
         await self._server.wait_closed()
 
     def _is_victim(self, head: ReceivedHead) -> bool:
-        if head.target.partition("?")[0] == SERVER_TIME_PATH:
+        if head.target.partition("?")[0] in (SERVER_TIME_PATH, UID_PATH):
             return False
         return self.victim is None or head.api_key == self.victim
 
@@ -175,7 +184,7 @@ class HostileServer:
             head = await reader.readuntil(b"\r\n\r\n")
             received = _parse(head[:_MAX_HEAD])
             self.received.append(received)
-            answer = self.answer if self._is_victim(received) else _healthy(received)
+            answer = self.answer if self._is_victim(received) else _healthy(received, self.uids)
             await _send(answer, head, writer)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # the client went away: what a hostile answer hopes for
@@ -196,9 +205,12 @@ def _parse(head: bytes) -> ReceivedHead:
     return ReceivedHead(target, api_key, head)
 
 
-def _healthy(head: ReceivedHead) -> HostileAnswer:
-    if head.target.partition("?")[0] == SERVER_TIME_PATH:
+def _healthy(head: ReceivedHead, uids: Mapping[str, int]) -> HostileAnswer:
+    path = head.target.partition("?")[0]
+    if path == SERVER_TIME_PATH:
         data: object = {"serverTime": int(time.time() * 1000)}
+    elif path == UID_PATH:
+        data = {"uid": uids.get(head.api_key or "", 1)}
     else:
         data = [{"accountType": "sopt", "usdtBalance": HEALTHY_BALANCE}]
     return HostileAnswer("healthy", body=msgspec.json.encode({"code": 0, "data": data}))
