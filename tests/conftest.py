@@ -17,7 +17,7 @@ import pytest
 from bingx_assets import AssetsClient, RateLimiter
 from bingx_assets._cli import main
 from bingx_assets._uid_cache import _open as _open_uid_caches
-from bingx_assets._uid_cache import open_uid_cache
+from bingx_assets._uid_cache import default_uid_cache_path, open_uid_cache
 from bingx_assets.testing import (
     BingXSimulator,
     LocalRedisCluster,
@@ -76,13 +76,16 @@ def _a_user_cache_for_each_test(_user_cache_in_a_temporary_directory: Path) -> I
         yield
 
 
-def verified_earlier(api_key: str, uid: int | str, uid_cache: Any = True) -> None:
+def verified_earlier(api_key: str, uid: int | str, uid_cache: Any = True) -> Path:
     """As if a lookup on this machine had found `uid` for `api_key` before the test: the
     test's own UID cache (`uid_cache`, the test's default one unless named) remembers the
-    pair, so a client given that uid sends no lookup."""
-    cache, canonical = open_uid_cache(uid_cache), str(int(str(uid).strip()))
+    pair, so a client given that uid sends no lookup. Returns the cache's path: a client
+    aimed at the in-process simulator uses no cache unless it is named (`uid_cache=`)."""
+    path = default_uid_cache_path() if uid_cache is True else Path(uid_cache)
+    cache, canonical = open_uid_cache(path), str(int(str(uid).strip()))
     cache.put(api_key, canonical)
     assert cache.get(api_key) == canonical
+    return path
 
 
 @pytest.fixture
@@ -117,7 +120,9 @@ async def make_client(sim: BingXSimulator, limiter: RateLimiter) -> AsyncIterato
         options.setdefault("http_client", http)
         options.setdefault("limiter", limiter)
         if options.get("uid") is not None:
-            verified_earlier(key.api_key, options["uid"], options.get("uid_cache", True))
+            # Named, not the default: a simulated client keeps no default cache.
+            options.setdefault("uid_cache", default_uid_cache_path())
+            verified_earlier(key.api_key, options["uid"], options["uid_cache"])
         return AssetsClient(key.api_key, key.secret_key, **options)
 
     yield make

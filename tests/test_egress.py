@@ -32,6 +32,7 @@ from bingx_assets import (
 )
 from bingx_assets._constants import ASSET_OVERVIEW_PATH
 from bingx_assets._limiter import GateTooLong
+from bingx_assets._uid_cache import default_uid_cache_path
 from bingx_assets.testing import BingXSimulator, LoopClock, SimKey, SimulatorServer
 
 from .conftest import verified_earlier
@@ -253,6 +254,7 @@ async def fan_out(
     """Read every key once through `routes`; (seconds taken, results that were ok)."""
     loop = asyncio.get_running_loop()
     pool_args.setdefault("limiter", RateLimiter(LIMITS))
+    pool_args.setdefault("uid_cache", default_uid_cache_path())  # a served simulator's: named
     async with AssetsPool(
         credentials(keys), egress=routes, base_url=server.url, **pool_args
     ) as pool:  # type: ignore[arg-type]

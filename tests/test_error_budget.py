@@ -107,11 +107,13 @@ async def test_a_key_backs_off_doubling_up_to_the_error_window_and_a_success_res
 ) -> None:
     sim = penalty_simulator(clock)
     key = sim.add_key(uid=UID)
-    verified_earlier(key.api_key, UID)  # the balance endpoint's back-off, not the lookup's
+    # The balance endpoint's back-off, not the lookup's.
+    cache = verified_earlier(key.api_key, UID)
     client = AssetsClient(
         key.api_key,
         "wrong",
         uid=UID,
+        uid_cache=cache,
         http_client=sim.http_client(),
         limiter=RateLimiter(clock=clock),
     )
@@ -391,10 +393,11 @@ async def test_keys_without_errors_wait_for_answers_in_flight_rather_than_fail(
     sim = BingXSimulator(clock=clock, latency=0.25)
     keys = [sim.add_key(uid=UID) for _ in range(6)]
     for key in keys:
-        verified_earlier(key.api_key, UID)
+        cache = verified_earlier(key.api_key, UID)
     limiter = RateLimiter(limits, clock=clock)
     async with AssetsPool(
         [creds(k, f"k{n}") for n, k in enumerate(keys)],
+        uid_cache=cache,
         http_client=sim.http_client(),
         limiter=limiter,
     ) as pool:

@@ -109,11 +109,12 @@ def server(
 async def client(
     sim: BingXSimulator, key: SimKey, limiter: RateLimiter, registry: CollectorRegistry
 ) -> AsyncIterator[AssetsClient]:
-    verified_earlier(key.api_key, key.uid)
+    cache = verified_earlier(key.api_key, key.uid)
     async with AssetsClient(
         key.api_key,
         key.secret_key,
         uid=key.uid,
+        uid_cache=cache,
         http_client=sim.http_client(),
         limiter=limiter,
         label="main",
@@ -430,9 +431,14 @@ async def test_an_unreachable_redis_limiter_counts_as_limiter_unavailable(
     backend = RedisBackend(Redis.from_url("unix:///nonexistent/redis.sock"))
     limiter = RateLimiter(backend=backend)
     PrometheusMetrics(registry).attach(limiter)
-    verified_earlier(key.api_key, key.uid)
+    cache = verified_earlier(key.api_key, key.uid)
     client = AssetsClient(
-        key.api_key, key.secret_key, uid=key.uid, http_client=sim.http_client(), limiter=limiter
+        key.api_key,
+        key.secret_key,
+        uid=key.uid,
+        uid_cache=cache,
+        http_client=sim.http_client(),
+        limiter=limiter,
     )
     with pytest.raises(BingXError, match="nothing was sent"):
         await client.asset_overview()

@@ -20,6 +20,7 @@ from bingx_assets import (
     RateLimitError,
 )
 from bingx_assets._constants import ASSET_OVERVIEW_PATH
+from bingx_assets._uid_cache import default_uid_cache_path
 from bingx_assets.testing import BingXSimulator, LoopClock, SimKey
 
 from .conftest import verified_earlier
@@ -40,6 +41,8 @@ async def make_pool(sim: BingXSimulator, limiter: RateLimiter) -> AsyncIterator[
     http = sim.http_client()
 
     def make(credentials: list[Credentials], **options: Any) -> AssetsPool:
+        # Named: a pool aimed at the in-process simulator keeps no default cache.
+        options.setdefault("uid_cache", default_uid_cache_path())
         return AssetsPool(credentials, http_client=http, limiter=limiter, **options)
 
     yield make

@@ -80,7 +80,7 @@ async def test_an_explicit_uid_cache_file_is_still_used_with_the_simulator(
 ) -> None:
     sim = BingXSimulator()
     key = sim.add_key(uid=4244)
-    cache = tmp_path / "mine.json"
+    cache = tmp_path / "mine.sqlite3"
     async with (
         sim.http_client() as http,
         AssetsClient(key.api_key, key.secret_key, http_client=http, uid_cache=cache) as client,

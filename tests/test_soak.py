@@ -98,11 +98,13 @@ async def test_soak_over_loopback_http_leaks_no_connection_or_descriptor() -> No
     sim.random_faults(0.1, [Fault.reset(), Fault.http(503), Fault.html(502), Fault.slow(0.05)])
     limiter = RateLimiter()  # one per egress IP: a fresh one per pool would not know the last
     for k in keys:  # the UID cache's database stays open for the process: opened before
-        verified_earlier(k.api_key, k.uid)
+        cache = verified_earlier(k.api_key, k.uid)
     before = open_descriptors()
     async with SimulatorServer(sim) as server:
         for _ in range(2):
-            async with AssetsPool(credentials, base_url=server.url, limiter=limiter) as pool:
+            async with AssetsPool(
+                credentials, base_url=server.url, limiter=limiter, uid_cache=cache
+            ) as pool:
                 results = await pool.gather()
             assert len(results) == 32
             assert sum(r.ok for r in results) >= 28

@@ -14,7 +14,7 @@ import pytest
 
 from bingx_assets import AssetsPool, Credentials, KeyResult, RateLimiter
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, UID_PATH
-from bingx_assets._uid_cache import _open
+from bingx_assets._uid_cache import _open, default_uid_cache_path
 from bingx_assets.testing import BingXSimulator, LoopClock, SimKey, SimulatorServer
 
 from .conftest import run_cli
@@ -144,7 +144,12 @@ async def test_a_right_uid_is_checked_once_without_a_warning(
             _open.clear()
             limiter = RateLimiter(clock=clock)
             async with sim.http_client() as http:
-                pool = AssetsPool(credentials, http_client=http, limiter=limiter)
+                pool = AssetsPool(
+                    credentials,
+                    http_client=http,
+                    limiter=limiter,
+                    uid_cache=default_uid_cache_path(),
+                )
                 assert all(r.ok for r in await pool.gather())
             await asyncio.sleep(1)  # the new limiter knows nothing of the last one's window
     assert lookups(sim) == 3
