@@ -31,7 +31,7 @@ from bingx_assets import (
 from bingx_assets._clock import ServerClock, SystemClock
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, UID_PATH
 from bingx_assets._limiter import BOUNDARY, Blocked, GateClosed, MemoryBackend, Permit, Scope
-from bingx_assets._wire import BALANCES, decode_envelope_data
+from bingx_assets._wire import BALANCES, decode_envelope_data, excerpt
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock
 
 
@@ -310,3 +310,60 @@ async def test_a_success_settled_after_its_error_slot_expired_is_fine() -> None:
     await asyncio.sleep(3.0)
     await (await permit(backend, s)).settle(answered=True)  # expires `late`'s slot
     await late.settle(answered=True, succeeded=True)
+
+
+# -- survivors of mutmut over _wire.py ---------------------------------------------------
+
+
+def decode(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> object:
+    return decode_envelope_data(body, status_code=status, headers=headers or {}, data=BALANCES)
+
+
+def test_an_http_400_is_an_error_whatever_its_body() -> None:
+    success = b'{"code":0,"data":[{"accountType":"sopt","usdtBalance":"1"}]}'
+    with pytest.raises(APIError) as caught:
+        decode(success, 400)  # not read through the fast path for successes
+    assert caught.value.status_code == 400
+    with pytest.raises(APIError, match="HTTP 400") as html:
+        decode(b"<html>bad request</html>", 400)
+    assert not isinstance(html.value, DecodeError)
+    with pytest.raises(ServerBusyError, match="nginx"):
+        decode(b"<html>nginx</html>", 502)  # the excerpt says what happened
+    with pytest.raises(APIError, match="maintenance"):
+        decode(b'{"code":0,"msg":"maintenance"}', 503)
+
+
+def test_retry_after_reaches_the_error_whichever_the_answer() -> None:
+    with pytest.raises(RateLimitError) as plain:
+        decode(b'{"code":0,"msg":"slow down"}', 429, {"retry-after": "7"})
+    assert plain.value.retry_after == 7
+    with pytest.raises(RateLimitError) as enveloped:
+        decode(b'{"code":100410,"msg":"rate limited"}', 200, {"retry-after": "7"})
+    assert enveloped.value.retry_after == 7
+
+
+def test_what_a_decode_error_says() -> None:
+    cases = [
+        (b"<html></html>", "answer is not a BingX JSON envelope"),
+        (b'{"code":0,"data":null}', "success without data"),
+        (b'{"code":0}', "success without data"),
+        (b'{"code":0,"data":{"unexpected":1}}', "unexpected data"),
+        (b'{"code":"abc"}', "non-numeric code 'abc'"),
+        (b'{"code":"' + b"x" * 30 + b'"}', "non-numeric code '" + "x" * 20 + "'"),
+    ]
+    for body, says in cases:
+        with pytest.raises(DecodeError) as caught:
+            decode(body)
+        assert str(caught.value).startswith(says), body
+
+
+def test_an_error_with_no_message_says_only_its_code() -> None:
+    with pytest.raises(APIError) as caught:
+        decode(b'{"code":100400}')
+    assert str(caught.value) == "BingX code 100400"
+
+
+def test_an_excerpt_is_printable_and_marks_what_it_cut() -> None:
+    assert excerpt(b"\xff\xfe ok") == "\ufffd\ufffd ok"
+    assert excerpt(b"a" * 200) == "a" * 200
+    assert excerpt(b"a" * 201) == "a" * 200 + "…"
