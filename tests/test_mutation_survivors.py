@@ -25,6 +25,7 @@ from bingx_assets import (
     Rate,
     RateLimiter,
     RateLimitError,
+    RateLimits,
     RedisBackend,
     ServerBusyError,
 )
@@ -367,3 +368,98 @@ def test_an_excerpt_is_printable_and_marks_what_it_cut() -> None:
     assert excerpt(b"\xff\xfe ok") == "\ufffd\ufffd ok"
     assert excerpt(b"a" * 200) == "a" * 200
     assert excerpt(b"a" * 201) == "a" * 200 + "…"
+
+
+# -- survivors of mutmut over _limiter/_rate_limiter.py ----------------------------------
+
+
+class Recorder:
+    """An observer that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object, ...]] = []
+
+    def acquired(self, waited: float) -> None:
+        self.events.append(("acquired", waited))
+
+    def settled(self, seconds: float) -> None:
+        self.events.append(("settled", seconds))
+
+    def gate_closed(self, gate: str, seconds: float) -> None:
+        self.events.append(("gate_closed", gate, seconds))
+
+    def attempted(self, error: BaseException | None) -> None:
+        self.events.append(("attempted", error))
+
+    def read(self, label: str, overview: object) -> None:
+        self.events.append(("read", label))
+
+
+async def test_the_limiter_counts_and_tells_what_it_did() -> None:
+    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 1.0)), clock=LoopClock())
+    recorder = Recorder()
+    limiter.observers.append(recorder)
+    s = limiter.scope("u", "/x")
+    first = await limiter.acquire(s, max_wait=60)
+    await asyncio.sleep(0.25)
+    await first.settle(answered=True)
+    await limiter.close_gate(s.uid_gate, 2.0, because="a test")
+    await limiter.close_gate(s.uid_gate, 1.0)
+    second = await limiter.acquire(s, max_wait=60)  # waits for the gate: 2 s
+    await second.settle(answered=True)
+    assert recorder.events == [
+        ("acquired", 0.0),
+        ("settled", pytest.approx(0.25)),
+        ("gate_closed", s.uid_gate, 2.0),
+        ("gate_closed", s.uid_gate, 1.0),
+        ("acquired", pytest.approx(2.0)),
+        ("settled", 0.0),
+    ]
+    stats = limiter.stats
+    assert (stats.acquired, stats.waits, stats.gate_waits, stats.gate_closures) == (2, 1, 1, 2)
+
+
+async def test_why_a_gate_is_closed_is_remembered_for_as_long_as_it_is() -> None:
+    limiter = RateLimiter(clock=LoopClock())
+    await limiter.close_gate("g", 10.0, because="BingX said so")
+    assert limiter.closed_because("g", 10.0) == "BingX said so"
+    assert limiter.closed_because("g", 9.95) == "BingX said so"
+    assert limiter.closed_because("g", 10.5) == ""  # longer than ours: someone else's
+    assert limiter.closed_because("other", 1.0) == ""
+    await limiter.close_gate("g", 5.0, because="shorter")  # never shortens, nor renames
+    assert limiter.closed_because("g", 10.0) == "BingX said so"
+    await asyncio.sleep(10.0)
+    assert limiter.closed_because("g", 0.0) == "BingX said so"
+    assert limiter.closed_because("g", 1.0) == ""
+
+
+async def test_a_ticket_keeps_its_error_slot_unless_it_succeeded() -> None:
+    limiter = RateLimiter(clock=LoopClock())
+    s = scope(errors=Rate(1, 480.0))
+    failed = await limiter.acquire(s, max_wait=60)
+    await failed.settle(answered=True)  # an error reply: the budget's one slot stays
+    await asyncio.sleep(1.0 + BOUNDARY)
+    blocked = await limiter.backend.try_acquire(s, 0.0, 0.0)  # type: ignore[union-attr]
+    assert isinstance(blocked, Blocked) and blocked.window == "errors:u"
+    other = scope("v", errors=Rate(1, 480.0))
+    succeeded = await limiter.acquire(other, max_wait=60)
+    await succeeded.settle(answered=True, succeeded=True)
+    await asyncio.sleep(1.0 + BOUNDARY)
+    await limiter.acquire(other, max_wait=0)  # given back: no wait
+
+
+async def test_a_rate_header_saying_none_left_is_read() -> None:
+    limiter = RateLimiter(clock=LoopClock())
+    s = limiter.scope("u", "/x")
+    ticket = await limiter.acquire(s, max_wait=60)
+    await ticket.settle(answered=True, server_remaining=0)  # BingX counts 5, we sent 1
+    assert limiter.stats.server_disagreements == 1
+    ticket = await limiter.acquire(s, max_wait=60)  # the window is full until then
+    assert ticket.granted == pytest.approx(1.0 + BOUNDARY)
+    await ticket.settle(answered=True, server_remaining=0)
+    assert limiter.stats.server_disagreements == 2
+
+
+def test_the_default_limiter_is_one_per_process() -> None:
+    assert isinstance(RateLimiter.default(), RateLimiter)
+    assert RateLimiter.default() is RateLimiter.default()
