@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from bingx_assets import (
     APIError,
     AssetsClient,
+    ConfigurationError,
     DecodeError,
     Rate,
     RateLimiter,
@@ -407,6 +408,16 @@ async def test_the_limiter_counts_and_tells_what_it_did() -> None:
     await limiter.close_gate(s.uid_gate, 1.0)
     second = await limiter.acquire(s, max_wait=60)  # waits for the gate: 2 s
     await second.settle(answered=True)
+    await limiter.close_gate(s.uid_gate, 0.5)
+    # The gate again (0.5 s), then the window until 1 s after `second`: one wait.
+    third = await limiter.acquire(s, max_wait=60)
+    await third.settle(answered=True)
+    assert recorder.events[6:] == [
+        ("gate_closed", s.uid_gate, 0.5),
+        ("acquired", pytest.approx(1.0 + BOUNDARY)),
+        ("settled", 0.0),
+    ]
+    del recorder.events[6:]
     assert recorder.events == [
         ("acquired", 0.0),
         ("settled", pytest.approx(0.25)),
@@ -416,7 +427,8 @@ async def test_the_limiter_counts_and_tells_what_it_did() -> None:
         ("settled", 0.0),
     ]
     stats = limiter.stats
-    assert (stats.acquired, stats.waits, stats.gate_waits, stats.gate_closures) == (2, 1, 1, 2)
+    assert (stats.acquired, stats.waits, stats.gate_waits, stats.gate_closures) == (3, 2, 2, 3)
+    assert stats.wait_seconds == pytest.approx(2.0 + 1.0 + BOUNDARY)
 
 
 async def test_why_a_gate_is_closed_is_remembered_for_as_long_as_it_is() -> None:
@@ -427,6 +439,7 @@ async def test_why_a_gate_is_closed_is_remembered_for_as_long_as_it_is() -> None
     assert limiter.closed_because("g", 10.5) == ""  # longer than ours: someone else's
     assert limiter.closed_because("other", 1.0) == ""
     await limiter.close_gate("g", 5.0, because="shorter")  # never shortens, nor renames
+    await limiter.close_gate("g", 10.0, because="as long")  # the first reason stays
     assert limiter.closed_because("g", 10.0) == "BingX said so"
     await asyncio.sleep(10.0)
     assert limiter.closed_because("g", 0.0) == "BingX said so"
@@ -445,7 +458,8 @@ async def test_a_ticket_keeps_its_error_slot_unless_it_succeeded() -> None:
     succeeded = await limiter.acquire(other, max_wait=60)
     await succeeded.settle(answered=True, succeeded=True)
     await asyncio.sleep(1.0 + BOUNDARY)
-    await limiter.acquire(other, max_wait=0)  # given back: no wait
+    ticket = await limiter.acquire(other, max_wait=60)
+    assert ticket.granted == succeeded.granted + 1.0 + BOUNDARY  # given back: no wait
 
 
 async def test_a_rate_header_saying_none_left_is_read() -> None:
@@ -463,3 +477,23 @@ async def test_a_rate_header_saying_none_left_is_read() -> None:
 def test_the_default_limiter_is_one_per_process() -> None:
     assert isinstance(RateLimiter.default(), RateLimiter)
     assert RateLimiter.default() is RateLimiter.default()
+
+
+def test_a_scope_is_made_once_and_names_its_ip() -> None:
+    limiter = RateLimiter(clock=LoopClock(), ip="10.0.0.1")
+    s = limiter.scope("u", "/x")
+    assert limiter.scope("u", "/x") is s
+    assert s.ip == "10.0.0.1" and s.ip_gate == "gate:ip:10.0.0.1"
+
+
+def test_bad_limits_say_which_and_what() -> None:
+    with pytest.raises(ConfigurationError, match=r"^per_uid must be a Rate, not 5$"):
+        RateLimits(per_uid=5)  # type: ignore[arg-type]
+    for bet in (True, -1, 1e9, float("nan")):
+        with pytest.raises(ConfigurationError, match=r"^assume_arrival_within must be None or"):
+            RateLimits(assume_arrival_within=bet)
+    assert RateLimits(assume_arrival_within=0).assume_arrival_within == 0
+    with pytest.raises(ConfigurationError, match=r"^limits must be RateLimits, not 'x'$"):
+        RateLimiter(limits="x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"^limiter must be a RateLimiter or None"):
+        AssetsClient("k" * 64, "s" * 64, limiter="x")  # type: ignore[arg-type]
