@@ -104,10 +104,11 @@ def simulation(session: nox.Session) -> None:
 @nox.session
 def mutation(session: nox.Session) -> None:
     """mutmut over the modules `[tool.mutmut]` names (tens of minutes: one module at a
-    time with `nox -s mutation -- "bingx_assets._clock*"`), then its results."""
+    time with `nox -s mutation -- "bingx_assets._clock*"`), then its results written to
+    benchmarks/results/mutation.json and printed as docs/reliability.md's table."""
     _ensure_redis_server(session)
     session.install("-e", ".[test]", "mutmut>=3.3")
     # The simulation's 300 schedules per mutant would cost more than every other test.
     env = {"BINGX_MODEL_SCHEDULES": "25"}
     session.run("mutmut", "run", "--max-children", "2", *session.posargs, env=env)
-    session.run("mutmut", "results")
+    session.run("python", "benchmarks/_mutation_report.py")
