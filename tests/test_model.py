@@ -56,10 +56,10 @@ _SERVER_JUMPS_MS = (300, 1000, 30_000, 120_000)
 _CLIENT_JUMPS_MS = (-1200, -400)
 # Jumps that fail today (BINGX_MODEL_CLOCK_JUMPS=all), each after the last measurement
 # of the offset. A disabled period's end is on the server's clock, and its gate is not
-# moved when the offset is measured again: the server's clock stepping back (seeds 177,
-# 527), or the client's forward (seed 65, even by 30 s: the refusal is read with the
+# moved when the offset is measured again: the server's clock stepping back (seed 158),
+# or the client's forward (seed 65, even by 120 s: the refusal is read with the
 # jumped clock), opens the gate early. The client's stepping back by more than
-# recvWindow (seed 96) is never measured again, since the last measurement looks newer
+# recvWindow (seed 6) is never measured again, since the last measurement looks newer
 # than the error: every call earns two timestamp errors until the UID is disabled.
 if os.environ.get("BINGX_MODEL_CLOCK_JUMPS") == "all":
     _SERVER_JUMPS_MS += (-400, -1200, -30_000, -120_000)
