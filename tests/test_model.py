@@ -61,6 +61,10 @@ _CLIENT_JUMPS_MS = (-1200, -400)
 # jumped clock), opens the gate early. The client's stepping back by more than
 # recvWindow (seed 6) is never measured again, since the last measurement looks newer
 # than the error: every call earns two timestamp errors until the UID is disabled.
+# A key that can only fail (BINGX_MODEL_FAILING_KEYS=1: one more key, refused for
+# permission, sharing a UID with the others): every call earns an error reply, and
+# without an error budget (issue 18) its calls alone disable the UID after 20.
+_FAILING_KEYS = os.environ.get("BINGX_MODEL_FAILING_KEYS") == "1"
 if os.environ.get("BINGX_MODEL_CLOCK_JUMPS") == "all":
     _SERVER_JUMPS_MS += (-400, -1200, -30_000, -120_000)
     _CLIENT_JUMPS_MS += (300, 1000, 30_000, 120_000, -30_000, -120_000)
@@ -122,6 +126,8 @@ def _draw(seed: int, sim: BingXSimulator) -> _Schedule:
     rng = random.Random(seed)
     uids = rng.sample(range(100, 1000), rng.randint(1, 3))
     keys = [sim.add_key(uid=rng.choice(uids)) for _ in range(rng.randint(1, 4))]
+    if _FAILING_KEYS:
+        keys.append(sim.add_key(uid=keys[0].uid, can_read=False))
     schedule = _Schedule(
         seed=seed,
         uids=uids,
