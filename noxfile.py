@@ -108,3 +108,28 @@ def docs(session: nox.Session) -> None:
         "mkdocs", "build", "--strict", "--site-dir", "site", env={"NO_MKDOCS_2_WARNING": "1"}
     )
     session.run("python", "docs/check_site.py", "site")  # no third-party fonts or scripts
+
+
+@nox.session
+def simulation(session: nox.Session) -> None:
+    """The model-based simulation at nightly size: BINGX_MODEL_SCHEDULES schedules (5,000
+    unless set; CI runs 300 in the suite). Replay one with BINGX_MODEL_SEED=<seed>."""
+    session.install("-e", ".[test]")
+    schedules = os.environ.get("BINGX_MODEL_SCHEDULES", "5000")
+    session.run(
+        "pytest", "-q", "tests/test_model.py", *session.posargs,
+        env={"BINGX_MODEL_SCHEDULES": schedules},
+    )  # fmt: skip
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """mutmut over the modules `[tool.mutmut]` names (tens of minutes: one module at a
+    time with `nox -s mutation -- "bingx_assets._clock*"`), then its results written to
+    benchmarks/results/mutation.json and printed as docs/reliability.md's table."""
+    _ensure_redis_server(session)
+    session.install("-e", ".[test]", "mutmut>=3.3")
+    # The simulation's 300 schedules per mutant would cost more than every other test.
+    env = {"BINGX_MODEL_SCHEDULES": "25"}
+    session.run("mutmut", "run", "--max-children", "2", *session.posargs, env=env)
+    session.run("python", "benchmarks/_mutation_report.py")

@@ -1,0 +1,121 @@
+"""mutmut's results as benchmarks/results/mutation.json and the table of
+docs/reliability.md's "Mutation testing": run by `nox -s mutation` after mutmut.
+
+Results come from mutants/**/*.meta, or from the saved output of `mutmut run` given as
+arguments, later ones overriding earlier (a run over survivors only leaves the meta
+files holding just those). Survivors explained as equivalent are named in `EQUIVALENT`,
+one line each; any other survivor is listed as "to kill".
+"""
+
+# ruff: noqa: E501 - one line per equivalent mutant reads better than wrapped strings
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"}
+TIMEOUTS = {36, 24, -24, 152, 255}
+EMOJI = {"🎉": "killed", "⏰": "killed", "🙁": "survived", "🫥": "no tests"}
+EQUIVALENT = {
+    "_memory.xǁMemoryBackendǁclose_gate__mutmut_3": "`>=` for `>`: an equal closure writes the same time",
+    "_memory.xǁMemoryBackendǁclose_gate__mutmut_10": '`float("-INF")` is `float("-inf")`',
+    "_memory.xǁMemoryBackendǁfill__mutmut_10": "a filled slot's horizon is never read: it is never settled",
+    "_memory.xǁMemoryBackendǁtry_acquire__mutmut_31": "`zip` strict=None: the lists are always as long",
+    "_memory.xǁMemoryBackendǁtry_acquire__mutmut_34": "`zip` without strict: the lists are always as long",
+    "_memory.xǁMemoryBackendǁtry_acquire__mutmut_35": "`zip` strict=False: the lists are always as long",
+    "_memory.xǁ_Windowǁ__init____mutmut_4": "`taken` starting at 1: only its differences are read",
+    "_memory.xǁ_Windowǁalive__mutmut_6": "`>=` for `>`: differs only at the float instant a slot frees",
+    "_memory.xǁ_Windowǁwait__mutmut_10": "`<` for `<=`: differs only at the float instant a slot frees",
+    "_memory.xǁ_Windowǁwait__mutmut_16": "`>=` for `>`: differs only at the float instant a slot frees",
+    "_memory.xǁ_Windowǁwait__mutmut_21": "`>=` for `>`: differs only at the float instant a slot frees",
+    "_clock.xǁServerClockǁobserve__mutmut_7": "`max(1, ...)` before halving: 1 // 2 is 0",
+    "_wire.x_decode_envelope_data__mutmut_3": "one-pass decoding skipped: the second pass gives the same",
+    "_wire.x_decode_envelope_data__mutmut_80": "second pass without timestamp: only reached if one pass fails",
+    "_wire.x_excerpt__mutmut_7": '`"UTF-8"` is `"utf-8"`',
+    "_wire.xǁDataDecoderǁdecode__mutmut_2": "second pass without timestamp: only reached if one pass fails",
+    "_wire.xǁDataDecoderǁdecode__mutmut_4": "second pass without timestamp: only reached if one pass fails",
+    "_wire.xǁDataDecoderǁdecode_success__mutmut_6": "one pass misses code 0: the second pass gives the same",
+    "_wire.xǁDataDecoderǁdecode_success__mutmut_7": 'one pass misses code "0": the second pass gives the same',
+    "_rate_limiter.xǁRateLimiterǁacquire__mutmut_4": "`waited = None`: as falsy as False",
+    "_rate_limiter.xǁRateLimiterǁacquire__mutmut_61": "`waited = None` after waiting: only its truth is read, once",
+    "_rate_limiter.xǁRateLimiterǁclose_gate__mutmut_13": "the default's reason is never read: its time is -inf",
+    "_rate_limiter.xǁRateLimiterǁclosed_because__mutmut_6": "an unknown gate's default reason is empty either way",
+    "_rate_limiter.xǁRateLimiterǁclosed_because__mutmut_7": "an unknown gate's default time is -inf: its reason is never returned",
+    "_rate_limiter.xǁRateLimiterǁclosed_because__mutmut_10": "`>` for `>=`: differs only at one float instant, within 0.1 s of drift allowed",
+    "_rate_limiter.xǁRateLimiterǁdefault__mutmut_2": "creates the process-wide default: reached once per process, before any test can look",
+    "_rate_limiter.xǁGateTooLongǁ__init____mutmut_1": "internal exception's args: never shown, the client raises RateLimitError",
+    "_rate_limiter.xǁRateLimitsǁ__post_init____mutmut_23": "1e9 + 1 for 1e9: both absurd bets, refused alike below",
+    "_rate_limiter.xǁRateLimiterǁscope__mutmut_1": "group 3 by default: every caller takes the default, so it is still one shared name",
+    "_rate_limiter.xǁTicketǁsettle__mutmut_9": "`<=` limit: a remaining of 5 means a count of 0, which adds nothing",
+}
+LOG_FUNCTIONS = {
+    "_rate_limiter.xǁTicketǁsettle__mutmut_": range(24, 33),
+    "_rate_limiter.xǁRateLimiterǁacquire__mutmut_": (35, 40),
+}
+IMPORT_TIME = ("_wire.xǁDataDecoderǁ__init__",)
+STATE_FILE = ("ǁ_save__", "ǁ_restore__", "ǁ_to_wall__", "ǁaclose__")
+
+
+def fate(module: str, name: str) -> str:
+    for pattern, why in EQUIVALENT.items():
+        if name.endswith(pattern):
+            return f"equivalent: {why}"
+    for prefix, numbers in LOG_FUNCTIONS.items():
+        if any(name.endswith(f"{prefix}{n}") for n in numbers):
+            return "log text only (what a debug or info line says)"
+    if any(part in name for part in IMPORT_TIME):
+        return "run at import, out of mutmut's reach: any change breaks every decode"
+    if module.endswith("_memory.py") and any(part in name for part in STATE_FILE):
+        return "not re-run: the state file is being replaced by the host store"
+    return "to kill"
+
+
+def results(root: Path, logs: list[Path]) -> dict[str, dict[str, str]]:
+    """module path -> mutant -> killed / survived / no tests."""
+    found: dict[str, dict[str, str]] = {}
+    for meta in sorted((root / "mutants" / "bingx_assets").rglob("*.py.meta")):
+        module = str(meta.relative_to(root / "mutants")).removesuffix(".meta")
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            if code is not None:
+                status = "killed" if code in TIMEOUTS else STATUS.get(code, "suspicious")
+                found.setdefault(module, {})[name] = status
+    for log in logs:
+        for line in log.read_text(errors="replace").splitlines():
+            emoji, _, name = line.partition(" ")
+            if emoji in EMOJI and name.startswith("bingx_assets."):
+                dotted = name.split(".x", 1)[0]  # bingx_assets._limiter._memory
+                module = dotted.replace(".", "/") + ".py"
+                found.setdefault(module, {})[name] = EMOJI[emoji]
+    return found
+
+
+def main(root: Path, logs: list[Path]) -> int:
+    modules = {}
+    for module, checked in sorted(results(root, logs).items()):
+        killed = sum(1 for v in checked.values() if v == "killed")
+        survivors = {k: fate(module, k) for k, v in checked.items() if v == "survived"}
+        untested = [k for k, v in checked.items() if v == "no tests"]
+        modules[module] = {
+            "checked": len(checked),
+            "killed": killed,
+            "survived": len(survivors),
+            "no_tests": len(untested),
+            "score": round(killed / len(checked), 3),
+            "survivors": survivors,
+            "no_tests_mutants": untested,
+        }
+    out = root / "benchmarks" / "results" / "mutation.json"
+    out.write_text(json.dumps({"tool": "mutmut 3", "modules": modules}, indent=2) + "\n")
+    for module, m in modules.items():
+        equivalent = sum(1 for f in m["survivors"].values() if not f.startswith("to kill"))
+        print(
+            f"| `{module}` | {m['checked']} | {m['killed']} | "
+            f"{equivalent} | {m['survived'] - equivalent} | {m['score']:.0%} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(__file__).resolve().parent.parent, [Path(a) for a in sys.argv[1:]]))

@@ -1,0 +1,499 @@
+"""Tests that kill mutants the rest of the suite let live (`nox -s mutation`).
+
+Each test names the small, plausible bug it catches: the nine found by hand (issue 22)
+and the survivors of mutmut's runs over `_limiter/_memory.py` and `_clock.py`
+(docs/reliability.md, "Mutation testing"). Every one was checked by applying the
+mutation by hand: the test fails with it and passes without.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import itertools
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from bingx_assets import (
+    APIError,
+    AssetsClient,
+    ConfigurationError,
+    DecodeError,
+    Rate,
+    RateLimiter,
+    RateLimitError,
+    RateLimits,
+    RedisBackend,
+    ServerBusyError,
+)
+from bingx_assets._clock import ServerClock, SystemClock
+from bingx_assets._constants import ASSET_OVERVIEW_PATH, UID_PATH
+from bingx_assets._limiter import BOUNDARY, Blocked, GateClosed, MemoryBackend, Permit, Scope
+from bingx_assets._wire import BALANCES, decode_envelope_data, excerpt
+from bingx_assets.testing import BingXSimulator, Fault, LoopClock
+
+
+def scope(uid: str = "u", *, limit: int = 5, group: int = 300, errors: Rate | None = None) -> Scope:
+    return Scope(
+        uid=uid,
+        ip="local",
+        gates=(f"gate:{uid}", "gate:ip"),
+        windows=(
+            (f"uid:{uid}", Rate(limit, 1.0)),
+            ("ip:endpoint", Rate(300, 10.0)),
+            ("ip:group", Rate(group, 10.0)),
+        ),
+        errors=(f"errors:{uid}", errors) if errors is not None else None,
+    )
+
+
+async def permit(backend: MemoryBackend, s: Scope, in_flight: float = 0.0) -> Permit:
+    outcome = await backend.try_acquire(s, in_flight, in_flight)
+    assert not isinstance(outcome, Blocked | GateClosed), outcome
+    return outcome
+
+
+def overview(sim: BingXSimulator) -> list[float]:
+    return [r.sent for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]
+
+
+# -- the nine survivors found by hand ----------------------------------------------------
+
+
+class TestRedis:
+    pytestmark = pytest.mark.looptime(False)  # Redis keeps real time
+
+    @pytest.fixture
+    async def backend(self, redis_url: str) -> AsyncIterator[RedisBackend]:
+        client = Redis.from_url(redis_url)
+        yield RedisBackend(client, namespace=f"test-{uuid.uuid4().hex[:8]}")
+        await client.aclose()
+
+    async def test_a_gate_lasts_its_seconds_not_milliseconds(self, backend: RedisBackend) -> None:
+        # Mutant: the gate key's expiry given in seconds where PX wants milliseconds.
+        # Real time: past the second a key given seconds as milliseconds (+1 s) lasts.
+        await backend.close_gate("gate:u", 3.0)
+        await asyncio.sleep(1.1)
+        assert 1.0 < await backend.gate_remaining("gate:u") <= 1.9
+        outcome = await backend.try_acquire(scope(), 0.0, 0.0)
+        assert isinstance(outcome, GateClosed) and 1.0 < outcome.seconds <= 1.9
+
+    async def test_a_window_keeps_the_boundary_slack(self, backend: RedisBackend) -> None:
+        # Mutant: Redis windows free a slot at `period` instead of `period + 1 ms`. The
+        # gate, closed just before the slot for as long as it should count, opens first;
+        # the Redis round trips between can only widen the gap, never close it.
+        for n in range(20):
+            s = scope(f"u{n}", limit=1)
+            await backend.close_gate("gate:probe", 1.0)
+            await backend.try_acquire(s, 0.0, 0.0)
+            blocked = await backend.try_acquire(s, 0.0, 0.0)
+            gate = await backend.gate_remaining("gate:probe")
+            assert isinstance(blocked, Blocked)
+            assert blocked.seconds - gate >= BOUNDARY
+
+
+def test_an_http_error_whose_body_says_code_0_is_no_success() -> None:
+    body = b'{"code":0,"msg":"","data":[{"accountType":"sopt","usdtBalance":"1"}]}'
+    for status in (400, 500):
+        with pytest.raises(APIError) as caught:
+            decode_envelope_data(body, status_code=status, headers={}, data=BALANCES)
+        assert caught.value.status_code == status
+    with pytest.raises(ServerBusyError):
+        decode_envelope_data(body, status_code=500, headers={}, data=BALANCES)
+
+
+async def test_a_bare_429_fills_the_group_window_too(clock: LoopClock) -> None:
+    # The IP's group window is shared with the UID endpoint: after a bare 429 on the
+    # asset overview, a UID lookup waits the IP window out too.
+    sim = BingXSimulator(clock=clock)
+    key = sim.add_key(uid=5)
+    limiter = RateLimiter(clock=clock)
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=5, http_client=sim.http_client(), limiter=limiter,
+        uid_cache=False, max_retries=0,
+    ) as client:  # fmt: skip
+        sim.inject(Fault.http(429))
+        with pytest.raises(RateLimitError):
+            await client.asset_overview()
+    start = clock.monotonic()
+    ticket = await limiter.acquire(limiter.scope("lookup", UID_PATH), max_wait=60)
+    await ticket.settle(answered=True)
+    assert clock.monotonic() - start == pytest.approx(10.0 + BOUNDARY, abs=1e-6)
+
+
+async def test_repeated_bare_100410s_back_off(clock: LoopClock) -> None:
+    sim = BingXSimulator(clock=clock)
+    key = sim.add_key(uid=6)
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=6, http_client=sim.http_client(),
+        limiter=RateLimiter(clock=clock), uid_cache=False,
+    ) as client:  # fmt: skip
+        sim.inject(Fault.rate_limited(), Fault.rate_limited(), Fault.rate_limited())
+        await client.asset_overview()
+    sent = overview(sim)
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    # The first fills the UID's window (one period), then 2 s, then 4 s.
+    assert gaps == pytest.approx([1.0 + BOUNDARY, 2.0, 4.0], abs=1e-6)
+
+
+async def test_a_decode_error_is_retried_only_on_http_200(clock: LoopClock) -> None:
+    sim = BingXSimulator(clock=clock)
+    key = sim.add_key(uid=7)
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=7, http_client=sim.http_client(),
+        limiter=RateLimiter(clock=clock), uid_cache=False,
+    ) as client:  # fmt: skip
+        sim.inject(Fault(status=302, content=b"<html>moved</html>", content_type="text/html"))
+        with pytest.raises(DecodeError):
+            await client.asset_overview()
+        assert len(overview(sim)) == 1  # not retried
+        sim.inject(Fault.body(b'{"code":0,"da'))
+        await client.asset_overview()  # cut off on HTTP 200: retried, and read
+        assert len(overview(sim)) == 3
+
+
+def test_the_offset_counts_half_the_round_trip() -> None:
+    server_clock = ServerClock(LoopClock())
+    server_clock.observe(server_ms=10_000, sent_ms=1_000, received_ms=1_200)
+    assert (server_clock.offset_ms, server_clock.uncertainty_ms) == (8_900, 100)
+    server_clock.observe(server_ms=10_000, sent_ms=1_000, received_ms=1_201)  # 100.5: no
+    assert server_clock.offset_ms == 8_900
+    server_clock.observe(server_ms=20_000, sent_ms=2_000, received_ms=2_200)  # as good: yes
+    assert server_clock.offset_ms == 17_900
+    server_clock.observe(server_ms=30_000, sent_ms=3_000, received_ms=3_001)  # better: yes
+    assert (server_clock.offset_ms, server_clock.uncertainty_ms) == (27_000, 0)
+
+
+async def test_a_timestamp_error_replaces_the_old_offset(clock: LoopClock) -> None:
+    # Mutant: the offset is not forgotten, so a new sample with a longer round trip
+    # than the first is ignored, and the retry fails for its timestamp again.
+    sim = BingXSimulator(clock=clock)
+    key = sim.add_key(uid=8)
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=8, http_client=sim.http_client(),
+        limiter=RateLimiter(clock=clock), uid_cache=False,
+    ) as client:  # fmt: skip
+        await client.asset_overview()  # measured with no latency: uncertainty 0
+        sim.latency, sim.skew_ms = 0.05, 30_000
+        await client.asset_overview()
+    codes = [r.code for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]
+    assert codes == [0, 100421, 0]
+
+
+def test_forgetting_the_offset_forgets_all_of_it() -> None:
+    server_clock = ServerClock(LoopClock())
+    server_clock.observe(server_ms=10_000, sent_ms=1_000, received_ms=1_200)
+    server_clock.forget()
+    assert (server_clock.offset_ms, server_clock.uncertainty_ms) == (None, 0)
+    assert server_clock.measured_at_ms == -1 and not server_clock.measured
+    fresh = ServerClock(LoopClock())
+    assert (fresh.offset_ms, fresh.uncertainty_ms, fresh.measured_at_ms) == (None, 0, -1)
+    assert fresh.attempted is False
+
+
+async def test_server_time_and_seconds_until_err_late_never_early() -> None:
+    clock = LoopClock()
+    server_clock = ServerClock(clock)
+    assert server_clock.now_ms() == clock.wall_ms()  # no offset: the wall clock itself
+    server_clock.observe(server_ms=clock.wall_ms() + 500, sent_ms=clock.wall_ms(),
+                         received_ms=clock.wall_ms() + 40)  # fmt: skip
+    until = server_clock.now_ms() + 3_000
+    assert server_clock.seconds_until(until) == pytest.approx(3.020)
+    # A time no calendar holds reads as a plain "in N s".
+    assert server_clock.local_time(10**20) == f"in {(10**20 - server_clock.now_ms()) // 1000} s"
+
+
+async def test_local_time_takes_the_offset_off() -> None:
+    clock = LoopClock(start_ms=1_767_225_600_000)
+    midnight = datetime.datetime.fromtimestamp(1_767_225_600).astimezone()
+    server_clock = ServerClock(clock)
+    assert server_clock.local_time(1_767_225_600_000) == midnight.isoformat(timespec="seconds")
+    server_clock.observe(server_ms=clock.wall_ms() + 3_600_000, sent_ms=clock.wall_ms(),
+                         received_ms=clock.wall_ms())  # fmt: skip
+    in_an_hour = server_clock.local_time(1_767_225_600_000 + 3_600_000)
+    assert in_an_hour == midnight.isoformat(timespec="seconds")
+
+
+def test_the_system_clock_reads_epoch_milliseconds() -> None:
+    assert abs(SystemClock().wall_ms() - time.time() * 1000) < 1000
+    assert repr(SystemClock()) == "SystemClock()"
+
+
+async def test_a_waiter_sleeps_until_the_oldest_slot_that_makes_room_frees() -> None:
+    backend = MemoryBackend(LoopClock())
+    for _ in range(5):
+        await permit(backend, scope())
+        await asyncio.sleep(0.1)
+    blocked = await backend.try_acquire(scope(), 0.0, 0.0)
+    assert isinstance(blocked, Blocked)
+    assert blocked.seconds == pytest.approx(1.0 + BOUNDARY - 0.5, abs=1e-9)
+
+
+async def test_the_rate_header_disagreement_counts_what_was_sent_since() -> None:
+    # A, B and C are sent in that order; BingX counts all three when A arrives (B and C
+    # overtook it): no disagreement. Counted from the slots alive at A's sending only,
+    # two of them would be taken for someone else's.
+    backend = MemoryBackend(LoopClock())
+    a = await permit(backend, scope(), 0.5)
+    await permit(backend, scope(), 0.5)
+    await permit(backend, scope(), 0.5)
+    assert await a.settle(answered=True, server_count=3) is False
+    await permit(backend, scope())
+    await permit(backend, scope())
+    assert isinstance(await backend.try_acquire(scope(), 0.0, 0.0), Blocked)
+    # Had BingX counted four, one is someone else's, and the window holds it.
+    other = MemoryBackend(LoopClock())
+    x = await permit(other, scope(), 0.5)
+    await permit(other, scope(), 0.5)
+    await permit(other, scope(), 0.5)
+    assert await x.settle(answered=True, server_count=4) is True
+    await permit(other, scope())
+    assert isinstance(await other.try_acquire(scope(), 0.0, 0.0), Blocked)
+
+
+# -- survivors of mutmut over _limiter/_memory.py ---------------------------------------
+
+
+async def test_a_gate_shorter_than_a_second_holds() -> None:
+    backend = MemoryBackend(LoopClock())
+    await backend.close_gate("gate:u", 0.5)
+    outcome = await backend.try_acquire(scope(), 0.0, 0.0)
+    assert isinstance(outcome, GateClosed) and outcome.seconds == pytest.approx(0.5)
+    assert await backend.gate_remaining("gate:u") == pytest.approx(0.5)
+    assert await backend.gate_remaining("never closed") == 0.0
+    await asyncio.sleep(0.6)
+    assert await backend.gate_remaining("gate:u") == 0.0
+
+
+async def test_occupy_adds_only_what_is_missing() -> None:
+    backend = MemoryBackend(LoopClock())
+    await permit(backend, scope())
+    await permit(backend, scope())
+    assert await backend.occupy("uid:u", Rate(5, 1.0), 5) == 3
+    assert await backend.occupy("uid:u", Rate(5, 1.0), 5) == 0
+    await asyncio.sleep(1.0 + BOUNDARY / 2)  # every slot still alive: the boundary
+    assert await backend.occupy("uid:u", Rate(5, 1.0), 5) == 0
+
+
+async def test_settling_with_the_servers_count_adds_exactly_the_difference() -> None:
+    backend = MemoryBackend(LoopClock())
+    same = await permit(backend, scope("a"))
+    assert await same.settle(answered=True, server_count=1) is False  # ours alone
+    one_more = await permit(backend, scope("b"))
+    assert await one_more.settle(answered=True, server_count=2) is True
+    lost = await permit(backend, scope("c"))
+    assert await lost.settle(answered=False) is False
+
+
+async def test_a_success_gives_back_only_the_error_budget_slot() -> None:
+    backend = MemoryBackend(LoopClock())
+    s = scope(errors=Rate(1, 480.0))
+    first = await permit(backend, s)
+    await first.settle(answered=True, succeeded=True)
+    await first.settle(answered=True, succeeded=True)  # settled twice: given back once
+    await asyncio.sleep(1.0 + BOUNDARY)
+    await permit(backend, s)  # the error budget's one slot is free again
+    # Without an error budget, a success gives nothing back: the group window holds.
+    plain = MemoryBackend(LoopClock())
+    done = await permit(plain, scope(group=1))
+    await done.settle(answered=True, succeeded=True)
+    blocked = await plain.try_acquire(scope(group=1), 0.0, 0.0)
+    assert isinstance(blocked, Blocked) and blocked.window == "ip:group"
+
+
+async def test_a_success_settled_after_its_error_slot_expired_is_fine() -> None:
+    backend = MemoryBackend(LoopClock())
+    s = scope(errors=Rate(1, 2.0))
+    late = await permit(backend, s)
+    await asyncio.sleep(3.0)
+    await (await permit(backend, s)).settle(answered=True)  # expires `late`'s slot
+    await late.settle(answered=True, succeeded=True)
+
+
+# -- survivors of mutmut over _wire.py ---------------------------------------------------
+
+
+def decode(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> object:
+    return decode_envelope_data(body, status_code=status, headers=headers or {}, data=BALANCES)
+
+
+def test_an_http_400_is_an_error_whatever_its_body() -> None:
+    success = b'{"code":0,"data":[{"accountType":"sopt","usdtBalance":"1"}]}'
+    with pytest.raises(APIError) as caught:
+        decode(success, 400)  # not read through the fast path for successes
+    assert caught.value.status_code == 400
+    with pytest.raises(APIError, match="HTTP 400") as html:
+        decode(b"<html>bad request</html>", 400)
+    assert not isinstance(html.value, DecodeError)
+    with pytest.raises(ServerBusyError, match="nginx"):
+        decode(b"<html>nginx</html>", 502)  # the excerpt says what happened
+    with pytest.raises(APIError, match="maintenance"):
+        decode(b'{"code":0,"msg":"maintenance"}', 503)
+
+
+def test_retry_after_reaches_the_error_whichever_the_answer() -> None:
+    with pytest.raises(RateLimitError) as plain:
+        decode(b'{"code":0,"msg":"slow down"}', 429, {"retry-after": "7"})
+    assert plain.value.retry_after == 7
+    with pytest.raises(RateLimitError) as enveloped:
+        decode(b'{"code":100410,"msg":"rate limited"}', 200, {"retry-after": "7"})
+    assert enveloped.value.retry_after == 7
+
+
+def test_what_a_decode_error_says() -> None:
+    cases = [
+        (b"<html></html>", "answer is not a BingX JSON envelope"),
+        (b'{"code":0,"data":null}', "success without data"),
+        (b'{"code":0}', "success without data"),
+        (b'{"code":0,"data":{"unexpected":1}}', "unexpected data"),
+        (b'{"code":"abc"}', "non-numeric code 'abc'"),
+        (b'{"code":"' + b"x" * 30 + b'"}', "non-numeric code '" + "x" * 20 + "'"),
+    ]
+    for body, says in cases:
+        with pytest.raises(DecodeError) as caught:
+            decode(body)
+        assert str(caught.value).startswith(says), body
+
+
+def test_an_error_with_no_message_says_only_its_code() -> None:
+    with pytest.raises(APIError) as caught:
+        decode(b'{"code":100400}')
+    assert str(caught.value) == "BingX code 100400"
+
+
+def test_an_excerpt_is_printable_and_marks_what_it_cut() -> None:
+    assert excerpt(b"\xff\xfe ok") == "\ufffd\ufffd ok"
+    assert excerpt(b"a" * 200) == "a" * 200
+    assert excerpt(b"a" * 201) == "a" * 200 + "…"
+
+
+# -- survivors of mutmut over _limiter/_rate_limiter.py ----------------------------------
+
+
+class Recorder:
+    """An observer that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object, ...]] = []
+
+    def acquired(self, waited: float) -> None:
+        self.events.append(("acquired", waited))
+
+    def settled(self, seconds: float) -> None:
+        self.events.append(("settled", seconds))
+
+    def gate_closed(self, gate: str, seconds: float) -> None:
+        self.events.append(("gate_closed", gate, seconds))
+
+    def attempted(self, error: BaseException | None) -> None:
+        self.events.append(("attempted", error))
+
+    def read(self, label: str, overview: object) -> None:
+        self.events.append(("read", label))
+
+
+async def test_the_limiter_counts_and_tells_what_it_did() -> None:
+    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 1.0)), clock=LoopClock())
+    recorder = Recorder()
+    limiter.observers.append(recorder)
+    s = limiter.scope("u", "/x")
+    first = await limiter.acquire(s, max_wait=60)
+    await asyncio.sleep(0.25)
+    await first.settle(answered=True)
+    await limiter.close_gate(s.uid_gate, 2.0, because="a test")
+    await limiter.close_gate(s.uid_gate, 1.0)
+    second = await limiter.acquire(s, max_wait=60)  # waits for the gate: 2 s
+    await second.settle(answered=True)
+    await limiter.close_gate(s.uid_gate, 0.5)
+    # The gate again (0.5 s), then the window until 1 s after `second`: one wait.
+    third = await limiter.acquire(s, max_wait=60)
+    await third.settle(answered=True)
+    assert recorder.events[6:] == [
+        ("gate_closed", s.uid_gate, 0.5),
+        ("acquired", pytest.approx(1.0 + BOUNDARY)),
+        ("settled", 0.0),
+    ]
+    del recorder.events[6:]
+    assert recorder.events == [
+        ("acquired", 0.0),
+        ("settled", pytest.approx(0.25)),
+        ("gate_closed", s.uid_gate, 2.0),
+        ("gate_closed", s.uid_gate, 1.0),
+        ("acquired", pytest.approx(2.0)),
+        ("settled", 0.0),
+    ]
+    stats = limiter.stats
+    assert (stats.acquired, stats.waits, stats.gate_waits, stats.gate_closures) == (3, 2, 2, 3)
+    assert stats.wait_seconds == pytest.approx(2.0 + 1.0 + BOUNDARY)
+
+
+async def test_why_a_gate_is_closed_is_remembered_for_as_long_as_it_is() -> None:
+    limiter = RateLimiter(clock=LoopClock())
+    await limiter.close_gate("g", 10.0, because="BingX said so")
+    assert limiter.closed_because("g", 10.0) == "BingX said so"
+    assert limiter.closed_because("g", 9.95) == "BingX said so"
+    assert limiter.closed_because("g", 10.5) == ""  # longer than ours: someone else's
+    assert limiter.closed_because("other", 1.0) == ""
+    await limiter.close_gate("g", 5.0, because="shorter")  # never shortens, nor renames
+    await limiter.close_gate("g", 10.0, because="as long")  # the first reason stays
+    assert limiter.closed_because("g", 10.0) == "BingX said so"
+    await asyncio.sleep(10.0)
+    assert limiter.closed_because("g", 0.0) == "BingX said so"
+    assert limiter.closed_because("g", 1.0) == ""
+
+
+async def test_a_ticket_keeps_its_error_slot_unless_it_succeeded() -> None:
+    limiter = RateLimiter(clock=LoopClock())
+    s = scope(errors=Rate(1, 480.0))
+    failed = await limiter.acquire(s, max_wait=60)
+    await failed.settle(answered=True)  # an error reply: the budget's one slot stays
+    await asyncio.sleep(1.0 + BOUNDARY)
+    blocked = await limiter.backend.try_acquire(s, 0.0, 0.0)  # type: ignore[union-attr]
+    assert isinstance(blocked, Blocked) and blocked.window == "errors:u"
+    other = scope("v", errors=Rate(1, 480.0))
+    succeeded = await limiter.acquire(other, max_wait=60)
+    await succeeded.settle(answered=True, succeeded=True)
+    await asyncio.sleep(1.0 + BOUNDARY)
+    ticket = await limiter.acquire(other, max_wait=60)
+    assert ticket.granted == succeeded.granted + 1.0 + BOUNDARY  # given back: no wait
+
+
+async def test_a_rate_header_saying_none_left_is_read() -> None:
+    limiter = RateLimiter(clock=LoopClock())
+    s = limiter.scope("u", "/x")
+    ticket = await limiter.acquire(s, max_wait=60)
+    await ticket.settle(answered=True, server_remaining=0)  # BingX counts 5, we sent 1
+    assert limiter.stats.server_disagreements == 1
+    ticket = await limiter.acquire(s, max_wait=60)  # the window is full until then
+    assert ticket.granted == pytest.approx(1.0 + BOUNDARY)
+    await ticket.settle(answered=True, server_remaining=0)
+    assert limiter.stats.server_disagreements == 2
+
+
+def test_the_default_limiter_is_one_per_process() -> None:
+    assert isinstance(RateLimiter.default(), RateLimiter)
+    assert RateLimiter.default() is RateLimiter.default()
+
+
+def test_a_scope_is_made_once_and_names_its_ip() -> None:
+    limiter = RateLimiter(clock=LoopClock(), ip="10.0.0.1")
+    s = limiter.scope("u", "/x")
+    assert limiter.scope("u", "/x") is s
+    assert s.ip == "10.0.0.1" and s.ip_gate == "gate:ip:10.0.0.1"
+
+
+def test_bad_limits_say_which_and_what() -> None:
+    with pytest.raises(ConfigurationError, match=r"^per_uid must be a Rate, not 5$"):
+        RateLimits(per_uid=5)  # type: ignore[arg-type]
+    for bet in (True, -1, 1e9, float("nan")):
+        with pytest.raises(ConfigurationError, match=r"^assume_arrival_within must be None or"):
+            RateLimits(assume_arrival_within=bet)
+    assert RateLimits(assume_arrival_within=0).assume_arrival_within == 0
+    with pytest.raises(ConfigurationError, match=r"^limits must be RateLimits, not 'x'$"):
+        RateLimiter(limits="x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"^limiter must be a RateLimiter or None"):
+        AssetsClient("k" * 64, "s" * 64, limiter="x")  # type: ignore[arg-type]
