@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
+import os
+import sys
+import tempfile
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
@@ -27,6 +31,25 @@ from bingx_assets.testing import (
     redis_cluster,
     redis_server,
 )
+
+# Loopback only, for the whole suite: this process and every process a test starts
+# (through PYTHONPATH) may connect to and resolve loopback only; any other attempt is
+# refused before a packet leaves and recorded, and a recorded attempt fails the run
+# (`pytest_sessionfinish`), even where the code under test swallowed the error.
+_LOOPBACK_ONLY = os.path.join(os.path.dirname(__file__), "loopback_only")
+if "LOOPBACK_ONLY_REFUSALS" not in os.environ:
+    _descriptor, os.environ["LOOPBACK_ONLY_REFUSALS"] = tempfile.mkstemp(
+        prefix="loopback-only-refusals-"
+    )
+    os.close(_descriptor)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_LOOPBACK_ONLY, *filter(None, [os.environ.get("PYTHONPATH")])]
+)
+_spec = importlib.util.spec_from_file_location(
+    "_loopback_only", os.path.join(_LOOPBACK_ONLY, "sitecustomize.py")
+)
+assert _spec is not None and _spec.loader is not None
+_spec.loader.exec_module(importlib.util.module_from_spec(_spec))
 
 MakeClient = Callable[..., AssetsClient]
 
@@ -220,3 +243,10 @@ def assert_carries_no_secret(error: BaseException, secrets: list[str]) -> None:
             for secret in secrets:
                 assert secret not in text, (type(exc).__name__, text[:300])
         stack += [exc.__context__, exc.__cause__]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    refused = Path(os.environ["LOOPBACK_ONLY_REFUSALS"]).read_text(encoding="utf-8")
+    if refused:
+        sys.stderr.write(f"\nloopback only: the suite tried to reach\n{refused}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -402,8 +402,13 @@ def test_watch_on_a_busy_port_is_one_line_and_exit_2(
 
 
 def test_watch_on_an_unknown_host_is_one_line_and_exit_2(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A name that does not resolve, without asking any resolver (loopback only).
+    def unknown(host: object, *args: object, **kwargs: object) -> object:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unknown)
     argv = ["watch", "--simulate", "--rounds", "1", "--metrics-port", "0"]
     code = main([*argv, "--metrics-host", "no-such-host.invalid"])
     _, err = capsys.readouterr()
