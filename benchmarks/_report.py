@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+SMOKE = "--smoke" in sys.argv[1:]
+"""Tiny sizes, a few seconds: the test suite runs every benchmark so, to catch one that
+crashes. Its figures mean nothing, so they go to a temporary directory, never over the
+real results."""
+
+RESULTS = (
+    Path(tempfile.mkdtemp(prefix="bench-smoke-")) if SMOKE else Path(__file__).parent / "results"
+)
 
 
 def report(name: str, rows: Sequence[dict[str, object]]) -> None:
