@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -10,12 +11,13 @@ from pathlib import Path
 
 SMOKE = "--smoke" in sys.argv[1:]
 """Tiny sizes, a few seconds: the test suite runs every benchmark so, to catch one that
-crashes. Its figures mean nothing, so they go to a temporary directory, never over the
-real results."""
+crashes. Its figures mean nothing, so they go to a temporary directory (or
+$BENCH_SMOKE_RESULTS), never over the real results."""
 
-RESULTS = (
-    Path(tempfile.mkdtemp(prefix="bench-smoke-")) if SMOKE else Path(__file__).parent / "results"
-)
+if SMOKE:
+    RESULTS = Path(os.environ.get("BENCH_SMOKE_RESULTS") or tempfile.mkdtemp(prefix="bench-"))
+else:
+    RESULTS = Path(__file__).parent / "results"
 
 
 def report(name: str, rows: Sequence[dict[str, object]]) -> None:
