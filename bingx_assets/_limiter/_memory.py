@@ -114,6 +114,7 @@ class _MemoryPermit:
         slot: _Slot,
         windows: list[_Window],
         errors: _Window | None,
+        now: float,
     ) -> None:
         self._backend, self._clock, self._slot, self._windows = backend, clock, slot, windows
         self._errors = errors
@@ -123,7 +124,7 @@ class _MemoryPermit:
         # What this client can account for in the UID window when the server counts
         # this request: what was alive when it was sent, and whatever was sent since.
         uid_window = windows[0]
-        self._alive, self._taken = uid_window.alive(clock.monotonic()), uid_window.taken
+        self._alive, self._taken = uid_window.alive(now), uid_window.taken
 
     async def settle(
         self, *, answered: bool, succeeded: bool = False, server_count: int | None = None
@@ -182,11 +183,18 @@ class MemoryBackend:
             if gate_left > 0:
                 return GateClosed(gate_left, gate)
         checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
-        windows = [self._window(key, rate) for key, rate in checked]
-        waits = [w.wait(now, rate.limit) for w, (_, rate) in zip(windows, checked, strict=True)]
-        longest = max(waits)
+        windows = []
+        longest, blocking = 0.0, ""
+        for key, rate in checked:  # on every call's path: one pass, no intermediate lists
+            window = self._windows.get(key)
+            if window is None or window.rate.period != rate.period:
+                window = self._windows[key] = _Window(rate)
+            windows.append(window)
+            wait = window.wait(now, rate.limit)
+            if wait > longest:  # the first of equal waits: the UID's before the IP's
+                longest, blocking = wait, key
         if longest > 0:
-            return Blocked(longest, checked[waits.index(longest)][0])
+            return Blocked(longest, blocking)
         slot = _Slot(now + in_flight, now + horizon)
         for window in windows:
             window.take(slot.anchor)
@@ -194,7 +202,7 @@ class MemoryBackend:
         self._acquired += 1
         if self._acquired >= self._next_sweep:
             self._sweep(now)
-        return _MemoryPermit(self, self._clock, slot, windows, errors)
+        return _MemoryPermit(self, self._clock, slot, windows, errors, now)
 
     def _sweep(self, now: float) -> None:
         """Free the windows and gates of UIDs that have gone quiet: a process whose pools
