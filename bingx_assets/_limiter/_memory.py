@@ -56,6 +56,10 @@ class _Window:
     def alive(self, now: float) -> int:
         return len(self._ends) - bisect_right(self._ends, now, self._head)
 
+    def alive_after_wait(self) -> int:
+        """`alive` at the moment of the last `wait`, which dropped what had ended."""
+        return len(self._ends) - self._head
+
     def wait(self, now: float, limit: int) -> float:
         """Seconds until this window admits one more request, `limit` at most (one
         window may be checked with different limits: an error budget's)."""
@@ -64,7 +68,12 @@ class _Window:
         ends = self._ends
         head = self._head
         if head < len(ends) and ends[head] <= now:
-            head = self._head = bisect_right(ends, now, head)
+            # Each end is stepped over once: O(1) a slot, cheaper than a bisection
+            # in the steady state, where one or two end between calls.
+            head += 1
+            while head < len(ends) and ends[head] <= now:
+                head += 1
+            self._head = head
             if head > 16 and head * 2 > len(ends):
                 del ends[:head]
                 head = self._head = 0
@@ -78,21 +87,40 @@ class _Window:
         return not self.pending and (not self._ends or self._ends[-1] <= now)
 
     def take(self, anchor: float) -> None:
-        insort(self._ends, anchor + self._expiry, self._head)
+        ends, end = self._ends, anchor + self._expiry
+        if not ends or ends[-1] <= end:  # the usual: the newest slot ends last
+            ends.append(end)
+        else:
+            insort(ends, end, self._head)
         self.taken += 1
+
+    def _find(self, end: float) -> int:
+        """Where `end` is, or -1; the newest slot first, the one usually settled."""
+        ends = self._ends
+        if ends and ends[-1] == end:
+            return len(ends) - 1
+        at = bisect_left(ends, end, self._head)
+        return at if at < len(ends) and ends[at] == end else -1
 
     def remove(self, anchor: float) -> None:
         """Give back a slot anchored at `anchor`: a request that succeeded was no error.
         One that has ended already (an answer days late) is gone anyway."""
-        ends, end = self._ends, anchor + self._expiry
-        at = bisect_left(ends, end, self._head)
-        if at < len(ends) and ends[at] == end:
-            del ends[at]
+        at = self._find(anchor + self._expiry)
+        if at >= self._head:
+            del self._ends[at]
 
     def move(self, anchor: float, to: float, now: float) -> None:
-        self.remove(anchor)
-        if to + self._expiry > now:  # a slot given up on counts again until its horizon
-            insort(self._ends, to + self._expiry, self._head)
+        ends, head = self._ends, self._head
+        new = to + self._expiry
+        at = self._find(anchor + self._expiry)
+        if at >= head:
+            # Most moves keep the order (the newest slot answered first): no shifting.
+            if (at == head or ends[at - 1] <= new) and (at + 1 == len(ends) or new <= ends[at + 1]):
+                ends[at] = new
+                return
+            del ends[at]
+        if new > now:  # a slot given up on counts again until its horizon
+            insort(ends, new, head)
 
 
 class _MemoryPermit:
@@ -124,7 +152,7 @@ class _MemoryPermit:
         # What this client can account for in the UID window when the server counts
         # this request: what was alive when it was sent, and whatever was sent since.
         uid_window = windows[0]
-        self._alive, self._taken = uid_window.alive(now), uid_window.taken
+        self._alive, self._taken = uid_window.alive_after_wait(), uid_window.taken
 
     async def settle(
         self, *, answered: bool, succeeded: bool = False, server_count: int | None = None
@@ -137,15 +165,16 @@ class _MemoryPermit:
                 window.pending -= 1
         old = slot.anchor
         slot.anchor = min(old, now) if answered else max(old, slot.horizon)
+        errors = self._errors
+        if answered and succeeded and errors is not None:
+            errors.remove(old)  # a success was no error: given back, wherever it stood
+            windows = self._windows = [w for w in windows if w is not errors]
+            self._errors = None  # settled twice, it is given back once
         if slot.anchor != old:
             for window in windows:
                 window.move(old, slot.anchor, now)
         if not answered:
             return False
-        if succeeded and self._errors is not None:
-            self._errors.remove(slot.anchor)
-            self._windows = [w for w in windows if w is not self._errors]
-            self._errors = None  # settled twice, it is given back once
         if server_count is None:
             return False
         ours = self._alive + windows[0].taken - self._taken
