@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import ccxt.async_support as ccxt
 import httpx
+import httpx_aiohttp
 import msgspec
 import yarl
 from _report import SMOKE, report  # type: ignore[import-not-found]
@@ -134,6 +135,9 @@ async def cpu_and_wall() -> list[dict[str, object]]:
         session = aiohttp.ClientSession()
         on_httpx = [our_client(url, k, RateLimiter(UNLIMITED), http) for k in keys]
         on_aiohttp = [our_client(url, k, RateLimiter(UNLIMITED), session) for k in keys]
+        # httpx's API over aiohttp's parser, as openai-python's DefaultAioHttpClient.
+        bridged = httpx_aiohttp.HttpxAiohttpClient()
+        on_bridge = [our_client(url, k, RateLimiter(UNLIMITED), bridged) for k in keys]
         peers = [ccxt_client(url, k, rate_limit=False) for k in keys]
 
         def signed_url(i: int) -> tuple[str, dict[str, str]]:
@@ -158,6 +162,7 @@ async def cpu_and_wall() -> list[dict[str, object]]:
             "bare aiohttp (sign + GET + decode)": bare_aiohttp,
             "bingx-assets on httpx": lambda i: on_httpx[i % len(keys)].asset_overview(),
             "bingx-assets on aiohttp": lambda i: on_aiohttp[i % len(keys)].asset_overview(),
+            "bingx-assets on httpx-aiohttp": lambda i: on_bridge[i % len(keys)].asset_overview(),
         }
         for run in runners.values():  # warm up: connections, server time, imports
             for concurrency in CONCURRENCY:
@@ -170,6 +175,7 @@ async def cpu_and_wall() -> list[dict[str, object]]:
                 for name, run in runners.items():
                     samples[name, concurrency].append(await per_call(run, n, concurrency))
         await http.aclose()
+        await bridged.aclose()
         await session.close()
         for exchange in peers:
             await exchange.close()
