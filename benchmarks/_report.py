@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+SMOKE = "--smoke" in sys.argv[1:]
+"""Tiny sizes, a few seconds: the test suite runs every benchmark so, to catch one that
+crashes. Its figures mean nothing, so they go to a temporary directory (or
+$BENCH_SMOKE_RESULTS), never over the real results."""
+
+if SMOKE:
+    RESULTS = Path(os.environ.get("BENCH_SMOKE_RESULTS") or tempfile.mkdtemp(prefix="bench-"))
+else:
+    RESULTS = Path(__file__).parent / "results"
 
 
 def report(name: str, rows: Sequence[dict[str, object]]) -> None:

@@ -13,7 +13,7 @@ import asyncio
 import multiprocessing
 import time
 
-from _report import report  # type: ignore[import-not-found]
+from _report import SMOKE, report  # type: ignore[import-not-found]
 
 from bingx_assets import AssetsPool, Credentials, RateLimiter
 from bingx_assets.testing import BingXSimulator
@@ -74,6 +74,9 @@ async def scenario(
 
 
 async def main() -> None:
+    if SMOKE:
+        report("fanout", [await scenario(uids=2, keys_per_uid=3, late_first=1)])
+        return
     rows = [
         await scenario(uids=4, keys_per_uid=12),
         await scenario(uids=10, keys_per_uid=30),

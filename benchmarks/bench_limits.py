@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import httpx
-from _report import report  # type: ignore[import-not-found]
+from _report import SMOKE, report  # type: ignore[import-not-found]
 from aiolimiter import AsyncLimiter
 
 from bingx_assets import AssetsClient, RateLimiter, RateLimits
@@ -134,6 +134,16 @@ async def scenario(
 async def main() -> None:
     # The client's own warnings (refusals under the bet) would bury the table.
     logging.getLogger("bingx_assets").setLevel(logging.ERROR)
+    if SMOKE:  # one of each kind, no call waiting long
+        rows = [
+            await scenario("1 key", ours, uids=1, keys_per_uid=1, calls=6),
+            await scenario("aiolimiter", with_aiolimiter, uids=1, keys_per_uid=1, calls=3),
+            await scenario("200 ms spacing", every_200ms, uids=1, keys_per_uid=1, calls=2),
+            await scenario("late, bet", ours, uids=1, keys_per_uid=1, calls=5, late=0.05,
+                           bet=OLD_BET),
+        ]  # fmt: skip
+        report("limits", rows)
+        return
     rows = [
         await scenario("1 key", ours, uids=1, keys_per_uid=1, calls=50),
         await scenario("4 keys of 1 UID", ours, uids=1, keys_per_uid=4, calls=60),

@@ -28,9 +28,10 @@ from typing import Any
 import aiohttp
 import ccxt.async_support as ccxt
 import httpx
+import httpx_aiohttp
 import msgspec
 import yarl
-from _report import report  # type: ignore[import-not-found]
+from _report import SMOKE, report  # type: ignore[import-not-found]
 
 from bingx_assets import (
     AssetsClient,
@@ -45,7 +46,8 @@ from bingx_assets._signing import signed_query
 from bingx_assets.testing import BingXSimulator
 
 UNLIMITED = RateLimits(Rate(10**9, 1.0), Rate(10**9, 10.0), Rate(10**9, 10.0))
-REPEATS = 7
+REPEATS = 1 if SMOKE else 7
+KEYS, CALLS = (2, 20) if SMOKE else (50, 400)  # keys (one UID each), calls per sample
 Key = dict[str, Any]
 
 
@@ -127,12 +129,15 @@ async def per_call(
 
 
 async def cpu_and_wall() -> list[dict[str, object]]:
-    n = 400
-    async with simulator(50, 50, unlimited=True) as (url, keys):
+    n = CALLS
+    async with simulator(KEYS, KEYS, unlimited=True) as (url, keys):
         http = httpx.AsyncClient()
         session = aiohttp.ClientSession()
         on_httpx = [our_client(url, k, RateLimiter(UNLIMITED), http) for k in keys]
         on_aiohttp = [our_client(url, k, RateLimiter(UNLIMITED), session) for k in keys]
+        # httpx's API over aiohttp's parser, as openai-python's DefaultAioHttpClient.
+        bridged = httpx_aiohttp.HttpxAiohttpClient()
+        on_bridge = [our_client(url, k, RateLimiter(UNLIMITED), bridged) for k in keys]
         peers = [ccxt_client(url, k, rate_limit=False) for k in keys]
 
         def signed_url(i: int) -> tuple[str, dict[str, str]]:
@@ -157,6 +162,7 @@ async def cpu_and_wall() -> list[dict[str, object]]:
             "bare aiohttp (sign + GET + decode)": bare_aiohttp,
             "bingx-assets on httpx": lambda i: on_httpx[i % len(keys)].asset_overview(),
             "bingx-assets on aiohttp": lambda i: on_aiohttp[i % len(keys)].asset_overview(),
+            "bingx-assets on httpx-aiohttp": lambda i: on_bridge[i % len(keys)].asset_overview(),
         }
         for run in runners.values():  # warm up: connections, server time, imports
             for concurrency in CONCURRENCY:
@@ -169,6 +175,7 @@ async def cpu_and_wall() -> list[dict[str, object]]:
                 for name, run in runners.items():
                     samples[name, concurrency].append(await per_call(run, n, concurrency))
         await http.aclose()
+        await bridged.aclose()
         await session.close()
         for exchange in peers:
             await exchange.close()
@@ -203,35 +210,38 @@ async def cpu_and_wall() -> list[dict[str, object]]:
 # -- import time ----------------------------------------------------------------------
 
 
-def import_seconds(module: str) -> list[float]:
-    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    return [
-        float(
-            subprocess.run(
-                [sys.executable, "-c", code], capture_output=True, text=True, check=True
-            ).stdout
-        )
+def import_seconds(module: str) -> tuple[list[float], bool]:
+    """Seconds to import `module` in a fresh interpreter, and whether it imported aiohttp."""
+    code = (
+        f"import sys, time; t = time.perf_counter(); import {module}; "
+        "print(time.perf_counter() - t, 'aiohttp' in sys.modules)"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
         for _ in range(REPEATS)
     ]
-
-
-def imports_aiohttp(module: str) -> bool:
-    code = f"import sys, {module}; print('aiohttp' in sys.modules)"
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return run.stdout.strip() == "True"
+    return [float(seconds) for seconds, _ in runs], runs[0][1] == "True"
 
 
 def import_times() -> list[dict[str, object]]:
-    ours, theirs = import_seconds("bingx_assets"), import_seconds("ccxt.async_support")
+    (ours, ours_aiohttp), (theirs, theirs_aiohttp) = (
+        import_seconds("bingx_assets"),
+        import_seconds("ccxt.async_support"),
+    )
     return [
         {
             "module": name,
             "median_ms": round(statistics.median(s) * 1000, 1),
             "min_max_ms": f"{min(s) * 1000:.0f}-{max(s) * 1000:.0f}",
             "ratio_to_ccxt": round(statistics.median(s) / statistics.median(theirs), 3),
-            "imports_aiohttp": imports_aiohttp(name),
+            "imports_aiohttp": aiohttp_too,
         }
-        for name, s in (("bingx_assets", ours), ("ccxt.async_support", theirs))
+        for name, s, aiohttp_too in (
+            ("bingx_assets", ours, ours_aiohttp),
+            ("ccxt.async_support", theirs, theirs_aiohttp),
+        )
     ]
 
 
@@ -245,6 +255,8 @@ async def utilisation() -> list[dict[str, object]]:
         ("60 calls, 4 keys of 1 UID", 4, 1, 60),
         ("100 calls, 10 UIDs", 10, 10, 100),
     ]
+    if SMOKE:
+        scenarios = [("5 calls, 1 key", 1, 1, 5)]
     for scenario, n_keys, n_uids, calls in scenarios:
         for name in ("bingx-assets", "ccxt"):
             async with simulator(n_keys, n_uids, unlimited=False) as (url, keys):
@@ -269,7 +281,7 @@ async def utilisation() -> list[dict[str, object]]:
                     "scenario": scenario,
                     "client": name,
                     "elapsed_s": round(elapsed, 2),
-                    "ratio_to_minimum": round(elapsed / minimum, 3),
+                    "ratio_to_minimum": round(elapsed / minimum, 3) if minimum else None,
                     "rejected": sum(isinstance(r, Exception) for r in results),
                 }
             )
@@ -281,7 +293,8 @@ async def utilisation() -> list[dict[str, object]]:
 
 async def memory_per_thousand_keys() -> list[dict[str, object]]:
     sim = BingXSimulator(limits=UNLIMITED)
-    keys = [sim.add_key(uid=1 + n // 5) for n in range(1000)]  # UIDs start at 1
+    size = 20 if SMOKE else 1000
+    keys = [sim.add_key(uid=1 + n // 5) for n in range(size)]  # UIDs start at 1
     credentials = [
         Credentials(k.api_key, k.secret_key, f"k{n}", str(k.uid)) for n, k in enumerate(keys)
     ]
@@ -303,22 +316,25 @@ async def memory_per_thousand_keys() -> list[dict[str, object]]:
     assert all(r.ok for r in results)
     gc.collect()
     tracemalloc.start()
-    exchanges = [ccxt.bingx({"apiKey": k.api_key, "secret": k.secret_key}) for k in keys[:100]]
-    ccxt_held = tracemalloc.get_traced_memory()[0] * 10  # 100 instances, scaled to 1,000
+    exchanges = [
+        ccxt.bingx({"apiKey": k.api_key, "secret": k.secret_key})
+        for k in keys[: 2 if SMOKE else 100]
+    ]
+    ccxt_held = tracemalloc.get_traced_memory()[0] * 1000 / len(exchanges)  # scaled to 1,000
     tracemalloc.stop()
     for exchange in exchanges:
         await exchange.close()
     ours_name = "bingx-assets (pool of 1,000 keys, after reading all)"
-    ccxt_name = "ccxt (1,000 bingx instances, before any call; 100 measured x 10)"
+    ccxt_name = f"ccxt (1,000 bingx instances, before any call; {len(exchanges)} measured)"
     return [
-        {"client": ours_name, "MiB": round(held / 2**20, 1)},
+        {"client": ours_name, "MiB": round(held * 1000 / size / 2**20, 1)},
         {"client": ccxt_name, "MiB": round(ccxt_held / 2**20, 1)},
     ]
 
 
 async def main() -> None:
     report("peers_cpu", await cpu_and_wall())
-    if sys.argv[1:] == ["cpu"]:  # only the CPU table: `python benchmarks/bench_peers.py cpu`
+    if "cpu" in sys.argv[1:]:  # only the CPU table: `python benchmarks/bench_peers.py cpu`
         return
     report("peers_import", import_times())
     report("peers_utilisation", await utilisation())

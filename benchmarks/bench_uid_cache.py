@@ -140,11 +140,10 @@ def put_cost(sizes: tuple[int, ...], repeats: int) -> list[dict[str, object]]:
 
 
 async def main(count: int, smoke: bool) -> None:
-    suffix = "_smoke" if smoke else ""
     # A few keys of as many UIDs stay far inside every window: no need to wait them out.
-    report(f"uid_cache{suffix}", await first_balances(count, pause=0.0 if smoke else 11.0))
+    report("uid_cache", await first_balances(count, pause=0.0 if smoke else 11.0))
     report(
-        f"uid_cache_put{suffix}",
+        "uid_cache_put",
         put_cost((100, 1_000) if smoke else (100, 50_000), repeats=200 if smoke else 2_000),
     )
 

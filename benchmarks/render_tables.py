@@ -165,6 +165,35 @@ TABLES: dict[str, Table] = {
             ("CPU vs ccxt", "{cpu_vs_ccxt:.2f}"),
         ),
     ),
+    "profile": Table(
+        "profile",
+        (
+            ("in flight", "{in_flight}"),
+            ("part", "{part}"),
+            ("share", "{share:.3f}"),
+            ("µs per call", "{us_per_call:.1f}"),
+        ),
+    ),
+    "windows": Table(
+        "windows",
+        (
+            ("alive slots", "{alive_slots:,}"),
+            ("µs per acquire + settle", "{us_per_acquire_settle:.2f}"),
+            ("ratio to 1", "{ratio_to_1:.2f}"),
+        ),
+    ),
+    "scaling": Table(
+        "scaling",
+        (
+            ("transport", "{transport}"),
+            ("keys", "{keys:,}"),
+            ("UIDs", "{uids:,}"),
+            ("CPU µs per call", "{cpu_us_per_call}"),
+            ("RSS KiB per key", "{rss_kib_per_key:.1f}"),
+            ("wall / minimum", "{ratio:.2f}"),
+            ("CPU exponent in N", "{cpu_exponent:.2f}"),
+        ),
+    ),
     "peers-import": Table(
         "peers_import",
         (

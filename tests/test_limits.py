@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -189,3 +190,43 @@ def test_the_default_limiter_is_one_per_server_on_its_host_store() -> None:
     assert isinstance(backend, HostBackend)
     assert backend.path != RateLimiter.default().backend.path  # type: ignore[union-attr]
     assert isinstance(RateLimiter.default(None).backend, MemoryBackend)
+
+
+def _limiter_sizes(limiter: RateLimiter) -> dict[str, int]:
+    backend = limiter.backend
+    assert isinstance(backend, MemoryBackend)
+    state = limiter._state()
+    return {
+        "windows": len(backend._windows),
+        "gates": len(backend._gates),
+        "scopes": len(limiter._scopes),
+        "locks": len(state._locks),
+        "wakers": len(state._wakers),
+        "gate reasons": len(limiter._closed_because),
+    }
+
+
+async def test_uids_that_have_gone_quiet_leave_nothing_behind() -> None:
+    # A long-lived process whose pools come and go with new UIDs: 10,000 of them, 1,000
+    # at a time, each waiting once for its window and every tenth behind a closed gate.
+    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 1.0)), clock=LoopClock())
+
+    async def one_uid(uid: str) -> None:
+        scope = limiter.scope(uid, "/x")
+        if uid.endswith("0"):
+            await limiter.close_gate(scope.uid_gate, 0.5, because="a test")
+        for _ in range(2):
+            ticket = await limiter.acquire(scope, max_wait=60)
+            await ticket.settle(answered=True, succeeded=True)
+
+    sizes = []
+    for batch in range(10):
+        await asyncio.gather(*(one_uid(f"{batch}-{n}") for n in range(1000)))
+        await asyncio.sleep(11.0)  # past every window's period: all of them quiet
+        gc.collect()
+        sizes.append((_limiter_sizes(limiter), len(gc.get_objects())))
+    (second, second_objects), (last, last_objects) = sizes[1], sizes[-1]
+    assert last["locks"] == last["wakers"] == 0
+    for name, size in last.items():  # what a batch left is freed during the next one
+        assert size <= max(second[name], 2 * 1000 + 10, 2048), name
+    assert last_objects < second_objects + 1000  # against 9 objects per UID kept

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections import deque
+from bisect import bisect_left, bisect_right, insort
 
 from .._clock import Clock
 from ._backend import BOUNDARY, Blocked, GateClosed, Permit, Rate, Scope
 
 __all__ = ["MemoryBackend"]
+
+# Below this many windows and gates, freeing the idle ones is not worth a sweep.
+_SWEEP_AT_LEAST = 256
 
 
 class _Slot:
@@ -20,79 +22,163 @@ class _Slot:
 
 
 class _Window:
-    __slots__ = ("_slots", "rate", "taken")
+    """The moments this window's slots stop counting (`anchor + period + BOUNDARY`),
+    kept sorted in a plain list.
+
+    Why a sorted list: a window is asked two things, how many slots are alive (those
+    ending after now) and, when it is full, when the `limit`-th youngest ends (the wait).
+    In sorted order both are one `bisect` and one index: O(log n), whatever `limit` a
+    check brings (an error budget's share is a smaller limit on the same window). A heap
+    would know only the oldest slot; counting by buckets would round waits. Slots are
+    kept by value, not identity: equal ends are interchangeable for counting.
+
+    Moving an anchor (earlier when answered, later when given up on) is a removal and an
+    insertion found by bisection; the list shifts the entries after the position, in C,
+    and those are the slots ending later: requests still in flight, since an answered
+    slot moves to the answer's moment and a new one is anchored after everything
+    answered. Expired ends are dropped from the front lazily (`_head`), the list
+    compacted once they are half of it, so expiry costs O(1) per slot.
+    """
+
+    __slots__ = ("_ends", "_expiry", "_head", "pending", "rate", "taken")
 
     def __init__(self, rate: Rate) -> None:
         self.rate = rate
-        self._slots: deque[_Slot] = deque()
+        self._expiry = rate.period + BOUNDARY
+        self._ends: list[float] = []
+        self._head = 0
+        """Entries before it have ended (dropped lazily)."""
         self.taken = 0
         """Slots ever taken here: tells how many of ours a server's count may include."""
+        self.pending = 0
+        """Permits not settled yet: their slots may still move, so the window is kept."""
 
     def alive(self, now: float) -> int:
-        expiry = self.rate.period + BOUNDARY
-        return sum(1 for s in self._slots if s.anchor + expiry > now)
+        return len(self._ends) - bisect_right(self._ends, now, self._head)
+
+    def alive_after_wait(self) -> int:
+        """`alive` at the moment of the last `wait`, which dropped what had ended."""
+        return len(self._ends) - self._head
 
     def wait(self, now: float, limit: int) -> float:
         """Seconds until this window admits one more request, `limit` at most (one
         window may be checked with different limits: an error budget's)."""
         # The nanosecond forgives float error in `anchor + period`, nothing more.
         now += 1e-9
-        expiry = self.rate.period + BOUNDARY
-        slots = self._slots
-        while slots and slots[0].anchor + expiry <= now:
-            slots.popleft()
-        if len(slots) < limit:
+        ends = self._ends
+        head = self._head
+        if head < len(ends) and ends[head] <= now:
+            # Each end is stepped over once: O(1) a slot, cheaper than a bisection
+            # in the steady state, where one or two end between calls.
+            head += 1
+            while head < len(ends) and ends[head] <= now:
+                head += 1
+            self._head = head
+            if head > 16 and head * 2 > len(ends):
+                del ends[:head]
+                head = self._head = 0
+        if len(ends) - head < limit:
             return 0.0
-        # Anchors move when requests are settled, so slots do not always free in the
-        # order they were taken: look at all of them once the window is full.
-        alive = sorted(s.anchor for s in slots if s.anchor + expiry > now)
-        if len(alive) < limit:
-            self._slots = deque(s for s in slots if s.anchor + expiry > now)
-            return 0.0
-        return alive[len(alive) - limit] + expiry - now
+        # The limit-th youngest: once it ends, fewer than `limit` are alive.
+        return ends[len(ends) - limit] - now
 
-    def take(self, slot: _Slot) -> None:
-        self._slots.append(slot)
+    def idle(self, now: float) -> bool:
+        """Nothing alive and nothing that may move back in: the window can be freed."""
+        return not self.pending and (not self._ends or self._ends[-1] <= now)
+
+    def take(self, anchor: float) -> None:
+        ends, end = self._ends, anchor + self._expiry
+        if not ends or ends[-1] <= end:  # the usual: the newest slot ends last
+            ends.append(end)
+        else:
+            insort(ends, end, self._head)
         self.taken += 1
 
-    def remove(self, slot: _Slot) -> None:
-        """Give `slot` back: a request that succeeded was no error."""
-        with contextlib.suppress(ValueError):  # already expired (an answer days late)
-            self._slots.remove(slot)
+    def _find(self, end: float) -> int:
+        """Where `end` is, or -1; the newest slot first, the one usually settled."""
+        ends = self._ends
+        if ends and ends[-1] == end:
+            return len(ends) - 1
+        at = bisect_left(ends, end, self._head)
+        return at if at < len(ends) and ends[at] == end else -1
+
+    def remove(self, anchor: float) -> None:
+        """Give back a slot anchored at `anchor`: a request that succeeded was no error.
+        One that has ended already (an answer days late) is gone anyway."""
+        at = self._find(anchor + self._expiry)
+        if at >= self._head:
+            del self._ends[at]
+
+    def move(self, anchor: float, to: float, now: float) -> None:
+        ends, head = self._ends, self._head
+        new = to + self._expiry
+        at = self._find(anchor + self._expiry)
+        if at >= head:
+            # Most moves keep the order (the newest slot answered first): no shifting.
+            if (at == head or ends[at - 1] <= new) and (at + 1 == len(ends) or new <= ends[at + 1]):
+                ends[at] = new
+                return
+            del ends[at]
+        if new > now:  # a slot given up on counts again until its horizon
+            insort(ends, new, head)
 
 
 class _MemoryPermit:
-    __slots__ = ("_alive", "_backend", "_clock", "_errors", "_slot", "_taken", "_window")
+    __slots__ = (
+        "_alive",
+        "_backend",
+        "_clock",
+        "_errors",
+        "_settled",
+        "_slot",
+        "_taken",
+        "_windows",
+    )
 
     def __init__(
         self,
         backend: MemoryBackend,
         clock: Clock,
         slot: _Slot,
-        window: _Window,
+        windows: list[_Window],
         errors: _Window | None,
+        now: float,
     ) -> None:
-        self._backend, self._clock, self._slot, self._window = backend, clock, slot, window
+        self._backend, self._clock, self._slot, self._windows = backend, clock, slot, windows
         self._errors = errors
+        self._settled = False
+        for window in windows:
+            window.pending += 1
         # What this client can account for in the UID window when the server counts
         # this request: what was alive when it was sent, and whatever was sent since.
-        self._alive, self._taken = window.alive(clock.monotonic()), window.taken
+        uid_window = windows[0]
+        self._alive, self._taken = uid_window.alive_after_wait(), uid_window.taken
 
     async def settle(
         self, *, answered: bool, succeeded: bool = False, server_count: int | None = None
     ) -> bool:
-        slot = self._slot
-        if not answered:
-            slot.anchor = max(slot.anchor, slot.horizon)
-            return False
-        slot.anchor = min(slot.anchor, self._clock.monotonic())
-        if succeeded and self._errors is not None:
-            self._errors.remove(slot)
+        slot, windows = self._slot, self._windows
+        now = self._clock.monotonic()
+        if not self._settled:  # the first settle: the windows may be freed once idle
+            self._settled = True
+            for window in windows:
+                window.pending -= 1
+        old = slot.anchor
+        slot.anchor = min(old, now) if answered else max(old, slot.horizon)
+        errors = self._errors
+        if answered and succeeded and errors is not None:
+            errors.remove(old)  # a success was no error: given back, wherever it stood
+            windows = self._windows = [w for w in windows if w is not errors]
             self._errors = None  # settled twice, it is given back once
+        if slot.anchor != old:
+            for window in windows:
+                window.move(old, slot.anchor, now)
+        if not answered:
+            return False
         if server_count is None:
             return False
-        ours = self._alive + self._window.taken - self._taken
-        return self._backend.fill(self._window, server_count - ours) > 0
+        ours = self._alive + windows[0].taken - self._taken
+        return self._backend.fill(windows[0], server_count - ours) > 0
 
 
 class MemoryBackend:
@@ -108,6 +194,8 @@ class MemoryBackend:
         self._clock = clock
         self._windows: dict[str, _Window] = {}
         self._gates: dict[str, float] = {}
+        self._acquired = 0
+        self._next_sweep = _SWEEP_AT_LEAST
 
     def _window(self, key: str, rate: Rate) -> _Window:
         window = self._windows.get(key)
@@ -124,21 +212,40 @@ class MemoryBackend:
             if gate_left > 0:
                 return GateClosed(gate_left, gate)
         checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
-        windows = [self._window(key, rate) for key, rate in checked]
-        waits = [w.wait(now, rate.limit) for w, (_, rate) in zip(windows, checked, strict=True)]
-        longest = max(waits)
+        windows = []
+        longest, blocking = 0.0, ""
+        for key, rate in checked:  # on every call's path: one pass, no intermediate lists
+            window = self._windows.get(key)
+            if window is None or window.rate.period != rate.period:
+                window = self._windows[key] = _Window(rate)
+            windows.append(window)
+            wait = window.wait(now, rate.limit)
+            if wait > longest:  # the first of equal waits: the UID's before the IP's
+                longest, blocking = wait, key
         if longest > 0:
-            return Blocked(longest, checked[waits.index(longest)][0])
+            return Blocked(longest, blocking)
         slot = _Slot(now + in_flight, now + horizon)
         for window in windows:
-            window.take(slot)
+            window.take(slot.anchor)
         errors = windows[-1] if scope.errors is not None else None
-        return _MemoryPermit(self, self._clock, slot, windows[0], errors)
+        self._acquired += 1
+        if self._acquired >= self._next_sweep:
+            self._sweep(now)
+        return _MemoryPermit(self, self._clock, slot, windows, errors, now)
+
+    def _sweep(self, now: float) -> None:
+        """Free the windows and gates of UIDs that have gone quiet: a process whose pools
+        come and go with new UIDs must not keep each one for ever. Run once the limiter
+        has acquired as many slots as it held windows and gates, it costs O(1) per slot."""
+        self._windows = {k: w for k, w in self._windows.items() if not w.idle(now)}
+        self._gates = {k: until for k, until in self._gates.items() if until > now}
+        self._acquired = 0
+        self._next_sweep = max(_SWEEP_AT_LEAST, len(self._windows) + len(self._gates))
 
     def fill(self, window: _Window, missing: int) -> int:
         now = self._clock.monotonic()
         for _ in range(max(0, missing)):
-            window.take(_Slot(now, now))
+            window.take(now)
         return max(0, missing)
 
     async def occupy(self, window: str, rate: Rate, count: int) -> int:

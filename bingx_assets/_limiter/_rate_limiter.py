@@ -30,6 +30,11 @@ __all__ = [
 
 log = logging.getLogger("bingx_assets")
 
+# Scopes are rebuilt in microseconds: keep the newest this many, not every UID ever seen.
+_SCOPES_CACHED = 2048
+# Why gates were closed: pruned of the opened ones once there are this many or more.
+_REASONS_KEPT = 256
+
 
 @dataclass(frozen=True, slots=True)
 class RateLimits:
@@ -122,6 +127,7 @@ class RateLimiter:
         self._loop_state: list[tuple[asyncio.AbstractEventLoop, _LoopState]] = []
         # gate -> (monotonic time it opens, why): what a request refused at it is told.
         self._closed_because: dict[str, tuple[float, str]] = {}
+        self._prune_reasons_at = _REASONS_KEPT
 
     _defaults: ClassVar[dict[str | None, RateLimiter]] = {}
 
@@ -169,6 +175,8 @@ class RateLimiter:
         cache_key = (uid, endpoint, group, suspect)
         found = self._scopes.get(cache_key)
         if found is None:
+            if len(self._scopes) >= _SCOPES_CACHED:  # the oldest: a UID long gone, or rebuilt
+                del self._scopes[next(iter(self._scopes))]
             limits = self.limits
             budget = limits.error_budget
             if suspect:
@@ -194,8 +202,9 @@ class RateLimiter:
             self._loop_state[:] = [(loop, _LoopState())]
         return self._loop_state[0][1]
 
-    def lock(self, name: str) -> asyncio.Lock:
-        """A lock named `name`, shared by everyone using this limiter in this event loop."""
+    def lock(self, name: str) -> _NamedLock:
+        """A lock named `name`, shared by everyone using this limiter in this event loop
+        (`async with` it)."""
         return self._state().lock(name)
 
     def horizon(self, recv_window_ms: int) -> float:
@@ -273,7 +282,13 @@ class RateLimiter:
         """Hold every request behind `gate` (a scope's `uid_gate` or `ip_gate`);
         `because` is remembered in this process for `closed_because`."""
         self.stats.gate_closures += 1
-        opens = self.clock.monotonic() + seconds
+        now = self.clock.monotonic()
+        opens = now + seconds
+        reasons = self._closed_because  # shared with `for_ip`'s twins: pruned in place
+        if len(reasons) >= self._prune_reasons_at:
+            for opened in [g for g, (until, _) in reasons.items() if until <= now]:
+                del reasons[opened]
+            self._prune_reasons_at = max(_REASONS_KEPT, 2 * len(reasons))
         if opens > self._closed_because.get(gate, (-math.inf, ""))[0]:
             self._closed_because[gate] = (opens, because)
         for observer in self.observers:
@@ -333,11 +348,14 @@ class GateTooLong(Exception):
 
 
 class _LoopState:
-    """One event loop's locks (a FIFO queue per UID) and wake-up events per window."""
+    """One event loop's locks (a FIFO queue per UID) and wake-up events per window.
+
+    Each lives only while someone holds, waits for or sleeps on it: a process whose
+    pools come and go with new UIDs keeps none of the old ones."""
 
     def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._wakers: dict[str, asyncio.Event] = {}
+        self._locks: dict[str, _Queue] = {}
+        self._wakers: dict[str, _Waker] = {}
         # Error budgets found full after a wait: until a success gives a slot back,
         # the next key does not wait max_wait for the same answer.
         self._spent_budgets: set[str] = set()
@@ -348,21 +366,26 @@ class _LoopState:
     def budget_spent(self, window: str) -> bool:
         return window in self._spent_budgets
 
-    def lock(self, name: str) -> asyncio.Lock:
-        lock = self._locks.get(name)
-        if lock is None:
-            lock = self._locks[name] = asyncio.Lock()
-        return lock
+    def lock(self, name: str) -> _NamedLock:
+        return _NamedLock(self._locks, name)
 
     async def pause(self, window: str | None, seconds: float) -> None:
         """Sleep `seconds`, or less if a slot of `window` is settled first."""
         if window is None:
             await asyncio.sleep(seconds)
             return
-        waker = self._wakers.setdefault(window, asyncio.Event())
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await waker.wait()
+        waker = self._wakers.get(window)
+        if waker is None:
+            waker = self._wakers[window] = _Waker()
+        waker.sleepers += 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await waker.wait()
+        finally:
+            waker.sleepers -= 1
+            if not waker.sleepers and self._wakers.get(window) is waker:
+                del self._wakers[window]
 
     def budget_given_back(self, errors: tuple[str, Rate]) -> None:
         self._spent_budgets.discard(errors[0])
@@ -373,6 +396,56 @@ class _LoopState:
             waker = self._wakers.pop(window, None)
             if waker is not None:
                 waker.set()
+
+
+class _Waker(asyncio.Event):
+    sleepers = 0
+
+
+class _Queue:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+class _NamedLock:
+    """`async with` it: the lock named so, made by the first user and dropped by the
+    last (holding or waiting)."""
+
+    __slots__ = ("_locks", "_name", "_queue")
+
+    def __init__(self, locks: dict[str, _Queue], name: str) -> None:
+        self._locks, self._name = locks, name
+        self._queue: _Queue | None = None
+
+    def locked(self) -> bool:
+        queue = self._locks.get(self._name)
+        return queue is not None and queue.lock.locked()
+
+    async def __aenter__(self) -> None:
+        queue = self._locks.get(self._name)
+        if queue is None:
+            queue = self._locks[self._name] = _Queue()
+        queue.users += 1
+        self._queue = queue
+        try:
+            await queue.lock.acquire()
+        except BaseException:
+            self._leave(queue)
+            raise
+
+    async def __aexit__(self, *_: object) -> None:
+        queue = self._queue
+        assert queue is not None
+        queue.lock.release()
+        self._leave(queue)
+
+    def _leave(self, queue: _Queue) -> None:
+        queue.users -= 1
+        if not queue.users and self._locks.get(self._name) is queue:
+            del self._locks[self._name]
 
 
 class Ticket:
