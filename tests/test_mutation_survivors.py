@@ -351,7 +351,10 @@ def test_what_a_decode_error_says() -> None:
         (b'{"code":0}', "success without data"),
         (b'{"code":0,"data":{"unexpected":1}}', "unexpected data"),
         (b'{"code":"abc"}', "non-numeric code 'abc'"),
-        (b'{"code":"' + b"x" * 30 + b'"}', "non-numeric code '" + "x" * 20 + "'"),
+        # Cut to 20 characters, the cut marked; a terminal escape made harmless.
+        (b'{"code":"' + b"x" * 30 + b'"}', "non-numeric code '" + "x" * 19 + "…'"),
+        (b'{"code":"' + b"x" * 20 + b'"}', "non-numeric code '" + "x" * 20 + "'"),
+        (b'{"code":"a\\u001b[2Jb"}', "non-numeric code 'a [2Jb'"),
     ]
     for body, says in cases:
         with pytest.raises(DecodeError) as caught:
