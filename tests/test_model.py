@@ -64,10 +64,17 @@ _CLIENT_JUMPS_MS = (-1200, -400)
 # jumped clock), opens the gate early. The client's stepping back by more than
 # recvWindow (seed 6) is never measured again, since the last measurement looks newer
 # than the error: every call earns two timestamp errors until the UID is disabled.
-# A key that can only fail (BINGX_MODEL_FAILING_KEYS=1: one more key, refused for
-# permission, sharing a UID with the others): without the error budget and the key's
-# back-off its calls alone disabled the UID after 20 error replies.
+# A key that can only fail (one more key, refused for permission, sharing a UID with the
+# others): without the error budget and the key's back-off its calls alone disabled the
+# UID after 20 error replies. Every third schedule has one (seeds 1, 4, 7, ...: the
+# seeds cited above draw none); BINGX_MODEL_FAILING_KEYS=1 gives every schedule one.
 _FAILING_KEYS = os.environ.get("BINGX_MODEL_FAILING_KEYS") == "1"
+
+
+def _has_failing_key(seed: int) -> bool:
+    return _FAILING_KEYS or seed % 3 == 1
+
+
 if os.environ.get("BINGX_MODEL_CLOCK_JUMPS") == "all":
     _SERVER_JUMPS_MS += (-400, -1200, -30_000, -120_000)
     _CLIENT_JUMPS_MS += (300, 1000, 30_000, 120_000, -30_000, -120_000)
@@ -109,16 +116,19 @@ class _Schedule:
     uids: list[int]
     keys: list[SimKey]
     known_uid: list[bool]
+    failing_key: bool
+    """The last key can only fail (refused for permission)."""
     processes: int
     latency: float
     jitter: float
     steps: list[tuple[float, str, tuple[object, ...]]] = field(default_factory=list)
 
     def describe(self) -> str:
+        failing = ", the last can only fail" if self.failing_key else ""
         lines = [
             f"seed {self.seed}: replay with BINGX_MODEL_SEED={self.seed}",
             f"  uids {self.uids}, {len(self.keys)} keys "
-            f"(uid given: {self.known_uid}), {self.processes} process(es), "
+            f"(uid given: {self.known_uid}{failing}), {self.processes} process(es), "
             f"latency {self.latency:.3f} s, jitter {self.jitter:.3f} s",
         ]
         lines += [f"  t={t:7.3f}  {what} {args}" for t, what, args in self.steps]
@@ -129,13 +139,15 @@ def _draw(seed: int, sim: BingXSimulator) -> _Schedule:
     rng = random.Random(seed)
     uids = rng.sample(range(100, 1000), rng.randint(1, 3))
     keys = [sim.add_key(uid=rng.choice(uids)) for _ in range(rng.randint(1, 4))]
-    if _FAILING_KEYS:
+    failing_key = _has_failing_key(seed)
+    if failing_key:
         keys.append(sim.add_key(uid=keys[0].uid, can_read=False))
     schedule = _Schedule(
         seed=seed,
         uids=uids,
         keys=keys,
         known_uid=[rng.random() < 0.7 for _ in keys],
+        failing_key=failing_key,
         processes=rng.choice((1, 1, 2)),
         latency=rng.choice((0.0, 0.0, 0.005, 0.03)),
         jitter=rng.choice((0.0, 0.01)),
