@@ -61,9 +61,9 @@ _CLIENT_JUMPS_MS = (-1200, -400)
 # of the offset. A disabled period's end is on the server's clock, and its gate is not
 # moved when the offset is measured again: the server's clock stepping back (seed 158),
 # or the client's forward (seed 65, even by 120 s: the refusal is read with the
-# jumped clock), opens the gate early. The client's stepping back by more than
-# recvWindow (seed 6) is never measured again, since the last measurement looks newer
-# than the error: every call earns two timestamp errors until the UID is disabled.
+# jumped clock), opens the gate early. (The client's stepping back by more than
+# recvWindow, seed 6, was never measured again while the last measurement's wall time
+# looked newer than the error; it is kept on the monotonic clock now, and seed 6 passes.)
 # A key that can only fail (one more key, refused for permission, sharing a UID with the
 # others): without the error budget and the key's back-off its calls alone disabled the
 # UID after 20 error replies. Every third schedule has one (seeds 1, 4, 7, ...: the
