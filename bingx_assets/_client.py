@@ -274,7 +274,7 @@ class AssetsClient(OwnsHttpClient):
             raise self._budget_full(scope, full) from None
         server_clock, clock = limiter.server_clock, limiter.clock
         params = {"timestamp": ticket.timestamp_ms, "recvWindow": self.recv_window}
-        sent_ms = clock.wall_ms()
+        sent_ms, sent_at = clock.wall_ms(), clock.monotonic()
         try:
             # The signed URL is no local of this frame: a traceback keeps frames.
             answer = await self._transport.get(
@@ -309,7 +309,7 @@ class AssetsClient(OwnsHttpClient):
                 self._backoff.errored(clock.monotonic())
             if not isinstance(exc, TimestampError) and not server_clock.measured:
                 server_clock.observe_date(answer.headers, sent_ms, received_ms)
-            await self._learn(exc, scope, call, sent_ms)
+            await self._learn(exc, scope, call, sent_at)
             if isinstance(exc, TimestampError) and not server_clock.measured:
                 # Measuring again failed: the refusal's own answer is the clock left.
                 server_clock.observe_date(answer.headers, sent_ms, received_ms)
@@ -327,7 +327,7 @@ class AssetsClient(OwnsHttpClient):
             server_clock.vouched = True  # its timestamp was accepted, offset or not
         return result
 
-    async def _learn(self, exc: BingXError, scope: Scope, call: _Call, sent_ms: int) -> None:
+    async def _learn(self, exc: BingXError, scope: Scope, call: _Call, sent_at: float) -> None:
         """What the answer `exc` teaches, by the table in `_refusals`."""
         refusal = refusal_of(exc)
         if isinstance(exc, RateLimitError):
@@ -335,7 +335,7 @@ class AssetsClient(OwnsHttpClient):
             call.refusals += 1
             await self._after_refusal(scope, exc, call.refusals)
         elif isinstance(exc, TimestampError):
-            await self._sync_clock(stale_before_ms=sent_ms)
+            await self._sync_clock(stale_before=sent_at)
         elif refusal.key_backs_off and isinstance(exc, APIError):
             await self._back_off(exc)
 
@@ -432,7 +432,7 @@ class AssetsClient(OwnsHttpClient):
         # The rows are read from these fields, so each test below also narrows the type.
         if pauses == "uid until its time" and exc.unblock_at_ms is not None:
             if not server_clock.measured:
-                await self._sync_clock(stale_before_ms=limiter.clock.wall_ms())
+                await self._sync_clock(stale_before=limiter.clock.monotonic())
             seconds = server_clock.seconds_until(exc.unblock_at_ms)
             seconds = min(seconds, LONGEST_SERVER_PAUSE_SECONDS) + GATE_SLACK_SECONDS
             await limiter.close_gate(scope.uid_gate, seconds)
@@ -534,22 +534,22 @@ class AssetsClient(OwnsHttpClient):
             unblock_at_ms=unblock_at_ms,
         )
 
-    async def _sync_clock(self, *, stale_before_ms: int | None = None) -> None:
+    async def _sync_clock(self, *, stale_before: float | None = None) -> None:
         """Measure the offset to BingX's clock, once for everyone waiting on it.
 
-        Without `stale_before_ms`, only if nobody has tried yet (before the first call);
-        with it, only if the last measurement is older (after a timestamp error, every
+        Without `stale_before` (monotonic), only if nobody has tried yet (before the first
+        call); with it, only if the last measurement is older (after a timestamp error, every
         request in flight gets one, and one measurement answers them all). Concurrent
         calls going ahead on a wrong offset would each earn an error, and errors add up
         to a disabled period.
         """
         server_clock = self.limiter.server_clock
         async with self.limiter.lock("server-time"):
-            if stale_before_ms is None and server_clock.attempted:
+            if stale_before is None and server_clock.attempted:
                 return
-            if stale_before_ms is not None and server_clock.measured_at_ms > stale_before_ms:
+            if stale_before is not None and server_clock.measured_at > stale_before:
                 return
-            if stale_before_ms is not None:
+            if stale_before is not None:
                 server_clock.forget()  # the clocks jumped: the old offset is no guide
             await self._measure_server_time()
             # Not in a `finally`: a call cancelled while measuring leaves the clock

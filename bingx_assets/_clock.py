@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import email.utils
+import math
 import time
 from collections.abc import Mapping
 from typing import Protocol
@@ -62,8 +63,9 @@ class ServerClock:
         self.uncertainty_ms = 0
         self.attempted = False
         """Whether a measurement was tried; the client measures once before its first call."""
-        self.measured_at_ms = -1
-        """Local wall time of the last sample (-1: none)."""
+        self.measured_at = -math.inf
+        """Monotonic time of the last sample (-inf: none). Not the wall clock: that may
+        have stepped back since, and a sample from before would look newer than it is."""
         self.vouched = False
         """A success answered a timestamp signed on this clock with no offset measured:
         the local clock is within `recvWindow` of the server's."""
@@ -89,7 +91,7 @@ class ServerClock:
             return
         self.offset_ms = server_ms - (sent_ms + half_trip)
         self.uncertainty_ms = uncertainty
-        self.measured_at_ms = received_ms
+        self.measured_at = self._clock.monotonic()
 
     def observe_date(self, headers: Mapping[str, str], sent_ms: int, received_ms: int) -> None:
         """A sample from an answer's HTTP `Date` header, when it has a readable one.
@@ -117,7 +119,7 @@ class ServerClock:
         """Drop the offset: the clocks jumped (a timestamp error says so)."""
         self.offset_ms = None
         self.uncertainty_ms = 0
-        self.measured_at_ms = -1
+        self.measured_at = -math.inf
         self.vouched = False
 
     def now_ms(self) -> int:

@@ -11,6 +11,7 @@ from bingx_assets import (
     APIConnectionError,
     APIError,
     APITimeoutError,
+    AssetsClient,
     AssetsPool,
     Credentials,
     DecodeError,
@@ -148,6 +149,25 @@ async def test_a_clock_jump_mid_run_costs_one_retry(
     sim.skew_ms += 90_000
     await client.asset_overview()
     assert [r.code for r in sim.requests if r.path == ASSET_OVERVIEW_PATH] == [0, 100421, 0]
+
+
+async def test_the_local_clock_stepping_back_past_recv_window_costs_one_retry() -> None:
+    # The last measurement's local wall time is then later than the refused request's:
+    # read as "measured since", it kept the offset, and every call failed for its
+    # timestamp. When it was measured is kept on the monotonic clock instead.
+    client_clock = LoopClock()
+    sim = BingXSimulator(clock=LoopClock())
+    key = sim.add_key(uid=1002)
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=key.uid, verify_uids=False,
+        http_client=sim.http_client(), limiter=RateLimiter(clock=client_clock),
+        uid_cache=False, recv_window=5000,
+    ) as client:  # fmt: skip
+        await client.asset_overview()
+        client_clock.start_ms -= 60_000
+        await client.asset_overview()
+        await client.asset_overview()
+    assert [r.code for r in sim.requests if r.path == ASSET_OVERVIEW_PATH] == [0, 100421, 0, 0]
 
 
 async def test_a_disabled_period_that_starts_mid_fan_out(clock: LoopClock) -> None:

@@ -89,7 +89,7 @@ async def test_how_long_a_slot_counts(
 
 
 @pytest.mark.parametrize(("uncertainty_ms", "horizon"), [(0, 5.001), (40, 5.041), (None, 10.001)])
-def test_the_horizon_covers_what_the_clock_offset_may_be_wrong_by(
+async def test_the_horizon_covers_what_the_clock_offset_may_be_wrong_by(
     uncertainty_ms: int | None, horizon: float
 ) -> None:
     limiter = RateLimiter(clock=LoopClock())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import itertools
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -156,7 +157,7 @@ async def test_a_decode_error_is_retried_only_on_http_200(clock: LoopClock) -> N
         assert len(overview(sim)) == 3
 
 
-def test_the_offset_counts_half_the_round_trip() -> None:
+async def test_the_offset_counts_half_the_round_trip() -> None:
     server_clock = ServerClock(LoopClock())
     server_clock.observe(server_ms=10_000, sent_ms=1_000, received_ms=1_200)
     assert (server_clock.offset_ms, server_clock.uncertainty_ms) == (8_900, 100)
@@ -184,14 +185,14 @@ async def test_a_timestamp_error_replaces_the_old_offset(clock: LoopClock) -> No
     assert codes == [0, 100421, 0]
 
 
-def test_forgetting_the_offset_forgets_all_of_it() -> None:
+async def test_forgetting_the_offset_forgets_all_of_it() -> None:
     server_clock = ServerClock(LoopClock())
     server_clock.observe(server_ms=10_000, sent_ms=1_000, received_ms=1_200)
     server_clock.forget()
     assert (server_clock.offset_ms, server_clock.uncertainty_ms) == (None, 0)
-    assert server_clock.measured_at_ms == -1 and not server_clock.measured
+    assert server_clock.measured_at == -math.inf and not server_clock.measured
     fresh = ServerClock(LoopClock())
-    assert (fresh.offset_ms, fresh.uncertainty_ms, fresh.measured_at_ms) == (None, 0, -1)
+    assert (fresh.offset_ms, fresh.uncertainty_ms, fresh.measured_at) == (None, 0, -math.inf)
     assert fresh.attempted is False
 
 
@@ -351,7 +352,10 @@ def test_what_a_decode_error_says() -> None:
         (b'{"code":0}', "success without data"),
         (b'{"code":0,"data":{"unexpected":1}}', "unexpected data"),
         (b'{"code":"abc"}', "non-numeric code 'abc'"),
-        (b'{"code":"' + b"x" * 30 + b'"}', "non-numeric code '" + "x" * 20 + "'"),
+        # Cut to 20 characters, the cut marked; a terminal escape made harmless.
+        (b'{"code":"' + b"x" * 30 + b'"}', "non-numeric code '" + "x" * 19 + "…'"),
+        (b'{"code":"' + b"x" * 20 + b'"}', "non-numeric code '" + "x" * 20 + "'"),
+        (b'{"code":"a\\u001b[2Jb"}', "non-numeric code 'a [2Jb'"),
     ]
     for body, says in cases:
         with pytest.raises(DecodeError) as caught:

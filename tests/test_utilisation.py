@@ -13,7 +13,7 @@ import asyncio
 import pytest
 
 from bingx_assets import APITimeoutError, AssetsClient, Rate, RateLimiter, RateLimits
-from bingx_assets._constants import ASSET_OVERVIEW_PATH
+from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH, UID_PATH
 from bingx_assets._limiter import BOUNDARY
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock
 
@@ -39,9 +39,15 @@ async def test_fifty_calls_on_one_key_finish_when_the_windows_allow(latency: flo
         elapsed = clock.monotonic() - start
     round_trip = 2 * latency
     period = 1.0 + BOUNDARY
-    # The clock's measurement, then ten batches of five, each sent one period after the
+    # The clock's measurement, the lookup that checks the uid given by hand (one each,
+    # before any balance), then ten batches of five, each sent one period after the
     # answers of the one before, then the last batch's answers.
-    assert elapsed == pytest.approx(round_trip + 9 * (round_trip + period) + round_trip, abs=1e-6)
+    assert [r.path for r in sim.requests[:3]] == [SERVER_TIME_PATH, UID_PATH, ASSET_OVERVIEW_PATH]
+    assert len(sim.requests) == 2 + 50
+    before_balances = 2 * round_trip
+    assert elapsed == pytest.approx(
+        before_balances + 9 * (round_trip + period) + round_trip, abs=1e-6
+    )
     sent = overview_sent(sim)
     batches = [sent[n : n + 5] for n in range(0, 50, 5)]
     assert all(len(set(batch)) == 1 for batch in batches)  # each batch leaves at once
