@@ -42,6 +42,7 @@ from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._observer import observing_attempt
 from ._options import ClientOptionArgs, ClientOptions, resolve_options
+from ._printable import printable
 from ._refusals import KeyBackoff, key_gate, refusal_of
 from ._signing import signed_query
 from ._simulated import resolve_storage
@@ -350,7 +351,10 @@ class AssetsClient(OwnsHttpClient):
             self._key_gate, seconds, because=f"this key was refused with code {exc.code}"
         )
         log.warning(
-            "key %s refused with code %s: not sent again until %s", self.label, exc.code, retry_at
+            "key %s refused with code %s: not sent again until %s",
+            printable(self.label),
+            exc.code,
+            retry_at,
         )
 
     def _key_not_sent(self) -> APIError:

@@ -20,6 +20,10 @@ __all__ = ["masked_url", "printable"]
 _ECHOED = re.compile(
     r"(signature=)[0-9a-fA-F]+|(x-bx-apikey[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+", re.IGNORECASE
 )
+# An HMAC-SHA256 signature is 64 hex digits: any such run is masked, whatever form the
+# echo gave it (a JSON field, a percent-encoded query, a bare word).
+# (After a percent-encoded "=", `%3D`, whose D is a hex digit too.)
+_SIGNATURE_DIGITS = re.compile(r"(?:(?<=%3[dD])|(?<![0-9a-fA-F]))[0-9a-fA-F]{64}(?![0-9a-fA-F])")
 # scheme://user:password@ : the password, in any URL inside a message.
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s/@:]*:)[^\s/@]*(@)", re.IGNORECASE)
 
@@ -32,6 +36,7 @@ def printable(text: str, *, secrets: Iterable[str] = (), limit: int | None = Non
         if secret:
             text = text.replace(secret, "***")
     text = _ECHOED.sub(lambda m: f"{m.group(1) or m.group(2)}***", text)
+    text = _SIGNATURE_DIGITS.sub("***", text)
     text = _URL_PASSWORD.sub(r"\1***\2", text)
     # str.isprintable is False for C0/C1 controls (ESC, CR, BEL), bidi overrides,
     # zero-width characters and unassigned code points alike.

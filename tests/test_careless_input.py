@@ -251,6 +251,11 @@ def test_the_command_prints_the_other_keys_and_nothing_unsafe(
         ('{"X-BX-APIKEY":"k3y"}', '{"X-BX-APIKEY":"***"}'),
         ("the X-BX-APIKEY header is missing", "the X-BX-APIKEY header is missing"),
         ("at redis://:hunter2@127.0.0.1:1/0 now", "at redis://:***@127.0.0.1:1/0 now"),
+        # A signature echoed in any other form: a JSON field, percent-encoded, bare.
+        ('{"signature": "' + "60f4" * 16 + '"}', '{"signature": "***"}'),
+        ("a=1%26signature%3D" + "e14a" * 16 + "%20", "a=1%26signature%3D***%20"),
+        ("sig " + "0fcf" * 16 + " refused", "sig *** refused"),
+        ("not one: " + "ab" * 33, "not one: " + "ab" * 33),  # 66 hex digits: no signature
     ],
 )  # fmt: skip
 def test_printable_text_has_no_control_characters_and_no_secrets(text: str, shown: str) -> None:
@@ -260,3 +265,44 @@ def test_printable_text_has_no_control_characters_and_no_secrets(text: str, show
     )
     assert len(printable(text, limit=8)) == min(8, len(shown))
     assert masked_url("https://user:hunter2@127.0.0.1/x") == "https://user:***@127.0.0.1/x"
+
+
+@pytest.mark.parametrize(
+    "account_type", ["[/x]", "[link=https://127.0.0.1:1/]zz[/link]", "[red on white]RED"]
+)
+def test_an_account_type_is_never_read_as_markup(account_type: str) -> None:
+    results: list[KeyResult] = [
+        KeyOk("hostile", AssetOverview([Balance(account_type, Decimal("1"))])),
+        KeyOk("healthy", AssetOverview([Balance("sopt", Decimal("2"))])),
+    ]
+    out = io.StringIO()
+    Console(file=out, width=120, force_terminal=True, color_system="truecolor").print(
+        results_table(results)
+    )
+    shown = out.getvalue()
+    assert account_type in re.sub(r"\x1b\[[0-9;]*m", "", shown)  # its own text, literally
+    assert "\x1b]8;" not in shown  # no hyperlink escape
+    assert "healthy" in shown and "hostile" in shown
+
+
+def test_a_label_from_a_keys_file_reaches_the_log_printable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bingx_assets import AssetsClient
+    from bingx_assets.testing import BingXSimulator
+
+    sim = BingXSimulator()
+    key = sim.add_key(uid=1)
+    label = "\x1b]0;PWNED\x07\x1b[31mevil"
+
+    async def refused() -> None:
+        async with sim.http_client() as http:
+            client = AssetsClient(key.api_key, "wrong", label=label, http_client=http)
+            with contextlib.suppress(AuthenticationError):
+                await client.asset_overview()
+
+    with caplog.at_level("WARNING", logger="bingx_assets"):
+        asyncio.run(refused())
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("refused with code 100001" in m for m in messages), messages
+    assert not any("\x1b" in m or "\x07" in m for m in messages)

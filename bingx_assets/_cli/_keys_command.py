@@ -83,8 +83,8 @@ async def resolve_keys_file(args: argparse.Namespace) -> int:
             tables[n]["uid"] = int(outcome)  # in place, where the wrong one stood
             written += 1
             corrected += 1
-            print(f"{credentials[n].label}: uid {claimed} is not its UID; BingX says {outcome}: "
-                  "corrected", flush=True)  # fmt: skip
+            print(f"{printable(credentials[n].label)}: uid {claimed} is not its UID; BingX "
+                  f"says {outcome}: corrected", flush=True)  # fmt: skip
     if written:
         _replace(file, original, document.as_string().encode())
     summary = f"wrote {written} UIDs" + (f" ({corrected} corrected)" if corrected else "")

@@ -186,7 +186,8 @@ def _table(
     for name in shown:
         footer = _amount(totals.by_type.get(name), places, totals)
         # An account type is the server's text: it reaches the terminal only printable.
-        table.add_column(printable(name), footer, justify="right", no_wrap=True)
+        # Text, not a str: rich would read "[/x]" or "[link=...]" in it as markup.
+        table.add_column(Text(printable(name)), footer, justify="right", no_wrap=True)
     table.add_column("total", _amount(totals.total, places, totals), justify="right",
                      no_wrap=True, style="bold")  # fmt: skip
     if failures:
