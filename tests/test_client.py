@@ -191,7 +191,7 @@ async def test_unknown_key_is_an_authentication_error(make_client: MakeClient, k
 async def test_whitelist_and_permission_errors(
     sim: BingXSimulator, make_client: MakeClient
 ) -> None:
-    fenced = sim.add_key(uid=7, ip_whitelist=("10.0.0.1",))
+    fenced = sim.add_key(uid=7, ip_whitelist=("127.0.0.11",))
     no_read = sim.add_key(uid=8, can_read=False)
     with pytest.raises(PermissionDeniedError) as whitelist:
         await make_client(fenced, uid=7).asset_overview()

@@ -224,19 +224,19 @@ async def test_a_uid_gate_holds_every_route_and_an_ip_gate_only_its_own(
 async def test_the_simulator_counts_ip_windows_per_source_address() -> None:
     """Through `SimulatorServer` a request carries its peer address; in process, the
     simulator's `client_ip` stands in."""
-    sim = BingXSimulator(limits=RateLimits(per_ip_endpoint=Rate(1, 10.0)), client_ip="10.0.0.1")
+    sim = BingXSimulator(limits=RateLimits(per_ip_endpoint=Rate(1, 10.0)), client_ip="127.0.0.11")
 
     async def status(client_ip: str | None) -> int:
         extensions = {"client_ip": client_ip} if client_ip else {}
         request = httpx.Request("GET", f"https://sim{ASSET_OVERVIEW_PATH}", extensions=extensions)
         return (await sim.handle(request)).status_code
 
-    assert [await status(None), await status("10.0.0.1"), await status("10.0.0.2")] == [
+    assert [await status(None), await status("127.0.0.11"), await status("127.0.0.12")] == [
         200,  # counted, then refused for its unknown key (100413)
         429,  # the same address again
         200,
     ]
-    assert [r.client_ip for r in sim.requests] == ["10.0.0.1", "10.0.0.1", "10.0.0.2"]
+    assert [r.client_ip for r in sim.requests] == ["127.0.0.11", "127.0.0.11", "127.0.0.12"]
 
 
 # -- over real sockets ------------------------------------------------------------------

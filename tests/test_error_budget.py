@@ -63,7 +63,7 @@ def most_errors_in_any_window(requests: list[ReceivedRequest], period: float = 4
 def bad_and_good_keys(sim: BingXSimulator) -> tuple[list[Credentials], set[str]]:
     good = [creds(sim.add_key(uid=UID), f"good{n}") for n in range(3)]
     wrong_secret = creds(sim.add_key(uid=UID), "wrong-secret", secret="not-the-secret")
-    foreign = creds(sim.add_key(uid=UID, ip_whitelist=("10.9.9.9",)), "foreign-whitelist")
+    foreign = creds(sim.add_key(uid=UID, ip_whitelist=("127.9.9.9",)), "foreign-whitelist")
     return [*good, wrong_secret, foreign], {"wrong-secret", "foreign-whitelist"}
 
 

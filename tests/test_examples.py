@@ -171,15 +171,17 @@ def test_the_examples_reach_the_simulator(example_runs: dict[str, Future[Run]]) 
 
 
 def test_the_guard_refuses_any_host_but_loopback(tmp_path: Path) -> None:
+    # Targets in 0.0.0.0/8: not loopback, so the guard must refuse them, and numeric, so
+    # that a broken guard would still send nothing (no DNS; Linux connects nowhere there).
     code = (
         "import socket, urllib.request\n"
-        "for target in (('192.0.2.1', 443), ('8.8.8.8', 53)):\n"
+        "for target in (('0.0.0.1', 443), ('0.0.0.2', 53)):\n"
         "    try:\n"
         "        socket.create_connection(target, timeout=1)\n"
         "    except OSError as exc:\n"
         "        print('refused', exc.errno)\n"
         "try:\n"
-        "    urllib.request.urlopen('https://open-api.bingx.com/', timeout=1)\n"
+        "    urllib.request.urlopen('https://0.0.0.3/', timeout=1)\n"
         "except OSError:\n"
         "    print('refused url')\n"
         "socket.create_connection(('127.0.0.1', 1), timeout=1)\n"
@@ -193,7 +195,7 @@ def test_the_guard_refuses_any_host_but_loopback(tmp_path: Path) -> None:
     assert "ConnectionRefusedError" in done.stderr  # loopback goes through (nothing on :1)
     refused = (tmp_path / "refused.txt").read_text().splitlines()
     assert refused == [
-        "resolving '192.0.2.1'",
-        "resolving '8.8.8.8'",
-        "resolving 'open-api.bingx.com'",
+        "resolving '0.0.0.1'",
+        "resolving '0.0.0.2'",
+        "resolving '0.0.0.3'",
     ]

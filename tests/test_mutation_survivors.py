@@ -484,10 +484,10 @@ def test_the_default_limiter_is_one_per_process() -> None:
 
 
 def test_a_scope_is_made_once_and_names_its_ip() -> None:
-    limiter = RateLimiter(clock=LoopClock(), ip="10.0.0.1")
+    limiter = RateLimiter(clock=LoopClock(), ip="127.0.0.11")
     s = limiter.scope("u", "/x")
     assert limiter.scope("u", "/x") is s
-    assert s.ip == "10.0.0.1" and s.ip_gate == "gate:ip:10.0.0.1"
+    assert s.ip == "127.0.0.11" and s.ip_gate == "gate:ip:127.0.0.11"
 
 
 def test_bad_limits_say_which_and_what() -> None:

@@ -78,7 +78,7 @@ async def test_every_key_is_accounted_for_when_some_are_bad(
     sim: BingXSimulator, make_pool: MakePool
 ) -> None:
     good = [sim.add_key(uid=1) for _ in range(5)]
-    fenced = sim.add_key(uid=2, ip_whitelist=("10.9.9.9",))
+    fenced = sim.add_key(uid=2, ip_whitelist=("127.9.9.9",))
     wrong_secret = Credentials(good[0].api_key[::-1], "x" * 64, "unknown-key", 3)
     sim.disable(4, 600)
     disabled = sim.add_key(uid=4)
