@@ -263,6 +263,28 @@ class AssetsClient(OwnsHttpClient):
         return found
 
     async def _send(self, path: str, data: DataDecoder[T], uid: str | None, call: _Call) -> T:
+        # Once a slot is taken the request is as good as sent, and only its answer says
+        # whether it spent the UID's error budget: a caller that gives up then (its own
+        # timeout, Ctrl-C, SIGTERM) leaves the exchange to finish, bounded by `timeout`,
+        # so that its slot settles as answered instead of counting as a possible error
+        # for the whole error window. Closing the client waits for such exchanges.
+        # Giving up before that cancels the wait for a slot, and nothing was sent.
+        attempt = _Attempt()
+        task = asyncio.ensure_future(self._exchange(path, data, uid, call, attempt))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if attempt.slot_taken:
+                self._http_clients.finish_in_background(task)
+            else:
+                task.cancel()
+            raise
+
+    async def _exchange(
+        self, path: str, data: DataDecoder[T], uid: str | None, call: _Call, attempt: _Attempt
+    ) -> T:
+        """One signed request in a slot of the limiter, its answer decoded, the slot
+        settled and what the answer teaches learnt."""
         limiter = self.limiter
         scope = self._scope(path, uid)
         try:
@@ -273,6 +295,7 @@ class AssetsClient(OwnsHttpClient):
             raise self._not_sent(scope, closed) from None
         except ErrorBudgetFull as full:
             raise self._budget_full(scope, full) from None
+        attempt.slot_taken = True
         server_clock, clock = limiter.server_clock, limiter.clock
         params = {"timestamp": ticket.timestamp_ms, "recvWindow": self.recv_window}
         sent_ms, sent_at = clock.wall_ms(), clock.monotonic()
@@ -583,6 +606,15 @@ class AssetsClient(OwnsHttpClient):
         log.info(
             "retrying (attempt %d) after %s", retry_state.attempt_number + 1, type(exc).__name__
         )
+
+
+class _Attempt:
+    """Whether an attempt has taken its slot (and so is on its way to being sent)."""
+
+    __slots__ = ("slot_taken",)
+
+    def __init__(self) -> None:
+        self.slot_taken = False
 
 
 class _Call:

@@ -307,12 +307,14 @@ def test_a_table_fits_80_columns_and_keeps_every_word_of_an_error(
 
 
 @contextlib.contextmanager
-def simulate_command(keys: Path, simulated_keys: int = 5) -> Iterator[tuple[str, list[str]]]:
+def simulate_command(
+    keys: Path, simulated_keys: int = 5, latency: float = 0.0
+) -> Iterator[tuple[str, list[str]]]:
     """`bingx-assets simulate` in its own process: its URL, and (once it has stopped) the
     lines it logged."""
     server = subprocess.Popen(
         [sys.executable, "-m", "bingx_assets", "simulate", "--simulated-keys",
-         str(simulated_keys), "--write-keys", str(keys)],
+         str(simulated_keys), "--write-keys", str(keys), "--latency", str(latency)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     log: list[str] = []

@@ -31,7 +31,7 @@ from bingx_assets import (
     TimestampError,
 )
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH
-from bingx_assets._limiter import Blocked
+from bingx_assets._limiter import Blocked, GateClosed
 from bingx_assets._refusals import refusal_of
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock, ReceivedRequest, SimKey
 
@@ -232,11 +232,17 @@ async def test_a_success_gives_its_budget_slot_back_and_an_error_keeps_it(clock:
     assert isinstance(blocked, Blocked) and blocked.window == f"errors:{UID}:{ASSET_OVERVIEW_PATH}"
 
 
-async def test_a_cancelled_request_keeps_its_slot_until_its_horizon(clock: LoopClock) -> None:
+async def test_a_request_whose_caller_gave_up_is_still_settled_by_its_answer(
+    clock: LoopClock,
+) -> None:
+    """Cancelling a call (a caller's own timeout, Ctrl-C, SIGTERM) after its request left
+    must not leave its slot counting as a possible error for the whole error window: the
+    exchange finishes in the background and its answer settles it."""
     limits = RateLimits(error_budget=Rate(1, 480.0), suspect_error_limit=1)
     sim = penalty_simulator(clock)
     key = sim.add_key(uid=UID)
     limiter = RateLimiter(limits, clock=clock)
+    scope = limiter.scope(str(UID), ASSET_OVERVIEW_PATH)
     async with AssetsClient(
         key.api_key, key.secret_key, uid=UID, http_client=sim.http_client(), limiter=limiter
     ) as client:
@@ -247,10 +253,39 @@ async def test_a_cancelled_request_keeps_its_slot_until_its_horizon(clock: LoopC
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
-        scope = limiter.scope(str(UID), ASSET_OVERVIEW_PATH)
         blocked = await limiter.backend.try_acquire(scope, 1.0, 1.0)  # type: ignore[union-attr]
-        assert isinstance(blocked, Blocked)  # it may yet arrive and be an error
+        assert isinstance(blocked, Blocked)  # still in flight: it may yet be an error
         assert blocked.window.startswith("errors:")
+        await asyncio.sleep(4.5)  # its answer, a success, has come
+        permit = await limiter.backend.try_acquire(scope, 1.0, 1.0)  # type: ignore[union-attr]
+        assert not isinstance(permit, Blocked | GateClosed)
+        await permit.settle(answered=True, succeeded=True)
+    reads = [r for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]
+    assert len(reads) == 2 and all(r.code == 0 for r in reads)
+
+
+async def test_closing_a_client_waits_for_the_requests_its_callers_gave_up(
+    clock: LoopClock,
+) -> None:
+    limits = RateLimits(error_budget=Rate(1, 480.0), suspect_error_limit=1)
+    sim = penalty_simulator(clock)
+    key = sim.add_key(uid=UID)
+    limiter = RateLimiter(limits, clock=clock)
+    scope = limiter.scope(str(UID), ASSET_OVERVIEW_PATH)
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=UID, http_client=sim.http_client(), limiter=limiter
+    ) as client:
+        await client.asset_overview()
+        sim.inject(Fault.slow(5.0))
+        call = asyncio.create_task(client.asset_overview())
+        await asyncio.sleep(1.0)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        left_at = clock.monotonic()
+    assert clock.monotonic() - left_at >= 3.9  # `async with` waited for the answer
+    permit = await limiter.backend.try_acquire(scope, 1.0, 1.0)  # type: ignore[union-attr]
+    assert not isinstance(permit, Blocked | GateClosed)
 
 
 def test_the_refusal_table() -> None:

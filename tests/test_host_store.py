@@ -196,6 +196,18 @@ def _balances(url: str, keys: Path) -> list[str]:
             "--base-url", url, "--json"]  # fmt: skip
 
 
+def _possible_errors(url: str) -> int:
+    """Slots held in the store's error budgets: answered errors, and requests whose
+    answer never came (each may have been an error)."""
+    path = default_host_store_path(url)
+    if not path.exists():
+        return 0
+    with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(path)) as db:
+        held = db.execute("SELECT count(*) FROM slots WHERE name LIKE 'errors:%'").fetchone()
+        return int(held[0])
+    return 0  # not made yet
+
+
 def _slots_taken(url: str) -> int:
     """Slots ever taken in the store's UID windows (expired ones are deleted)."""
     path = default_host_store_path(url)
@@ -240,7 +252,26 @@ def test_runs_stopped_in_the_middle_of_a_fan_out_cost_the_next_run_no_refusal(
         assert _stopped_in_the_middle(url, keys, signal.SIGTERM) == 143
         assert _stopped_in_the_middle(url, keys, signal.SIGKILL) == -signal.SIGKILL
         again = subprocess.run(_balances(url, keys), capture_output=True, text=True, timeout=60)
-        assert json.loads(again.stdout)["failed"] == 0
+        assert json.loads(again.stdout)["failed"] == 0, again.stderr
+    assert not [line for line in log if "refused" in line]
+
+
+def test_a_run_stopped_by_sigterm_lets_its_requests_in_flight_be_answered(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM (`systemctl restart`) with a dozen requests in flight: the run waits for
+    their answers before it exits, so none is left counting as a possible error for the
+    error window, and the next run starts with the whole budget."""
+    keys = tmp_path / "sim.toml"
+    with simulate_command(keys, simulated_keys=12, latency=1.0) as (url, log):
+        with _running(_balances(url, keys)) as run:
+            deadline = time.monotonic() + 30
+            while _possible_errors(url) < 8 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert _possible_errors(url) >= 8  # requests in flight, each a possible error
+            run.send_signal(signal.SIGTERM)
+            assert run.wait(timeout=30) == 143
+        assert _possible_errors(url) == 0
     assert not [line for line in log if "refused" in line]
 
 

@@ -271,6 +271,14 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--unlimited", action="store_true", help="no rate limits: for measuring client overhead"
     )
+    simulate.add_argument(
+        "--latency",
+        type=_seconds(minimum=0, inclusive=True),
+        default=0.0,
+        metavar="SECONDS",
+        help="each request takes this long to arrive, and its answer as long again: a "
+        "slow or distant server (default: 0)",
+    )
     simulate.add_argument("-v", "--verbose", action="store_true", help="debug logging to stderr")
     simulate.set_defaults(command=_simulate)
 
@@ -606,7 +614,9 @@ async def _metrics_served(pool: AssetsPool, args: argparse.Namespace) -> AsyncIt
 
 async def _simulate(args: argparse.Namespace) -> int:
     limits = RateLimits(Rate(10**9, 1.0), Rate(10**9, 10.0), Rate(10**9, 10.0))
-    simulator = BingXSimulator(jitter=0.01, limits=limits if args.unlimited else None)
+    simulator = BingXSimulator(
+        jitter=0.01, limits=limits if args.unlimited else None, latency=args.latency
+    )
     credentials = _simulated_keys(simulator, args.simulated_keys, args.simulated_uids)
     if args.write_keys is not None:
         _write_keys(args.write_keys, credentials)

@@ -4,7 +4,7 @@ only what was opened."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
@@ -39,6 +39,18 @@ class HttpClients:
         self._limits = limits
         self._egress = egress
         self._own: tuple[asyncio.AbstractEventLoop, HttpxTransport] | None = None
+        self._finishing: set[asyncio.Future[object]] = set()
+
+    def finish_in_background(self, exchange: asyncio.Future[Any]) -> None:
+        """Keep `exchange` (a request whose caller gave up) until it ends; `aclose` waits
+        for it, so that its answer still settles its slot."""
+        self._finishing.add(exchange)
+        exchange.add_done_callback(self._finished)
+
+    def _finished(self, exchange: asyncio.Future[object]) -> None:
+        self._finishing.discard(exchange)
+        if not exchange.cancelled():
+            exchange.exception()  # nobody awaits it any more: its error is no news
 
     def current(self) -> Transport:
         if self._injected is not None:
@@ -54,6 +66,11 @@ class HttpClients:
         return self._own[1]
 
     async def aclose(self) -> None:
+        """Wait for the requests left to finish in the background (each is bounded by
+        its attempt's deadline), then close the client opened here."""
+        loop = asyncio.get_running_loop()
+        while finishing := [f for f in self._finishing if f.get_loop() is loop]:
+            await asyncio.wait(finishing)
         own, self._own = self._own, None
         if own is not None and own[0] is asyncio.get_running_loop():
             await own[1].client.aclose()
