@@ -514,29 +514,47 @@ class AssetsClient(OwnsHttpClient):
     def _budget_full(self, scope: Scope, full: ErrorBudgetFull) -> ErrorBudgetError:
         server_clock = self.limiter.server_clock
         unblock_at_ms = server_clock.now_ms() + int(full.seconds * 1000)
+        until = f"{server_clock.local_time(unblock_at_ms)} ({full.seconds:.1f} s from now)"
         limit, period = full.rate.limit, full.rate.period
         if full.suspect:
-            what = (
-                f"this key had an error reply in the last {period:g} s, and its share of "
-                f"UID {scope.uid}'s error budget ({limit} error replies in {period:g} s) is used up"
+            whole = self.limiter.limits.error_budget.limit
+            budget = (
+                "this key is not known to be good (new here, or its last answer was an "
+                f"error), and its share of the error budget of {self._budget_owner(scope)} "
+                f"({limit} of {whole} error replies in {period:g} s)"
             )
-            next_step = "the UID's keys without errors go on, and this one is tried again then"
         else:
+            budget = (
+                f"the error budget of {self._budget_owner(scope)} ({limit} error replies in "
+                f"{period:g} s, kept well under BingX's penalty for more than 20 in 480 s)"
+            )
+        if full.pending:
             what = (
-                f"UID {scope.uid}'s error budget ({limit} error replies in {period:g} s, "
-                "kept well under BingX's penalty for more than 20 in 480 s) is full"
+                f"{budget} is held by requests still in flight, not answered within "
+                f"max_wait ({self.max_wait:g} s)"
             )
             next_step = (
-                f"its requests in flight were not answered within max_wait ({self.max_wait:g} s), "
-                "so calls fail until then, or until one of its requests succeeds"
+                "this call fails; the budget frees as they are answered (a success gives "
+                f"its slot back), at the latest at {until}"
+            )
+        else:
+            what = f"{budget} is full of error replies until {until}"
+            next_step = (
+                "keys known to be good go on with the rest; this one fails at once until then"
+                if full.suspect
+                else "its calls fail at once until then, none sent: fix the keys that fail"
             )
         return ErrorBudgetError(
-            None,
-            f"not sent: {what} until {server_clock.local_time(unblock_at_ms)} "
-            f"({full.seconds:.1f} s from now): {next_step}",
-            status_code=None,
-            unblock_at_ms=unblock_at_ms,
+            None, f"not sent: {what}: {next_step}", status_code=None, unblock_at_ms=unblock_at_ms
         )
+
+    def _budget_owner(self, scope: Scope) -> str:
+        """Whose error budget `scope` counts in, in words: a UID's, or its lookups'."""
+        if scope.uid_window != self.limiter.scope("lookup", UID_PATH).uid_window:
+            return f"UID {scope.uid}"
+        if self._claimed_uid is None:
+            return "the UID lookups of keys given no uid"
+        return f"the UID lookups of keys claiming UID {self._claimed_uid}"
 
     async def _sync_clock(self, *, stale_before: float | None = None) -> None:
         """Measure the offset to BingX's clock, once for everyone waiting on it.

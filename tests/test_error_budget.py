@@ -5,6 +5,7 @@ parts 1 and 2), against the simulator's error penalty: more than 20 error replie
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import itertools
 from collections import Counter
@@ -33,6 +34,7 @@ from bingx_assets import (
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH
 from bingx_assets._limiter import Blocked
 from bingx_assets._refusals import refusal_of
+from bingx_assets._uid_cache import default_uid_cache_path
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock, ReceivedRequest, SimKey
 
 from .conftest import verified_earlier
@@ -206,7 +208,7 @@ async def test_a_key_with_recent_errors_fails_at_once_and_the_good_keys_go_on(
     by_label = {r.label: r for r in results}
     assert by_label["good"].ok
     assert isinstance(by_label["odd"].error, ErrorBudgetError)
-    assert "this key had an error reply" in str(by_label["odd"].error)
+    assert "this key is not known to be good" in str(by_label["odd"].error)
     assert by_label["odd"].retry_at is not None
 
 
@@ -432,3 +434,98 @@ async def test_a_key_gate_names_neither_the_key_nor_its_secret_and_a_new_secret_
     with pytest.raises(AuthenticationError, match="not sent"):
         await wrong.asset_overview()
     await http.aclose()
+
+
+def known_good_clients(
+    sim: BingXSimulator, limiter: RateLimiter, count: int, **options: object
+) -> list[AssetsClient]:
+    """Clients of `count` keys of UID whose UIDs this machine's cache holds."""
+    keys = [sim.add_key(uid=UID) for _ in range(count)]
+    cache = default_uid_cache_path()
+    for key in keys:
+        verified_earlier(key.api_key, UID, cache)
+    http = sim.http_client()
+    return [
+        AssetsClient(
+            k.api_key,
+            k.secret_key,
+            uid=UID,
+            uid_cache=cache,
+            http_client=http,
+            limiter=limiter,
+            **options,  # type: ignore[arg-type]
+        )
+        for k in keys
+    ]
+
+
+SMALL_BUDGET = RateLimits(error_budget=Rate(2, 480.0), suspect_error_limit=1)
+
+
+async def test_a_budget_full_of_error_replies_fails_at_once_and_says_so(clock: LoopClock) -> None:
+    sim = penalty_simulator(clock)
+    clients = known_good_clients(sim, RateLimiter(SMALL_BUDGET, clock=clock), 3)
+    for client in clients[:2]:  # two keys known to be good, one error each: full
+        sim.inject(Fault.answer(100400, "Invalid parameters"))
+        with pytest.raises(InvalidArgumentError):
+            await client.asset_overview()
+    started = clock.monotonic()
+    with pytest.raises(ErrorBudgetError) as refused:
+        await clients[2].asset_overview()
+    assert clock.monotonic() == started  # no wait for max_wait (60 s): no answer can free it
+    message = str(refused.value)
+    assert message.startswith(
+        f"not sent: the error budget of UID {UID} (2 error replies in 480 s, kept well under "
+        "BingX's penalty for more than 20 in 480 s) is full of error replies until "
+    )
+    assert message.endswith(
+        "s from now): its calls fail at once until then, none sent: fix the keys that fail"
+    )
+    assert refused.value.unblock_at_ms is not None
+    assert clients[2].retry_at(refused.value) is not None
+
+
+@pytest.mark.parametrize("answer", ["success", "error"])
+async def test_a_budget_held_by_requests_in_flight_waits_for_their_answers(
+    clock: LoopClock, answer: str
+) -> None:
+    sim = penalty_simulator(clock)
+    clients = known_good_clients(sim, RateLimiter(SMALL_BUDGET, clock=clock), 3)
+    await clients[2].asset_overview()  # the clock measured
+    late = Fault.slow(3.0)
+    if answer == "error":
+        late = dataclasses.replace(Fault.answer(100400, "Invalid parameters"), delay=3.0)
+    sim.inject(late, late)
+    in_flight = [asyncio.create_task(c.asset_overview()) for c in clients[:2]]
+    await asyncio.sleep(0.1)
+    started = clock.monotonic()
+    if answer == "success":  # each gives its slot back: sent as they arrive
+        assert (await clients[2].asset_overview()).total > 0
+    else:  # an error keeps it: the budget is full of them, and that is said at once
+        with pytest.raises(ErrorBudgetError, match="is full of error replies until"):
+            await clients[2].asset_overview()
+    # Until the answers (3 s after they were sent, and a jitter), not max_wait (60 s).
+    assert clock.monotonic() - started == pytest.approx(2.9, abs=0.03)
+    await asyncio.gather(*in_flight, return_exceptions=True)
+
+
+async def test_a_budget_held_past_max_wait_by_requests_in_flight_fails_and_says_so(
+    clock: LoopClock,
+) -> None:
+    sim = penalty_simulator(clock)
+    clients = known_good_clients(sim, RateLimiter(SMALL_BUDGET, clock=clock), 3, max_wait=2.0)
+    await clients[2].asset_overview()
+    sim.inject(Fault.slow(5.0), Fault.slow(5.0))
+    in_flight = [asyncio.create_task(c.asset_overview()) for c in clients[:2]]
+    await asyncio.sleep(0.1)
+    started = clock.monotonic()
+    with pytest.raises(ErrorBudgetError) as refused:
+        await clients[2].asset_overview()
+    assert clock.monotonic() - started == pytest.approx(2.0)
+    assert (
+        f"not sent: the error budget of UID {UID} (2 error replies in 480 s, kept well under "
+        "BingX's penalty for more than 20 in 480 s) is held by requests still in flight, not "
+        "answered within max_wait (2 s): this call fails; the budget frees as they are "
+        "answered (a success gives its slot back), at the latest at "
+    ) in str(refused.value)
+    await asyncio.gather(*in_flight)
