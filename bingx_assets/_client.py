@@ -188,8 +188,8 @@ class AssetsClient(OwnsHttpClient):
 
     async def _look_up_uid(self) -> str:
         # Every lookup shares one window of the UID rate, whatever UID its key claims
-        # (`_attempt`'s scope for None): the keys' real UIDs are unknown until the
-        # answers, so together they put at most 5 lookups a second on any one of them.
+        # (`_new_scope` for None): the keys' real UIDs are unknown until the answers,
+        # so together they put at most 5 lookups a second on any one of them.
         found: int = await self._request(UID_PATH, UID, None)
         # A database write: off the event loop, which other calls share.
         await asyncio.to_thread(self._uid_cache.put, self.api_key, str(found))
@@ -248,19 +248,41 @@ class AssetsClient(OwnsHttpClient):
         return await self._send(path, data, uid, call)
 
     def _scope(self, path: str, uid: str | None) -> Scope:
-        suspect = self._backoff.suspect(self.limiter.clock.monotonic())
+        # A lookup (uid None) uses its scope's whole error budget: every key looked up is
+        # new, so a smaller share would keep nothing for a key known to be good.
+        suspect = uid is not None and not self._known_good()
         found = self._scopes.get((path, suspect))
         if found is None:
-            # Both of a path's scopes at once: this key's are made once, not per error.
-            for variant in (False, True):
-                # Before the UID is known, every lookup shares one window of the UID rate
-                # and one error budget, so that keys which turn out to share a UID stay
-                # inside both: BingX counts a lookup's error against the key's real UID.
-                shared = self.limiter.scope(uid or "lookup", path, suspect=variant)
-                gates = (*shared.gates, self._key_gate)
-                self._scopes[(path, variant)] = dataclasses.replace(shared, gates=gates)
-            found = self._scopes[(path, suspect)]
+            found = self._scopes[(path, suspect)] = self._new_scope(path, uid, suspect)
         return found
+
+    def _new_scope(self, path: str, uid: str | None, suspect: bool) -> Scope:
+        if uid is not None:
+            shared = self.limiter.scope(uid, path, suspect=suspect)
+            return dataclasses.replace(shared, gates=(*shared.gates, self._key_gate))
+        # A lookup: the key's real UID is unknown until the answer. Every lookup counts in
+        # one window of the UID rate, so that keys which turn out to share a UID put at
+        # most 5 a second on it, whatever they claim. Its gate and error budget are those
+        # of the UID the key claims (unclaimed keys share "lookup"), so that failing
+        # lookups of one claimed UID never hold another's: BingX counts a lookup's error
+        # against the key's real UID, which a wrong claim misnames.
+        claimed = self.limiter.scope(self._claimed_uid or "lookup", path)
+        window = self.limiter.scope("lookup", path).uid_window
+        return dataclasses.replace(
+            claimed,
+            gates=(*claimed.gates, self._key_gate),
+            windows=(window, *claimed.ip_windows),
+        )
+
+    def _known_good(self) -> bool:
+        """Whether this key may use its UID's whole error budget: its last answer here was
+        a success, or, before any answer, this machine's UID cache holds a UID for its
+        api key (a signed lookup of it succeeded here; the cache keys by api key alone,
+        so a secret changed since is not seen until its first answer)."""
+        known = self._backoff.known_good
+        if known is None:
+            known = self._backoff.known_good = self._uid_cache.get(self.api_key) is not None
+        return known
 
     async def _send(self, path: str, data: DataDecoder[T], uid: str | None, call: _Call) -> T:
         # Once a slot is taken the request is as good as sent, and only its answer says
@@ -330,7 +352,7 @@ class AssetsClient(OwnsHttpClient):
             )
             await self._hold_if_server_window_full(scope, remaining, expires_ms)
             if refusal.marks_key:
-                self._backoff.errored(clock.monotonic())
+                self._backoff.errored()
             if not isinstance(exc, TimestampError) and not server_clock.measured:
                 server_clock.observe_date(answer.headers, sent_ms, received_ms)
             await self._learn(exc, scope, call, sent_at)
@@ -537,29 +559,47 @@ class AssetsClient(OwnsHttpClient):
     def _budget_full(self, scope: Scope, full: ErrorBudgetFull) -> ErrorBudgetError:
         server_clock = self.limiter.server_clock
         unblock_at_ms = server_clock.now_ms() + int(full.seconds * 1000)
+        until = f"{server_clock.local_time(unblock_at_ms)} ({full.seconds:.1f} s from now)"
         limit, period = full.rate.limit, full.rate.period
         if full.suspect:
-            what = (
-                f"this key had an error reply in the last {period:g} s, and its share of "
-                f"UID {scope.uid}'s error budget ({limit} error replies in {period:g} s) is used up"
+            whole = self.limiter.limits.error_budget.limit
+            budget = (
+                "this key is not known to be good (new here, or its last answer was an "
+                f"error), and its share of the error budget of {self._budget_owner(scope)} "
+                f"({limit} of {whole} error replies in {period:g} s)"
             )
-            next_step = "the UID's keys without errors go on, and this one is tried again then"
         else:
+            budget = (
+                f"the error budget of {self._budget_owner(scope)} ({limit} error replies in "
+                f"{period:g} s, kept well under BingX's penalty for more than 20 in 480 s)"
+            )
+        if full.pending:
             what = (
-                f"UID {scope.uid}'s error budget ({limit} error replies in {period:g} s, "
-                "kept well under BingX's penalty for more than 20 in 480 s) is full"
+                f"{budget} is held by requests still in flight, not answered within "
+                f"max_wait ({self.max_wait:g} s)"
             )
             next_step = (
-                f"its requests in flight were not answered within max_wait ({self.max_wait:g} s), "
-                "so calls fail until then, or until one of its requests succeeds"
+                "this call fails; the budget frees as they are answered (a success gives "
+                f"its slot back), at the latest at {until}"
+            )
+        else:
+            what = f"{budget} is full of error replies until {until}"
+            next_step = (
+                "keys known to be good go on with the rest; this one fails at once until then"
+                if full.suspect
+                else "its calls fail at once until then, none sent: fix the keys that fail"
             )
         return ErrorBudgetError(
-            None,
-            f"not sent: {what} until {server_clock.local_time(unblock_at_ms)} "
-            f"({full.seconds:.1f} s from now): {next_step}",
-            status_code=None,
-            unblock_at_ms=unblock_at_ms,
+            None, f"not sent: {what}: {next_step}", status_code=None, unblock_at_ms=unblock_at_ms
         )
+
+    def _budget_owner(self, scope: Scope) -> str:
+        """Whose error budget `scope` counts in, in words: a UID's, or its lookups'."""
+        if scope.uid_window != self.limiter.scope("lookup", UID_PATH).uid_window:
+            return f"UID {scope.uid}"
+        if self._claimed_uid is None:
+            return "the UID lookups of keys given no uid"
+        return f"the UID lookups of keys claiming UID {self._claimed_uid}"
 
     async def _sync_clock(self, *, stale_before: float | None = None) -> None:
         """Measure the offset to BingX's clock, once for everyone waiting on it.

@@ -164,9 +164,10 @@ class RateLimitError(APIError):
 
 class ErrorBudgetError(RateLimitError):
     """Not sent: the UID's error budget (`RateLimits.error_budget`, or the smaller share
-    of a key with recent errors) stays full until `unblock_at_ms`, so sending could push
-    the UID towards BingX's error penalty (a disabled period). Not retried; the UID's
-    keys without recent errors go on."""
+    of a key not known to be good) is full of error replies until `unblock_at_ms`, or
+    held by requests in flight past `max_wait`, so sending could push the UID towards
+    BingX's error penalty (a disabled period). Not retried; the UID's keys known to be
+    good go on with the rest of the budget."""
 
 
 class AuthenticationError(APIError):

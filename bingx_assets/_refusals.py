@@ -7,7 +7,7 @@ answer                               pauses                              retried
 HTTP 429 / 418 / 403, Retry-After    this IP as long as asked (a day)    within max_wait  -
 HTTP 429                             this IP's windows, one period       within max_wait  -
 HTTP 418 / 403                       this IP, five minutes (a ban)       within max_wait  -
-not sent: the error budget is full   nothing: this key waits             no               -
+not sent: the error budget is full   nothing                             no               -
 100001 100412 100413 100419 100004   this key, 60 s doubling to 480 s    no               backs off
 80014, 100421 about time             nothing: the clock is re-measured   once             -
 100500 100503 HTTP 5xx "busy"        nothing                             with back-off    -
@@ -16,8 +16,9 @@ no answer (connection, timeout)      nothing                             with ba
 anything else (100400, other codes)  nothing                             no               suspect
 ```
 
-A key that backs off is suspect too: for the error window after its last such answer
-it may use only the smaller share of its UID's error budget.
+"suspect" (and "backs off", which is suspect too): the key is no longer known to be
+good, so until its next success it may use only the smaller share of its UID's error
+budget (`KeyBackoff.known_good`).
 
 Every answered row but server trouble keeps its slot in the UID's error budget: an
 error reply, a refusal for rate, a garbled HTTP 200 (BingX may have counted it as an
@@ -66,8 +67,8 @@ KEY_BACKOFF_FIRST = 60.0
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """One row of the table above. `marks_key`: the answer is about this key, not its
-    UID, IP, clock or the server, so the key counts as one with recent errors (its
-    error share is the smaller one) for the error window."""
+    UID, IP, clock or the server, so the key is no longer known to be good (its error
+    share is the smaller one) until its next success."""
 
     name: str
     retry: Retry
@@ -129,19 +130,19 @@ def key_gate(api_key: str, secret: bytes) -> str:
 
 
 class KeyBackoff:
-    """One key's recent errors: whether it is suspect, and how long it backs off.
+    """One key's standing: whether it is known to be good, and how long it backs off.
 
-    `error_window` is the UID's error-budget period: an error reply that recent makes
-    the key suspect, and a back-off doubles from `KEY_BACKOFF_FIRST` up to it. The count
-    of doublings is this process's; the gate that holds the key is the backend's, so
-    every process sharing the backend holds the key too.
+    `error_window` is the UID's error-budget period: a back-off doubles from
+    `KEY_BACKOFF_FIRST` up to it. The count of doublings is this process's; the gate
+    that holds the key is the backend's, so every process sharing the backend holds the
+    key too.
     """
 
     __slots__ = (
         "_error_window",
         "holds_until",
+        "known_good",
         "last_error",
-        "last_error_at",
         "refusals",
         "refused_at_ms",
         "retry_at_ms",
@@ -157,17 +158,17 @@ class KeyBackoff:
         self.holds_until = -float("inf")
         """Monotonic time the back-off ends."""
         self.refusals = 0
-        self.last_error_at = -float("inf")
-        """Monotonic time of the key's last error reply of any kind."""
-
-    def suspect(self, now: float) -> bool:
-        return now - self.last_error_at < self._error_window
+        self.known_good: bool | None = None
+        """Whether the key's last answer about itself was a success: True after one,
+        False after an error reply that says something of the key (`Refusal.marks_key`),
+        None before either in this process (the client then asks the UID cache). Only a
+        key known to be good may use its UID's whole error budget."""
 
     def held(self, now: float) -> bool:
         return now < self.holds_until
 
-    def errored(self, now: float) -> None:
-        self.last_error_at = now
+    def errored(self) -> None:
+        self.known_good = False
 
     def refused(self, exc: APIError, now: float, server_ms: int) -> float:
         """`exc` says the key can never succeed as it is: seconds to hold it."""
@@ -186,4 +187,5 @@ class KeyBackoff:
     def succeeded(self) -> None:
         self.refusals = 0
         self.last_error = None
-        self.holds_until = self.last_error_at = -float("inf")
+        self.holds_until = -float("inf")
+        self.known_good = True

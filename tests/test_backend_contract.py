@@ -244,6 +244,41 @@ async def test_one_error_budget_checked_with_a_smaller_limit(
     assert (await blocked(backend, BUDGETED)).window == "errors:u:/x"
 
 
+async def test_a_full_window_says_whether_requests_in_flight_hold_it(
+    backend: LimiterBackend, clock: HandClock
+) -> None:
+    first = await take(backend, BUDGETED, in_flight=HORIZON)
+    second = await take(backend, BUDGETED, in_flight=HORIZON)
+    full = await blocked(backend, BUDGETED)
+    assert (full.window, full.pending) == ("errors:u:/x", True)  # both may yet succeed
+    clock.advance(0.5)
+    await first.settle(answered=True)  # an error reply
+    assert (await blocked(backend, BUDGETED)).pending  # the second may yet give its slot back
+    share = replace(BUDGETED, errors=(ERRORS[0], Rate(1, 480.0)))
+    assert not (await blocked(backend, share)).pending  # one answered error fills a share of one
+    await second.settle(answered=True)
+    full = await blocked(backend, BUDGETED)  # full of answered errors, whatever comes
+    assert (full.window, full.pending, full.seconds) == (
+        "errors:u:/x",
+        False,
+        exactly(480.0 + BOUNDARY),
+    )
+    # A request given up on may still arrive until its horizon: in flight until then.
+    alone = replace(SCOPE, windows=(("uid:w:/x", Rate(1, 1.0)),))
+    lost = await take(backend, alone, in_flight=HORIZON)
+    clock.advance(1.0)
+    await lost.settle(answered=False)
+    assert (await blocked(backend, alone)).pending
+    clock.advance(HORIZON - 1.0 + BOUNDARY)
+    assert not (await blocked(backend, alone)).pending
+    # A rate window says the same: answered, its slot counts for a period, whatever comes.
+    other = replace(SCOPE, windows=(("uid:v:/x", Rate(1, 1.0)),))
+    permit = await take(backend, other, in_flight=HORIZON)
+    assert (await blocked(backend, other)).pending
+    await permit.settle(answered=True)
+    assert not (await blocked(backend, other)).pending
+
+
 async def test_a_full_error_budget_takes_nothing_from_the_windows(
     backend: LimiterBackend, clock: HandClock
 ) -> None:

@@ -5,9 +5,12 @@ parts 1 and 2), against the simulator's error penalty: more than 20 error replie
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import datetime
 import itertools
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +23,7 @@ from bingx_assets import (
     Credentials,
     DecodeError,
     ErrorBudgetError,
+    HostBackend,
     InvalidArgumentError,
     MemoryBackend,
     PermissionDeniedError,
@@ -30,9 +34,10 @@ from bingx_assets import (
     ServerBusyError,
     TimestampError,
 )
-from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH
+from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH, UID_PATH
 from bingx_assets._limiter import Blocked, GateClosed
 from bingx_assets._refusals import refusal_of
+from bingx_assets._uid_cache import default_uid_cache_path
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock, ReceivedRequest, SimKey
 
 from .conftest import verified_earlier
@@ -168,22 +173,106 @@ async def test_two_processes_sharing_a_backend_add_up_and_share_the_back_off(
     assert max(r.arrived for r in first_minute) < 0.5
 
 
+def new_keys_with_a_wrong_secret(sim: BingXSimulator, count: int) -> list[Credentials]:
+    return [creds(sim.add_key(uid=UID), f"bad{n}", secret="wrong") for n in range(count)]
+
+
+def good_keys_verified_earlier(sim: BingXSimulator, count: int) -> tuple[list[Credentials], Path]:
+    """`count` good keys of UID whose UIDs this machine's cache holds (so known to be
+    good before their first answer), and the cache's path."""
+    keys = [sim.add_key(uid=UID) for _ in range(count)]
+    cache = default_uid_cache_path()
+    for key in keys:
+        verified_earlier(key.api_key, UID, cache)
+    return [creds(k, f"good{n}") for n, k in enumerate(keys)], cache
+
+
+def assert_every_good_key_read_every_round(
+    rounds: list[tuple[object, ...]], keys: int, good: list[Credentials]
+) -> None:
+    labels = {c.label for c in good}
+    for results in rounds:
+        assert len(results) == keys  # every key, every round
+        for result in results:
+            assert result.ok == (result.label in labels), result  # type: ignore[attr-defined]
+
+
 async def test_many_failing_keys_never_pass_the_budget(clock: LoopClock) -> None:
+    # 25 new keys with a wrong secret listed before the UID's good ones, their uids
+    # trusted (no lookup): in their first round they reach the balance endpoint first.
     sim = penalty_simulator(clock)
-    good = [creds(sim.add_key(uid=UID), f"good{n}") for n in range(3)]
-    bad = [creds(sim.add_key(uid=UID), f"bad{n}", secret="wrong") for n in range(25)]
+    bad = new_keys_with_a_wrong_secret(sim, 25)
+    good, cache = good_keys_verified_earlier(sim, 3)
     async with AssetsPool(
-        [*good, *bad], http_client=sim.http_client(), limiter=RateLimiter(clock=clock)
+        [*bad, *good],
+        uid_cache=cache,
+        verify_uids=False,
+        http_client=sim.http_client(),
+        limiter=RateLimiter(clock=clock),
     ) as pool:
         rounds = await watch_rounds(pool, 40)
     # 25 keys that can only fail would disable the UID in their first round (more than 20).
     assert [r for r in sim.requests if r.code == 100410 or r.while_disabled] == []
-    assert most_errors_in_any_window(sim.requests) <= 10
-    for results in rounds:
-        assert len(results) == 28
+    # Keys not known to be good never spend more than their share (5 of 10).
+    assert most_errors_in_any_window(sim.requests) == 5
+    assert_every_good_key_read_every_round(rounds, 28, good)
     budget_refusals = [r.error for r in rounds[0] if isinstance(r.error, ErrorBudgetError)]  # type: ignore[attr-defined]
-    assert budget_refusals
-    assert "error budget" in str(budget_refusals[0]) and "not sent" in str(budget_refusals[0])
+    assert len(budget_refusals) == 20
+    refusal = str(budget_refusals[0])
+    assert refusal.startswith("not sent: this key is not known to be good")
+    assert "is full of error replies until" in refusal
+    assert "keys known to be good go on with the rest" in refusal
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["one-pool", "two-pools-one-host-store"])
+async def test_new_failing_keys_ahead_of_good_ones_cost_the_good_ones_no_read(
+    clock: LoopClock, tmp_path: Path, shared: bool
+) -> None:
+    sim = penalty_simulator(clock)
+    bad = new_keys_with_a_wrong_secret(sim, 10)
+    good, cache = good_keys_verified_earlier(sim, 3)
+    backend = HostBackend(tmp_path / "limits.sqlite3", clock=clock) if shared else None
+    pools = [
+        AssetsPool(
+            [*bad, *good],
+            uid_cache=cache,
+            verify_uids=False,
+            http_client=sim.http_client(),
+            limiter=RateLimiter(clock=clock, backend=backend),
+        )
+        for _ in range(2 if shared else 1)
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        for pool in pools:
+            await stack.enter_async_context(pool)
+        watched = await asyncio.gather(*(watch_rounds(pool, 40) for pool in pools))
+    if backend is not None:
+        await backend.aclose()
+    assert [r for r in sim.requests if r.code == 100410 or r.while_disabled] == []
+    for rounds in watched:
+        assert_every_good_key_read_every_round(rounds, 13, good)
+    assert most_errors_in_any_window(sim.requests) == 5  # the new keys' share, in all
+
+
+async def test_a_fresh_fan_out_of_new_good_keys_waits_for_its_answers_and_all_succeed(
+    clock: LoopClock,
+) -> None:
+    # 16 keys new to this machine (trusted uids, no cache): each may use only the share of
+    # keys not known to be good, which their own requests in flight fill; the others wait
+    # for those answers (successes give the slots back) instead of failing.
+    sim = BingXSimulator(clock=clock, latency=0.3, jitter=0.01)
+    keys = [sim.add_key(uid=UID) for _ in range(16)]
+    limiter = RateLimiter(clock=clock)
+    async with AssetsPool(
+        [creds(k, f"k{n}") for n, k in enumerate(keys)],
+        verify_uids=False,
+        http_client=sim.http_client(),
+        limiter=limiter,
+    ) as pool:
+        results = await pool.gather()
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert sim.rejections == []
+    assert limiter.stats.waits > 0
 
 
 async def test_a_key_with_recent_errors_fails_at_once_and_the_good_keys_go_on(
@@ -206,7 +295,7 @@ async def test_a_key_with_recent_errors_fails_at_once_and_the_good_keys_go_on(
     by_label = {r.label: r for r in results}
     assert by_label["good"].ok
     assert isinstance(by_label["odd"].error, ErrorBudgetError)
-    assert "this key had an error reply" in str(by_label["odd"].error)
+    assert "this key is not known to be good" in str(by_label["odd"].error)
     assert by_label["odd"].retry_at is not None
 
 
@@ -466,4 +555,165 @@ async def test_a_key_gate_names_neither_the_key_nor_its_secret_and_a_new_secret_
     assert (await fixed.asset_overview()).total > 0  # sent at once
     with pytest.raises(AuthenticationError, match="not sent"):
         await wrong.asset_overview()
+    await http.aclose()
+
+
+async def test_failing_lookups_claiming_one_uid_never_hold_the_lookups_of_another(
+    clock: LoopClock,
+) -> None:
+    sim = penalty_simulator(clock)
+    limiter = RateLimiter(clock=clock)
+    http = sim.http_client()
+    failing = [
+        AssetsClient(k.api_key, "wrong", uid=UID, http_client=http, limiter=limiter)
+        for k in (sim.add_key(uid=UID) for _ in range(11))
+    ]
+    answers = await asyncio.gather(
+        *(c.asset_overview() for c in failing[:10]), return_exceptions=True
+    )
+    assert all(isinstance(a, AuthenticationError) for a in answers), answers
+    # Ten failed lookups fill the budget of the lookups claiming UID 7001 ...
+    with pytest.raises(ErrorBudgetError) as refused:
+        await failing[10].asset_overview()
+    assert str(refused.value).startswith(
+        f"not sent: the error budget of the UID lookups of keys claiming UID {UID} "
+    )
+    assert "is full of error replies until" in str(refused.value)
+    # ... and of those alone: a key claiming another UID, and one claiming none, go on.
+    other, unclaimed = sim.add_key(uid=UID + 1), sim.add_key(uid=UID)
+    for client in (
+        AssetsClient(
+            other.api_key, other.secret_key, uid=UID + 1, http_client=http, limiter=limiter
+        ),
+        AssetsClient(unclaimed.api_key, unclaimed.secret_key, http_client=http, limiter=limiter),
+    ):
+        assert (await client.asset_overview()).total > 0
+    lookups = [r for r in sim.requests if r.path == UID_PATH]
+    assert len(lookups) == 12 and len(errors(lookups)) == 10
+    assert [r for r in sim.requests if r.code == 100410] == []
+    await http.aclose()
+
+
+def known_good_clients(
+    sim: BingXSimulator, limiter: RateLimiter, count: int, **options: object
+) -> list[AssetsClient]:
+    """Clients of `count` keys of UID whose UIDs this machine's cache holds."""
+    keys = [sim.add_key(uid=UID) for _ in range(count)]
+    cache = default_uid_cache_path()
+    for key in keys:
+        verified_earlier(key.api_key, UID, cache)
+    http = sim.http_client()
+    return [
+        AssetsClient(
+            k.api_key,
+            k.secret_key,
+            uid=UID,
+            uid_cache=cache,
+            http_client=http,
+            limiter=limiter,
+            **options,  # type: ignore[arg-type]
+        )
+        for k in keys
+    ]
+
+
+SMALL_BUDGET = RateLimits(error_budget=Rate(2, 480.0), suspect_error_limit=1)
+
+
+async def test_a_budget_full_of_error_replies_fails_at_once_and_says_so(clock: LoopClock) -> None:
+    sim = penalty_simulator(clock)
+    clients = known_good_clients(sim, RateLimiter(SMALL_BUDGET, clock=clock), 3)
+    for client in clients[:2]:  # two keys known to be good, one error each: full
+        sim.inject(Fault.answer(100400, "Invalid parameters"))
+        with pytest.raises(InvalidArgumentError):
+            await client.asset_overview()
+    started = clock.monotonic()
+    with pytest.raises(ErrorBudgetError) as refused:
+        await clients[2].asset_overview()
+    assert clock.monotonic() == started  # no wait for max_wait (60 s): no answer can free it
+    message = str(refused.value)
+    assert message.startswith(
+        f"not sent: the error budget of UID {UID} (2 error replies in 480 s, kept well under "
+        "BingX's penalty for more than 20 in 480 s) is full of error replies until "
+    )
+    assert message.endswith(
+        "s from now): its calls fail at once until then, none sent: fix the keys that fail"
+    )
+    assert refused.value.unblock_at_ms is not None
+    assert clients[2].retry_at(refused.value) is not None
+
+
+@pytest.mark.parametrize("answer", ["success", "error"])
+async def test_a_budget_held_by_requests_in_flight_waits_for_their_answers(
+    clock: LoopClock, answer: str
+) -> None:
+    sim = penalty_simulator(clock)
+    clients = known_good_clients(sim, RateLimiter(SMALL_BUDGET, clock=clock), 3)
+    await clients[2].asset_overview()  # the clock measured
+    late = Fault.slow(3.0)
+    if answer == "error":
+        late = dataclasses.replace(Fault.answer(100400, "Invalid parameters"), delay=3.0)
+    sim.inject(late, late)
+    in_flight = [asyncio.create_task(c.asset_overview()) for c in clients[:2]]
+    await asyncio.sleep(0.1)
+    started = clock.monotonic()
+    if answer == "success":  # each gives its slot back: sent as they arrive
+        assert (await clients[2].asset_overview()).total > 0
+    else:  # an error keeps it: the budget is full of them, and that is said at once
+        with pytest.raises(ErrorBudgetError, match="is full of error replies until"):
+            await clients[2].asset_overview()
+    # Until the answers (3 s after they were sent, and a jitter), not max_wait (60 s).
+    assert clock.monotonic() - started == pytest.approx(2.9, abs=0.03)
+    await asyncio.gather(*in_flight, return_exceptions=True)
+
+
+async def test_a_budget_held_past_max_wait_by_requests_in_flight_fails_and_says_so(
+    clock: LoopClock,
+) -> None:
+    sim = penalty_simulator(clock)
+    clients = known_good_clients(sim, RateLimiter(SMALL_BUDGET, clock=clock), 3, max_wait=2.0)
+    await clients[2].asset_overview()
+    sim.inject(Fault.slow(5.0), Fault.slow(5.0))
+    in_flight = [asyncio.create_task(c.asset_overview()) for c in clients[:2]]
+    await asyncio.sleep(0.1)
+    started = clock.monotonic()
+    with pytest.raises(ErrorBudgetError) as refused:
+        await clients[2].asset_overview()
+    assert clock.monotonic() - started == pytest.approx(2.0)
+    assert (
+        f"not sent: the error budget of UID {UID} (2 error replies in 480 s, kept well under "
+        "BingX's penalty for more than 20 in 480 s) is held by requests still in flight, not "
+        "answered within max_wait (2 s): this call fails; the budget frees as they are "
+        "answered (a success gives its slot back), at the latest at "
+    ) in str(refused.value)
+    await asyncio.gather(*in_flight)
+
+
+async def test_a_new_key_waiting_for_its_share_never_holds_the_uids_queue(
+    clock: LoopClock,
+) -> None:
+    # A UID window wide enough that only the error budget holds anyone back.
+    wide = Rate(20, 1.0)
+    sim = BingXSimulator(clock=clock, jitter=0.01, limits=RateLimits(per_uid=wide))
+    limiter = RateLimiter(RateLimits(per_uid=wide, suspect_error_limit=2), clock=clock)
+    [good] = known_good_clients(sim, limiter, 1)
+    http = sim.http_client()
+    new = [
+        AssetsClient(
+            k.api_key, k.secret_key, uid=UID, verify_uids=False, http_client=http, limiter=limiter
+        )
+        for k in (sim.add_key(uid=UID) for _ in range(3))
+    ]
+    await good.asset_overview()  # the clock measured
+    sim.inject(Fault.slow(3.0), Fault.slow(3.0))
+    in_flight = [asyncio.create_task(c.asset_overview()) for c in new[:2]]  # the share, full
+    await asyncio.sleep(0.1)
+    waiting = asyncio.create_task(new[2].asset_overview())
+    await asyncio.sleep(0.1)
+    started = clock.monotonic()
+    assert (await good.asset_overview()).total > 0
+    assert clock.monotonic() - started < 0.05  # not behind the new key, for 3 s
+    assert not waiting.done()
+    assert (await waiting).total > 0  # sent once the share's answers came
+    await asyncio.gather(*in_flight)
     await http.aclose()

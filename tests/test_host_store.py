@@ -101,6 +101,24 @@ async def test_a_slot_in_flight_in_another_process_is_looked_at_again_every_poll
     assert (await blocked(ours, elsewhere)).seconds == exactly(1.001)  # answered: exact
 
 
+async def test_a_budget_a_request_in_flight_elsewhere_may_free_is_looked_at_again_soon(
+    tmp_path: Path,
+) -> None:
+    """The slot a full error budget waits for is an answered error, 480 s from freeing,
+    but a request of another process still holds one more: its success frees the
+    budget at once, so it is looked at again every poll interval."""
+    clock = HandClock()
+    ours = HostBackend(tmp_path / "limits.sqlite3", clock=clock, poll_interval=0.05)
+    theirs = HostBackend(tmp_path / "limits.sqlite3", clock=clock)
+    budgeted = replace(SCOPE, errors=("errors:u:/x", Rate(2, 480.0)))
+    await (await take(theirs, budgeted)).settle(answered=True)  # an error reply
+    in_flight = await take(theirs, budgeted, in_flight=HORIZON)
+    full = await blocked(ours, budgeted)
+    assert (full.window, full.pending, full.seconds) == ("errors:u:/x", True, exactly(0.05))
+    await in_flight.settle(answered=True, succeeded=True)
+    await take(ours, budgeted)
+
+
 async def test_an_explicit_store_that_cannot_be_opened_is_a_typed_error(tmp_path: Path) -> None:
     path = tmp_path / "limits.sqlite3"
     path.write_bytes(b"this is not a database, it is a photo of a cat" * 100)

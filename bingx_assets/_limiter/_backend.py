@@ -49,7 +49,7 @@ class Scope:
     takes a slot here too, as an error it may turn out to be, checked with the others
     (all or none). Settled `succeeded`, it gives the slot back; an error reply keeps it
     from the answer on, an unanswered request until its horizon. One name may be checked
-    with different limits (keys with recent errors get a smaller share); its period is
+    with different limits (keys not known to be good get a smaller share); its period is
     the same for every check."""
 
     @property
@@ -79,10 +79,17 @@ class GateClosed:
 
 @dataclass(slots=True)
 class Blocked:
-    """`window` (one of the scope's) is full for `seconds` more, unless an answer frees it."""
+    """`window` (one of the scope's) is full for `seconds` more, unless an answer frees it.
+
+    `pending`: fewer than the limit checked of its slots are answered; the others are
+    requests still in flight (unanswered, within their horizon), whose answers may free
+    it sooner. In an error budget that is what tells waiting from failing: a success
+    gives its slot back, so a budget held by requests in flight may free at any moment,
+    and one full of answered errors stays full for `seconds`, whatever is answered."""
 
     seconds: float
     window: str
+    pending: bool
 
 
 class Permit(Protocol):

@@ -298,7 +298,8 @@ class HostBackend:
                 (name, period): (taken, alive)
                 for name, period, taken, alive in db.execute(read_counts, names).fetchall()
             }
-            longest, blocking, unsettled = 0.0, "", False
+            longest = 0.0
+            blocking: tuple[str, Rate] | None = None  # the window waited for, and its rate
             alive = [counts.get((name, rate.period), (0, 0))[1] for name, rate in checked]
             dropped = [0] * len(checked)
             for n, (name, rate) in enumerate(checked):
@@ -309,10 +310,10 @@ class HostBackend:
                     dropped[n] = _drop_expired(db, name, rate, now)
                     alive[n] -= dropped[n]
                 if alive[n] >= rate.limit:
-                    wait, anchor = _wait(db, name, rate, now)
+                    wait = _wait(db, name, rate, now)
                     if wait > longest:
-                        longest, blocking, unsettled = wait, name, anchor > now
-            if longest > 0:
+                        longest, blocking = wait, (name, rate)
+            if blocking is not None:
                 db.executemany(
                     _RECOUNT,
                     [
@@ -323,9 +324,10 @@ class HostBackend:
                 )
                 # A slot still in flight frees when its answer arrives, maybe in another
                 # process, which cannot wake this one: look again soon.
-                if unsettled:
+                pending = _awaits_answers(db, *blocking, now)
+                if pending:
                     longest = min(longest, self.poll_interval)
-                return Blocked(longest, blocking)
+                return Blocked(longest, blocking[0], pending)
             anchor = now + in_flight
             db.executemany(
                 "INSERT INTO slots VALUES (?, ?, ?, ?)",
@@ -476,9 +478,9 @@ def _alive(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> int:
     return 0 if row is None else int(row[0])
 
 
-def _wait(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> tuple[float, float]:
+def _wait(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> float:
     """Seconds until full window `name` (its expired slots dropped) admits one more
-    request, `rate.limit` at most, and the anchor of the slot it waits for."""
+    request, `rate.limit` at most."""
     # Anchors move when requests are settled: the limit-th latest frees the window.
     row = db.execute(
         "SELECT anchor FROM slots WHERE name = ? AND period = ? "
@@ -486,7 +488,18 @@ def _wait(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> tuple[fl
         (name, rate.period, rate.limit - 1),
     ).fetchone()
     expiry = rate.period + BOUNDARY
-    return (0.0, 0.0) if row is None else (max(0.0, row[0] + expiry - now - _EPSILON), row[0])
+    return 0.0 if row is None else max(0.0, row[0] + expiry - now - _EPSILON)
+
+
+def _awaits_answers(db: sqlite3.Connection, name: str, rate: Rate, now: float) -> bool:
+    """Whether fewer than `rate.limit` of full window `name`'s slots (its expired ones
+    dropped) are answered: an answered slot is anchored at its answer, one in flight
+    after now, so the limit-th oldest tells."""
+    row = db.execute(
+        "SELECT anchor FROM slots WHERE name = ? AND period = ? ORDER BY anchor LIMIT 1 OFFSET ?",
+        (name, rate.period, rate.limit - 1),
+    ).fetchone()
+    return row is not None and row[0] > now + _EPSILON
 
 
 def _count(

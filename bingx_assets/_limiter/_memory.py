@@ -82,6 +82,13 @@ class _Window:
         # The limit-th youngest: once it ends, fewer than `limit` are alive.
         return ends[len(ends) - limit] - now
 
+    def awaits_answers(self, now: float, limit: int) -> bool:
+        """Whether fewer than `limit` of the slots alive at the last `wait` are answered:
+        an answered slot is anchored at its answer, one in flight after now. The slots
+        are sorted, so the `limit`-th oldest tells."""
+        at = self._head + limit - 1
+        return at < len(self._ends) and self._ends[at] > now + self._expiry + 1e-9
+
     def idle(self, now: float) -> bool:
         """Nothing alive and nothing that may move back in: the window can be freed."""
         return not self.pending and (not self._ends or self._ends[-1] <= now)
@@ -213,7 +220,7 @@ class MemoryBackend:
                 return GateClosed(gate_left, gate)
         checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
         windows = []
-        longest, blocking = 0.0, ""
+        longest, blocking, full, limit = 0.0, "", None, 0
         for key, rate in checked:  # on every call's path: one pass, no intermediate lists
             window = self._windows.get(key)
             if window is None or window.rate.period != rate.period:
@@ -221,9 +228,9 @@ class MemoryBackend:
             windows.append(window)
             wait = window.wait(now, rate.limit)
             if wait > longest:  # the first of equal waits: the UID's before the IP's
-                longest, blocking = wait, key
-        if longest > 0:
-            return Blocked(longest, blocking)
+                longest, blocking, full, limit = wait, key, window, rate.limit
+        if full is not None:
+            return Blocked(longest, blocking, full.awaits_answers(now, limit))
         slot = _Slot(now + in_flight, now + horizon)
         for window in windows:
             window.take(slot.anchor)

@@ -46,6 +46,11 @@ class RateLimits:
     back a slow network's round trip per window, and loses a refusal (a step towards a
     disabled UID) each time a request is later than that: a cold TLS handshake, a
     retransmission, a busy event loop. Leave it None unless you measured your worst case.
+
+    `error_budget` is how many error replies a UID's requests may hold in its period
+    (every request holds a slot until it succeeds); `suspect_error_limit` is the share
+    of it that keys not known to be good may use, so that they leave the rest to the
+    UID's keys whose last answer was a success.
     """
 
     # Rate is frozen: one shared default instance is safe.
@@ -169,8 +174,9 @@ class RateLimiter:
         """What a request of `uid` to `endpoint` counts against (made once, then reused:
         it is on every call's path).
 
-        `suspect`: the key had an error reply within the error window, so it may use
-        only `suspect_error_limit` of the UID's error budget. A key's own gate goes
+        `suspect`: the key is not known to be good (its last answer was no success,
+        or it has had none and no UID is cached for it), so it may use only
+        `suspect_error_limit` of the UID's error budget. A key's own gate goes
         after the UID's and the IP's."""
         cache_key = (uid, endpoint, group, suspect)
         found = self._scopes.get(cache_key)
@@ -223,9 +229,13 @@ class RateLimiter:
         `ErrorBudgetFull` if the UID's error budget does.
 
         Waits happen inside the UID's queue, so only what stops every key of the UID
-        is waited for: its gate, the IP's, its windows. What stops one key only (a gate
-        of its own after those two, or the smaller error share of a key with recent
-        errors) fails at once instead of stalling the UID's good keys behind it.
+        is waited for there: its gate, the IP's, its windows, its whole error budget.
+        What stops one key only fails at once (a gate of its own after those two), or
+        waits outside the queue (the smaller error share of a key not known to be good,
+        held by requests in flight), so that the UID's good keys are never stalled
+        behind it. An error budget is waited for only while requests in flight hold it
+        (their successes give slots back), up to `max_wait`; one full of answered
+        errors fails at once.
 
         The ticket carries the `timestamp` to sign with, read just before the slot was
         taken, so that the slot's horizon covers the request's whole `recvWindow`.
@@ -234,49 +244,59 @@ class RateLimiter:
         bet = self.limits.assume_arrival_within
         started = self.clock.monotonic()
         waited = False
-        async with state.lock(scope.uid_gate):
-            while True:
-                timestamp_ms = self.server_clock.now_ms()
-                horizon = self.horizon(recv_window_ms)
-                in_flight = horizon if bet is None else min(bet, horizon)
-                outcome = await self._backend.try_acquire(scope, in_flight, horizon)
-                if isinstance(outcome, GateClosed):
-                    if outcome.seconds > max_wait or outcome.gate not in scope.gates[:2]:
-                        raise GateTooLong(outcome.seconds, outcome.gate)
-                    self.stats.gate_waits += 1
-                    log.debug("%s closed, waiting %.3f s", outcome.gate, outcome.seconds)
-                    delay, wake_on = outcome.seconds, None
-                elif isinstance(outcome, Blocked):
-                    delay, wake_on = outcome.seconds, outcome.window
-                    errors = scope.errors
-                    if errors is not None and outcome.window == errors[0]:
-                        # Requests in flight hold the budget as possible errors: a key
-                        # without errors waits for them to be answered, up to max_wait.
-                        # A key with errors, or once one such wait failed, does not.
-                        suspect = errors[1].limit < self.limits.error_budget.limit
-                        spent = self.clock.monotonic() - started
-                        if suspect:
-                            raise ErrorBudgetFull(outcome.seconds, errors[1], suspect)
-                        if state.budget_spent(errors[0]) or spent >= max_wait:
-                            state.budget_full(errors[0])
-                            raise ErrorBudgetFull(outcome.seconds, errors[1], suspect)
-                        delay = min(delay, max_wait - spent)
-                else:
-                    if scope.errors is not None:
-                        state.budget_given_back(scope.errors)
+        while True:
+            async with state.lock(scope.uid_gate):
+                while True:
+                    timestamp_ms = self.server_clock.now_ms()
+                    horizon = self.horizon(recv_window_ms)
+                    in_flight = horizon if bet is None else min(bet, horizon)
+                    outcome = await self._backend.try_acquire(scope, in_flight, horizon)
+                    if isinstance(outcome, Blocked | GateClosed):
+                        wake_on, delay, alone = self._wait_for(outcome, scope, max_wait, started)
+                        if alone:
+                            break
+                        await self._pause(state, wake_on, delay, waited)
+                        waited = True
+                        continue
                     self.stats.acquired += 1
                     ticket = Ticket(outcome, timestamp_ms, state, scope, self)
                     for observer in self.observers:
                         observer.acquired(ticket.granted - started)
                     return ticket
-                if not waited:
-                    waited = True
-                    self.stats.waits += 1
-                # Never sleep less than the boundary: float error can leave a wait of
-                # 1e-15 s, which a clock with millisecond steps would never get past.
-                delay = max(delay, BOUNDARY)
-                self.stats.wait_seconds += delay
-                await state.pause(wake_on, delay)
+            # Outside the UID's queue: this key's share is full, not the UID's budget.
+            await self._pause(state, wake_on, delay, waited)
+            waited = True
+
+    def _wait_for(
+        self, outcome: Blocked | GateClosed, scope: Scope, max_wait: float, started: float
+    ) -> tuple[str | None, float, bool]:
+        """What to wait for (a window to be woken by, or None), for how long, and whether
+        outside the UID's queue; raises when the call fails instead."""
+        if isinstance(outcome, GateClosed):
+            if outcome.seconds > max_wait or outcome.gate not in scope.gates[:2]:
+                raise GateTooLong(outcome.seconds, outcome.gate)
+            self.stats.gate_waits += 1
+            log.debug("%s closed, waiting %.3f s", outcome.gate, outcome.seconds)
+            return None, outcome.seconds, False
+        errors = scope.errors
+        if errors is None or outcome.window != errors[0]:
+            return outcome.window, outcome.seconds, False
+        spent = self.clock.monotonic() - started
+        suspect = errors[1].limit < self.limits.error_budget.limit
+        if not outcome.pending or spent >= max_wait:
+            raise ErrorBudgetFull(outcome.seconds, errors[1], suspect, outcome.pending)
+        return outcome.window, min(outcome.seconds, max_wait - spent), suspect
+
+    async def _pause(
+        self, state: _LoopState, window: str | None, delay: float, waited: bool
+    ) -> None:
+        if not waited:
+            self.stats.waits += 1
+        # Never sleep less than the boundary: float error can leave a wait of
+        # 1e-15 s, which a clock with millisecond steps would never get past.
+        delay = max(delay, BOUNDARY)
+        self.stats.wait_seconds += delay
+        await state.pause(window, delay)
 
     async def close_gate(self, gate: str, seconds: float, *, because: str = "") -> None:
         """Hold every request behind `gate` (a scope's `uid_gate` or `ip_gate`);
@@ -328,14 +348,17 @@ def resolve_limiter(limiter: object, base_url: str) -> RateLimiter:
 
 
 class ErrorBudgetFull(Exception):
-    """Internal: the UID's error budget (`rate`, this key's share of it) stays full
-    for `seconds` more; the client raises ErrorBudgetError."""
+    """Internal: the UID's error budget (`rate`: this key's share of it) stays full for
+    `seconds` more, of answered errors, or (`pending`) of requests still in flight that
+    were not answered within max_wait; `suspect`: the share is that of keys not known
+    to be good. The client raises ErrorBudgetError."""
 
-    def __init__(self, seconds: float, rate: Rate, suspect: bool) -> None:
+    def __init__(self, seconds: float, rate: Rate, suspect: bool, pending: bool) -> None:
         super().__init__(seconds)
         self.seconds = seconds
         self.rate = rate
         self.suspect = suspect
+        self.pending = pending
 
 
 class GateTooLong(Exception):
@@ -356,15 +379,6 @@ class _LoopState:
     def __init__(self) -> None:
         self._locks: dict[str, _Queue] = {}
         self._wakers: dict[str, _Waker] = {}
-        # Error budgets found full after a wait: until a success gives a slot back,
-        # the next key does not wait max_wait for the same answer.
-        self._spent_budgets: set[str] = set()
-
-    def budget_full(self, window: str) -> None:
-        self._spent_budgets.add(window)
-
-    def budget_spent(self, window: str) -> bool:
-        return window in self._spent_budgets
 
     def lock(self, name: str) -> _NamedLock:
         return _NamedLock(self._locks, name)
@@ -386,10 +400,6 @@ class _LoopState:
             waker.sleepers -= 1
             if not waker.sleepers and self._wakers.get(window) is waker:
                 del self._wakers[window]
-
-    def budget_given_back(self, errors: tuple[str, Rate]) -> None:
-        self._spent_budgets.discard(errors[0])
-        self.wake((errors,))
 
     def wake(self, windows: tuple[tuple[str, Rate], ...]) -> None:
         for window, _ in windows:
@@ -489,6 +499,9 @@ class Ticket:
                 self._scope.uid,
             )
         if answered:
-            self._state.wake(self._scope.windows)
-            if succeeded and self._scope.errors is not None:
-                self._state.budget_given_back(self._scope.errors)
+            # Any answer: a success frees its error-budget slot, an error tells a key
+            # waiting for the budget that waiting no longer helps.
+            scope = self._scope
+            self._state.wake(
+                scope.windows if scope.errors is None else (*scope.windows, scope.errors)
+            )

@@ -72,7 +72,7 @@ end
 local in_flight, horizon, member = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local boundary, poll = tonumber(ARGV[5]), tonumber(ARGV[6])
 local first, last = gates + 1, #KEYS - 1
-local wait, blocking, unsettled = 0, 0, false
+local wait, blocking, full, full_limit = 0, 0, 0, 0
 for i = first, last do
   local n = i - gates
   local limit, period = tonumber(ARGV[5 + 2 * n]), tonumber(ARGV[6 + 2 * n])
@@ -84,14 +84,17 @@ for i = first, last do
     local freeing = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
     local anchor = tonumber(freeing[2])
     if anchor + expiry - now > wait then
-      wait, blocking, unsettled = anchor + expiry - now, n, anchor > now
+      wait, blocking, full, full_limit = anchor + expiry - now, n, i, limit
     end
   end
 end
 if wait > 0 then
-  -- A slot still in flight frees when its answer arrives, maybe in another process.
-  if unsettled and poll < wait then wait = poll end
-  return {'wait', tostring(wait), tostring(blocking)}
+  -- Fewer than the limit answered (an answered slot is anchored at its answer, one in
+  -- flight after now): an answer, maybe in another process, may free it: look again soon.
+  local oldest = redis.call('ZRANGE', KEYS[full], full_limit - 1, full_limit - 1, 'WITHSCORES')
+  local pending = tonumber(oldest[2]) > now + 1e-9
+  if pending and poll < wait then wait = poll end
+  return {'wait', tostring(wait), tostring(blocking), pending and '1' or '0'}
 end
 for i = first, last do
   local n = i - gates
@@ -261,7 +264,7 @@ class RedisBackend:
         if kind == "gate":
             return GateClosed(float(answer[1]), scope.gates[int(answer[2]) - 1])
         if kind == "wait":
-            return Blocked(float(answer[1]), checked[int(answer[2]) - 1][0])
+            return Blocked(float(answer[1]), checked[int(answer[2]) - 1][0], answer[3] == "1")
         acquired, alive, taken = float(answer[1]), int(answer[2]), int(answer[3])
         return _RedisPermit(
             self,
