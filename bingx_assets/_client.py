@@ -46,6 +46,7 @@ from ._printable import printable
 from ._refusals import KeyBackoff, key_gate, refusal_of
 from ._signing import signed_query
 from ._simulated import resolve_storage
+from ._transports._base import attempt_deadline
 from ._transports._http_clients import OwnsHttpClient
 from ._uid_cache import open_uid_cache
 from ._wire import BALANCES, SERVER_TIME, UID, DataDecoder, decode_envelope_data
@@ -336,7 +337,7 @@ class AssetsClient(OwnsHttpClient):
             call.refusals += 1
             await self._after_refusal(scope, exc, call.refusals)
         elif isinstance(exc, TimestampError):
-            await self._sync_clock(stale_before=sent_at)
+            await self._sync_clock(stale_before=sent_at, proven_wrong=True)
         elif refusal.key_backs_off and isinstance(exc, APIError):
             await self._back_off(exc)
 
@@ -435,11 +436,7 @@ class AssetsClient(OwnsHttpClient):
         pauses = refusal_of(exc).pauses
         # The rows are read from these fields, so each test below also narrows the type.
         if pauses == "uid until its time" and exc.unblock_at_ms is not None:
-            if not server_clock.measured:
-                await self._sync_clock(stale_before=limiter.clock.monotonic())
-            seconds = server_clock.seconds_until(exc.unblock_at_ms)
-            seconds = min(seconds, LONGEST_SERVER_PAUSE_SECONDS) + GATE_SLACK_SECONDS
-            await limiter.close_gate(scope.uid_gate, seconds)
+            seconds = await self._hold_disabled_uid(scope, exc.unblock_at_ms)
             what = f"BingX disabled UID {scope.uid}"
         elif pauses == "ip as asked" and exc.retry_after is not None:
             seconds = min(max(exc.retry_after, GATE_SLACK_SECONDS), LONGEST_SERVER_PAUSE_SECONDS)
@@ -482,6 +479,35 @@ class AssetsClient(OwnsHttpClient):
         )
         # Log text, not the exception: a handler that keeps records would keep its frames.
         log.warning("%s", str(exc))
+
+    async def _hold_disabled_uid(self, scope: Scope, unblock_at_ms: int) -> float:
+        """Close the UID's gate until BingX's `unblock_at_ms`, read on a clock measured
+        since this answer came; returns the seconds from now it holds.
+
+        A step of either clock since the last measurement (the server's back, ours
+        forward) would open the gate early, and nothing else need have said so: a
+        timestamp error would come from a request sent into the disabled period. The gate
+        closes at once on the clock as it stands, so that no key of the UID goes while it
+        is measured, and for at least one attempt's deadline (how long measuring may take)
+        if that clock says the period is over already: the answer says it is not, so the
+        offset is wrong. Answers that come while it is measured share the measurement."""
+        limiter, server_clock = self.limiter, self.limiter.server_clock
+
+        def seconds_left() -> float:
+            seconds = server_clock.seconds_until(unblock_at_ms)
+            return min(seconds, LONGEST_SERVER_PAUSE_SECONDS) + GATE_SLACK_SECONDS
+
+        answered = limiter.clock.monotonic()
+        held = seconds_left()
+        if held <= GATE_SLACK_SECONDS:
+            held = attempt_deadline(self.timeout)
+        await limiter.close_gate(scope.uid_gate, held)
+        await self._sync_clock(stale_before=answered)
+        seconds = seconds_left()
+        left = held - (limiter.clock.monotonic() - answered)
+        if seconds > left:
+            await limiter.close_gate(scope.uid_gate, seconds)
+        return max(seconds, left)
 
     def _seconds_until(self, exc: RateLimitError) -> float:
         if exc.unblock_at_ms is None:
@@ -538,14 +564,18 @@ class AssetsClient(OwnsHttpClient):
             unblock_at_ms=unblock_at_ms,
         )
 
-    async def _sync_clock(self, *, stale_before: float | None = None) -> None:
+    async def _sync_clock(
+        self, *, stale_before: float | None = None, proven_wrong: bool = False
+    ) -> None:
         """Measure the offset to BingX's clock, once for everyone waiting on it.
 
         Without `stale_before` (monotonic), only if nobody has tried yet (before the first
-        call); with it, only if the last measurement is older (after a timestamp error, every
-        request in flight gets one, and one measurement answers them all). Concurrent
-        calls going ahead on a wrong offset would each earn an error, and errors add up
-        to a disabled period.
+        call); with it, only if the last measurement is older (every request in flight
+        gets the same refusal, and one measurement answers them all). Concurrent calls
+        going ahead on a wrong offset would each earn an error, and errors add up to a
+        disabled period. `proven_wrong` (a timestamp error): the old offset is dropped even
+        if measuring fails, so that the answers' own times stand in; otherwise a failed
+        measurement leaves it in place.
         """
         server_clock = self.limiter.server_clock
         async with self.limiter.lock("server-time"):
@@ -553,7 +583,7 @@ class AssetsClient(OwnsHttpClient):
                 return
             if stale_before is not None and server_clock.measured_at > stale_before:
                 return
-            if stale_before is not None:
+            if proven_wrong:
                 server_clock.forget()  # the clocks jumped: the old offset is no guide
             await self._measure_server_time()
             # Not in a `finally`: a call cancelled while measuring leaves the clock
@@ -574,6 +604,10 @@ class AssetsClient(OwnsHttpClient):
         except (httpx.HTTPError, BingXError) as exc:
             log.debug("could not read BingX's server time: %s", type(exc).__name__)
             return
+        # Measured because the last offset may be stale: the new sample replaces it, even
+        # if its round trip was longer (the smallest uncertainty wins only among samples
+        # taken since).
+        server_clock.forget()
         server_clock.observe(server_ms, sent_ms, clock.wall_ms())
         log.debug("clock offset to BingX: %+d ms", server_clock.offset_ms)
 
