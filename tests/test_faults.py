@@ -195,12 +195,30 @@ async def test_a_disabled_period_announced_after_a_clock_step_is_held_to_its_end
         await client.asset_overview()
         sim.skew_ms += server_step_ms
         client_clock.start_ms += client_step_ms
+        sim.latency = 0.02  # measured again with a longer round trip: it still counts
         until = sim.server_ms() + 7_000
         sim.inject(Fault.rate_limited(until))
         await client.asset_overview()
     balances = [r for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]
     assert [(r.code, r.injected) for r in balances] == [(0, False), (None, True), (0, False)]
     assert 0 <= balances[-1].server_ms - until <= held_longer_ms
+
+
+async def test_a_disabled_period_is_read_on_the_last_offset_when_the_clock_cannot_be_read(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey
+) -> None:
+    # Measuring again after the refusal fails: the offset measured before still stands
+    # (only a timestamp error proves it wrong), not the local clock 20 s off.
+    sim.skew_ms = -20_000
+    client = make_client(key, uid=key.uid)
+    await client.asset_overview()
+    sim.inject(Fault.http(503), path=SERVER_TIME_PATH)
+    until = sim.server_ms() + 7_000
+    sim.inject(Fault.rate_limited(until))
+    await client.asset_overview()
+    balances = [r for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]
+    assert [(r.code, r.injected) for r in balances] == [(0, False), (None, True), (0, False)]
+    assert 0 <= balances[-1].server_ms - until <= 50
 
 
 @pytest.mark.parametrize(
