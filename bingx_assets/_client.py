@@ -37,13 +37,13 @@ from ._exceptions import (
     RateLimitError,
     TimestampError,
 )
-from ._limiter import ErrorBudgetFull, GateTooLong, RateLimiter, Scope
+from ._limiter import Closure, ErrorBudgetFull, GateTooLong, RateLimiter, Scope
 from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._observer import observing_attempt
 from ._options import ClientOptionArgs, ClientOptions, resolve_options
 from ._printable import printable
-from ._refusals import KeyBackoff, key_gate, refusal_of
+from ._refusals import KeyBackoff, key_gate, key_not_sent, refusal_of
 from ._signing import signed_query
 from ._simulated import resolve_storage
 from ._transports._base import attempt_deadline
@@ -271,6 +271,8 @@ class AssetsClient(OwnsHttpClient):
                 scope, max_wait=self.max_wait, recv_window_ms=self.recv_window
             )
         except GateTooLong as closed:
+            if closed.gate == self._key_gate:
+                raise await self._key_held(closed.seconds) from None
             raise self._not_sent(scope, closed) from None
         except ErrorBudgetFull as full:
             raise self._budget_full(scope, full) from None
@@ -344,19 +346,37 @@ class AssetsClient(OwnsHttpClient):
     async def _back_off(self, exc: APIError) -> None:
         """The answer says this key can never succeed as it is: hold it (in every process
         sharing the backend), one minute at first, doubling up to the error window, so
-        that a key that can only fail never spends its UID's error budget."""
+        that a key that can only fail never spends its UID's error budget. The code and
+        the hold's length go with the key's gate, and are remembered an error window
+        after it opens: another process reports the same error, and the next refusal in
+        any of them doubles this hold."""
         limiter, server_clock = self.limiter, self.limiter.server_clock
-        seconds = self._backoff.refused(exc, limiter.clock.monotonic(), server_clock.now_ms())
-        retry_at = server_clock.local_time(self._backoff.retry_at_ms)
+        seconds = self._backoff.next_hold(await limiter.closure(self._key_gate))
         await limiter.close_gate(
-            self._key_gate, seconds, because=f"this key was refused with code {exc.code}"
+            self._key_gate,
+            seconds,
+            because=f"this key was refused with code {exc.code}",
+            code=exc.code,
+            remember=limiter.limits.error_budget.period,
         )
+        now, server_now = limiter.clock.monotonic(), server_clock.now_ms()
+        self._backoff.hold(now, server_now, seconds, Closure(seconds, exc.code))
         log.warning(
             "key %s refused with code %s: not sent again until %s",
             printable(self.label),
             exc.code,
-            retry_at,
+            server_clock.local_time(self._backoff.retry_at_ms),
         )
+
+    async def _key_held(self, seconds: float) -> APIError:
+        """The key's gate is closed `seconds` more, by this process or another sharing the
+        backend: hold the key here too, so that the next calls fail without asking the
+        backend, and say why as the process that closed it would."""
+        limiter = self.limiter
+        closure = await limiter.closure(self._key_gate)
+        now, server_now = limiter.clock.monotonic(), limiter.server_clock.now_ms()
+        self._backoff.hold(now, server_now, seconds, closure)
+        return self._key_not_sent()
 
     def _key_not_sent(self) -> APIError:
         """The error for a call while this key backs off: the type of the answer that
@@ -367,20 +387,15 @@ class AssetsClient(OwnsHttpClient):
             f"retrying it at {server_clock.local_time(backoff.retry_at_ms)} "
             f"({seconds:.1f} s from now)"
         )
-        last = backoff.last_error
-        if last is None:
-            return APIError(
-                None,
-                "not sent: BingX refused this key as it is (its key, secret, whitelist or "
-                f"permission) in another process sharing this limiter; {retrying}",
-                status_code=None,
+        if backoff.code is None:
+            what = (
+                "BingX refused this key as it is (its key, secret, whitelist or permission) "
+                "in another process sharing this limiter"
             )
-        error = type(last)(last.code, last.msg, status_code=None)
-        error.args = (
-            f"not sent: this key was refused with code {last.code} at "
-            f"{server_clock.local_time(backoff.refused_at_ms)}; {retrying}",
-        )
-        return error
+        else:
+            refused_at = server_clock.local_time(backoff.refused_at_ms)
+            what = f"this key was refused with code {backoff.code} at {refused_at}"
+        return key_not_sent(backoff.code, f"not sent: {what}; {retrying}")
 
     async def _hold_if_server_window_full(
         self, scope: Scope, remaining: int | None, expires_ms: int | None
@@ -516,12 +531,6 @@ class AssetsClient(OwnsHttpClient):
 
     def _not_sent(self, scope: Scope, closed: GateTooLong) -> APIError:
         server_clock = self.limiter.server_clock
-        if closed.gate == self._key_gate:
-            # Closed here or by another process sharing the backend: hold the key here
-            # too, so the next calls fail without asking the backend.
-            now = self.limiter.clock.monotonic()
-            self._backoff.hold(now, server_clock.now_ms(), closed.seconds)
-            return self._key_not_sent()
         unblock_at_ms = server_clock.now_ms() + int(closed.seconds * 1000)
         because = self.limiter.closed_because(closed.gate, closed.seconds)
         if not because:
