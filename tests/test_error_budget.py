@@ -221,6 +221,8 @@ async def test_a_second_process_reports_the_refusal_of_the_first(
         assert str(result.error).startswith(f"not sent: this key was refused with code {code} at ")
         assert result.retry_at.timestamp() == pytest.approx(refused.retry_at.timestamp(), abs=0.01)
     assert str(elsewhere.error) == str(here.error)  # type: ignore[union-attr]
+    # The second learnt when the key was refused: it is a key with recent errors there too.
+    assert second._clients[0]._backoff.suspect(clock.monotonic())
     await backend.aclose()
 
 
