@@ -37,15 +37,16 @@ from ._exceptions import (
     RateLimitError,
     TimestampError,
 )
-from ._limiter import ErrorBudgetFull, GateTooLong, RateLimiter, Scope
+from ._limiter import Closure, ErrorBudgetFull, GateTooLong, RateLimiter, Scope
 from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._observer import observing_attempt
 from ._options import ClientOptionArgs, ClientOptions, resolve_options
 from ._printable import printable
-from ._refusals import KeyBackoff, key_gate, refusal_of
+from ._refusals import KeyBackoff, key_gate, key_not_sent, refusal_of
 from ._signing import signed_query
 from ._simulated import resolve_storage
+from ._transports._base import attempt_deadline
 from ._transports._http_clients import OwnsHttpClient
 from ._uid_cache import open_uid_cache
 from ._wire import BALANCES, SERVER_TIME, UID, DataDecoder, decode_envelope_data
@@ -314,6 +315,8 @@ class AssetsClient(OwnsHttpClient):
                 scope, max_wait=self.max_wait, recv_window_ms=self.recv_window
             )
         except GateTooLong as closed:
+            if closed.gate == self._key_gate:
+                raise await self._key_held(closed.seconds) from None
             raise self._not_sent(scope, closed) from None
         except ErrorBudgetFull as full:
             raise self._budget_full(scope, full) from None
@@ -381,26 +384,44 @@ class AssetsClient(OwnsHttpClient):
             call.refusals += 1
             await self._after_refusal(scope, exc, call.refusals)
         elif isinstance(exc, TimestampError):
-            await self._sync_clock(stale_before=sent_at)
+            await self._sync_clock(stale_before=sent_at, proven_wrong=True)
         elif refusal.key_backs_off and isinstance(exc, APIError):
             await self._back_off(exc)
 
     async def _back_off(self, exc: APIError) -> None:
         """The answer says this key can never succeed as it is: hold it (in every process
         sharing the backend), one minute at first, doubling up to the error window, so
-        that a key that can only fail never spends its UID's error budget."""
+        that a key that can only fail never spends its UID's error budget. The code and
+        the hold's length go with the key's gate, and are remembered an error window
+        after it opens: another process reports the same error, and the next refusal in
+        any of them doubles this hold."""
         limiter, server_clock = self.limiter, self.limiter.server_clock
-        seconds = self._backoff.refused(exc, limiter.clock.monotonic(), server_clock.now_ms())
-        retry_at = server_clock.local_time(self._backoff.retry_at_ms)
+        seconds = self._backoff.next_hold(await limiter.closure(self._key_gate))
         await limiter.close_gate(
-            self._key_gate, seconds, because=f"this key was refused with code {exc.code}"
+            self._key_gate,
+            seconds,
+            because=f"this key was refused with code {exc.code}",
+            code=exc.code,
+            remember=limiter.limits.error_budget.period,
         )
+        now, server_now = limiter.clock.monotonic(), server_clock.now_ms()
+        self._backoff.hold(now, server_now, seconds, Closure(seconds, exc.code))
         log.warning(
             "key %s refused with code %s: not sent again until %s",
             printable(self.label),
             exc.code,
-            retry_at,
+            server_clock.local_time(self._backoff.retry_at_ms),
         )
+
+    async def _key_held(self, seconds: float) -> APIError:
+        """The key's gate is closed `seconds` more, by this process or another sharing the
+        backend: hold the key here too, so that the next calls fail without asking the
+        backend, and say why as the process that closed it would."""
+        limiter = self.limiter
+        closure = await limiter.closure(self._key_gate)
+        now, server_now = limiter.clock.monotonic(), limiter.server_clock.now_ms()
+        self._backoff.hold(now, server_now, seconds, closure)
+        return self._key_not_sent()
 
     def _key_not_sent(self) -> APIError:
         """The error for a call while this key backs off: the type of the answer that
@@ -411,20 +432,15 @@ class AssetsClient(OwnsHttpClient):
             f"retrying it at {server_clock.local_time(backoff.retry_at_ms)} "
             f"({seconds:.1f} s from now)"
         )
-        last = backoff.last_error
-        if last is None:
-            return APIError(
-                None,
-                "not sent: BingX refused this key as it is (its key, secret, whitelist or "
-                f"permission) in another process sharing this limiter; {retrying}",
-                status_code=None,
+        if backoff.code is None:
+            what = (
+                "BingX refused this key as it is (its key, secret, whitelist or permission) "
+                "in another process sharing this limiter"
             )
-        error = type(last)(last.code, last.msg, status_code=None)
-        error.args = (
-            f"not sent: this key was refused with code {last.code} at "
-            f"{server_clock.local_time(backoff.refused_at_ms)}; {retrying}",
-        )
-        return error
+        else:
+            refused_at = server_clock.local_time(backoff.refused_at_ms)
+            what = f"this key was refused with code {backoff.code} at {refused_at}"
+        return key_not_sent(backoff.code, f"not sent: {what}; {retrying}")
 
     async def _hold_if_server_window_full(
         self, scope: Scope, remaining: int | None, expires_ms: int | None
@@ -480,11 +496,7 @@ class AssetsClient(OwnsHttpClient):
         pauses = refusal_of(exc).pauses
         # The rows are read from these fields, so each test below also narrows the type.
         if pauses == "uid until its time" and exc.unblock_at_ms is not None:
-            if not server_clock.measured:
-                await self._sync_clock(stale_before=limiter.clock.monotonic())
-            seconds = server_clock.seconds_until(exc.unblock_at_ms)
-            seconds = min(seconds, LONGEST_SERVER_PAUSE_SECONDS) + GATE_SLACK_SECONDS
-            await limiter.close_gate(scope.uid_gate, seconds)
+            seconds = await self._hold_disabled_uid(scope, exc.unblock_at_ms)
             what = f"BingX disabled UID {scope.uid}"
         elif pauses == "ip as asked" and exc.retry_after is not None:
             seconds = min(max(exc.retry_after, GATE_SLACK_SECONDS), LONGEST_SERVER_PAUSE_SECONDS)
@@ -528,6 +540,35 @@ class AssetsClient(OwnsHttpClient):
         # Log text, not the exception: a handler that keeps records would keep its frames.
         log.warning("%s", str(exc))
 
+    async def _hold_disabled_uid(self, scope: Scope, unblock_at_ms: int) -> float:
+        """Close the UID's gate until BingX's `unblock_at_ms`, read on a clock measured
+        since this answer came; returns the seconds from now it holds.
+
+        A step of either clock since the last measurement (the server's back, ours
+        forward) would open the gate early, and nothing else need have said so: a
+        timestamp error would come from a request sent into the disabled period. The gate
+        closes at once on the clock as it stands, so that no key of the UID goes while it
+        is measured, and for at least one attempt's deadline (how long measuring may take)
+        if that clock says the period is over already: the answer says it is not, so the
+        offset is wrong. Answers that come while it is measured share the measurement."""
+        limiter, server_clock = self.limiter, self.limiter.server_clock
+
+        def seconds_left() -> float:
+            seconds = server_clock.seconds_until(unblock_at_ms)
+            return min(seconds, LONGEST_SERVER_PAUSE_SECONDS) + GATE_SLACK_SECONDS
+
+        answered = limiter.clock.monotonic()
+        held = seconds_left()
+        if held <= GATE_SLACK_SECONDS:
+            held = attempt_deadline(self.timeout)
+        await limiter.close_gate(scope.uid_gate, held)
+        await self._sync_clock(stale_before=answered)
+        seconds = seconds_left()
+        left = held - (limiter.clock.monotonic() - answered)
+        if seconds > left:
+            await limiter.close_gate(scope.uid_gate, seconds)
+        return max(seconds, left)
+
     def _seconds_until(self, exc: RateLimitError) -> float:
         if exc.unblock_at_ms is None:
             return 0.0
@@ -535,12 +576,6 @@ class AssetsClient(OwnsHttpClient):
 
     def _not_sent(self, scope: Scope, closed: GateTooLong) -> APIError:
         server_clock = self.limiter.server_clock
-        if closed.gate == self._key_gate:
-            # Closed here or by another process sharing the backend: hold the key here
-            # too, so the next calls fail without asking the backend.
-            now = self.limiter.clock.monotonic()
-            self._backoff.hold(now, server_clock.now_ms(), closed.seconds)
-            return self._key_not_sent()
         unblock_at_ms = server_clock.now_ms() + int(closed.seconds * 1000)
         because = self.limiter.closed_because(closed.gate, closed.seconds)
         if not because:
@@ -601,14 +636,18 @@ class AssetsClient(OwnsHttpClient):
             return "the UID lookups of keys given no uid"
         return f"the UID lookups of keys claiming UID {self._claimed_uid}"
 
-    async def _sync_clock(self, *, stale_before: float | None = None) -> None:
+    async def _sync_clock(
+        self, *, stale_before: float | None = None, proven_wrong: bool = False
+    ) -> None:
         """Measure the offset to BingX's clock, once for everyone waiting on it.
 
         Without `stale_before` (monotonic), only if nobody has tried yet (before the first
-        call); with it, only if the last measurement is older (after a timestamp error, every
-        request in flight gets one, and one measurement answers them all). Concurrent
-        calls going ahead on a wrong offset would each earn an error, and errors add up
-        to a disabled period.
+        call); with it, only if the last measurement is older (every request in flight
+        gets the same refusal, and one measurement answers them all). Concurrent calls
+        going ahead on a wrong offset would each earn an error, and errors add up to a
+        disabled period. `proven_wrong` (a timestamp error): the old offset is dropped even
+        if measuring fails, so that the answers' own times stand in; otherwise a failed
+        measurement leaves it in place.
         """
         server_clock = self.limiter.server_clock
         async with self.limiter.lock("server-time"):
@@ -616,7 +655,7 @@ class AssetsClient(OwnsHttpClient):
                 return
             if stale_before is not None and server_clock.measured_at > stale_before:
                 return
-            if stale_before is not None:
+            if proven_wrong:
                 server_clock.forget()  # the clocks jumped: the old offset is no guide
             await self._measure_server_time()
             # Not in a `finally`: a call cancelled while measuring leaves the clock
@@ -637,6 +676,10 @@ class AssetsClient(OwnsHttpClient):
         except (httpx.HTTPError, BingXError) as exc:
             log.debug("could not read BingX's server time: %s", type(exc).__name__)
             return
+        # Measured because the last offset may be stale: the new sample replaces it, even
+        # if its round trip was longer (the smallest uncertainty wins only among samples
+        # taken since).
+        server_clock.forget()
         server_clock.observe(server_ms, sent_ms, clock.wall_ms())
         log.debug("clock offset to BingX: %+d ms", server_clock.offset_ms)
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ._exceptions import (
+    _BY_CODE,
     APIConnectionError,
     APIError,
     AuthenticationError,
@@ -50,8 +51,17 @@ from ._exceptions import (
     ServerBusyError,
     TimestampError,
 )
+from ._limiter import Closure
 
-__all__ = ["KEY_BACKOFF_FIRST", "NEVER_AS_IT_IS", "KeyBackoff", "Refusal", "key_gate", "refusal_of"]
+__all__ = [
+    "KEY_BACKOFF_FIRST",
+    "NEVER_AS_IT_IS",
+    "KeyBackoff",
+    "Refusal",
+    "key_gate",
+    "key_not_sent",
+    "refusal_of",
+]
 
 Retry = Literal["no", "once", "within max_wait", "with back-off"]
 Pause = Literal[
@@ -129,40 +139,56 @@ def key_gate(api_key: str, secret: bytes) -> str:
     return "gate:key:" + digest.hexdigest()[:32]
 
 
+def key_not_sent(code: int | None, message: str) -> APIError:
+    """The error for a call not sent while its key backs off: the type and code of the
+    answer that backed it off (`AuthenticationError` 100001, `PermissionDeniedError`
+    100419, ...), in every process sharing the backend, since the code travels with the
+    key's gate; a plain `APIError` when no code did (a gate an older version closed)."""
+    kind = _BY_CODE.get(code, APIError) if code in NEVER_AS_IT_IS else APIError
+    error = kind(code, message, status_code=None)
+    error.args = (message,)  # the client's own refusal: the message says it all
+    return error
+
+
 class KeyBackoff:
-    """One key's standing: whether it is known to be good, and how long it backs off.
+    """One key's standing: whether it is known to be good, and its back-off as this
+    process knows it.
 
     `error_window` is the UID's error-budget period: a back-off doubles from
-    `KEY_BACKOFF_FIRST` up to it. The count of doublings is this process's; the gate
-    that holds the key is the backend's, so every process sharing the backend holds the
-    key too.
+    `KEY_BACKOFF_FIRST` up to it. The hold itself is the backend's: a gate of the key's
+    own whose closure records its length and BingX's code, so that every process sharing
+    the backend holds the key, reports that code, and doubles that length at the key's
+    next refusal (until an error window after the gate opens). This object keeps what
+    this process learnt of it, so that its calls fail without asking the backend.
     """
 
     __slots__ = (
         "_error_window",
+        "_succeeded",
+        "code",
         "holds_until",
         "known_good",
-        "last_error",
-        "refusals",
         "refused_at_ms",
         "retry_at_ms",
     )
 
     def __init__(self, error_window: float) -> None:
         self._error_window = error_window
-        self.last_error: APIError | None = None
-        """The answer that backed the key off (None: another process's did)."""
+        self.code: int | None = None
+        """The code of the answer that backed the key off (None: not known)."""
         self.refused_at_ms = 0
         self.retry_at_ms = 0
         """Server time of that answer, and when the key is sent again."""
         self.holds_until = -float("inf")
         """Monotonic time the back-off ends."""
-        self.refusals = 0
         self.known_good: bool | None = None
         """Whether the key's last answer about itself was a success: True after one,
-        False after an error reply that says something of the key (`Refusal.marks_key`),
-        None before either in this process (the client then asks the UID cache). Only a
-        key known to be good may use its UID's whole error budget."""
+        False after an error reply that says something of the key (`Refusal.marks_key`)
+        or a hold another process made, None before either in this process (the client
+        then asks the UID cache). Only a key known to be good may use its UID's whole
+        error budget."""
+        self._succeeded = False
+        """A success here since the last hold: the next one starts at one minute again."""
 
     def held(self, now: float) -> bool:
         return now < self.holds_until
@@ -170,22 +196,28 @@ class KeyBackoff:
     def errored(self) -> None:
         self.known_good = False
 
-    def refused(self, exc: APIError, now: float, server_ms: int) -> float:
-        """`exc` says the key can never succeed as it is: seconds to hold it."""
-        self.refusals += 1
-        doubled = KEY_BACKOFF_FIRST * float(2 ** min(self.refusals - 1, 32))
-        seconds = min(doubled, self._error_window)
-        self.last_error = exc
-        self.hold(now, server_ms, seconds)
-        self.refused_at_ms = server_ms
-        return seconds
+    def next_hold(self, last: Closure | None) -> float:
+        """Seconds to hold the key that BingX has just refused as it is: its gate's last
+        closure (`last`, whichever process made it) doubled, up to the error window; one
+        minute if there is none or the key succeeded here since."""
+        if last is None or self._succeeded:
+            return KEY_BACKOFF_FIRST
+        return min(max(KEY_BACKOFF_FIRST, 2 * last.seconds), self._error_window)
 
-    def hold(self, now: float, server_ms: int, seconds: float) -> None:
-        self.holds_until = now + seconds
-        self.retry_at_ms = server_ms + int(seconds * 1000)
+    def hold(self, now: float, server_ms: int, remaining: float, closure: Closure | None) -> None:
+        """The key's gate stays closed `remaining` seconds more, by `closure` (its length
+        and code; None when the backend does not say). That refusal was an error reply
+        about the key: it is not known to be good until its next success."""
+        length = remaining if closure is None else max(closure.seconds, remaining)
+        self.holds_until = now + remaining
+        self.retry_at_ms = server_ms + int(remaining * 1000)
+        self.refused_at_ms = self.retry_at_ms - int(length * 1000)
+        self.code = None if closure is None else closure.code
+        self.known_good = False
+        self._succeeded = False
 
     def succeeded(self) -> None:
-        self.refusals = 0
-        self.last_error = None
+        self.code = None
         self.holds_until = -float("inf")
         self.known_good = True
+        self._succeeded = True

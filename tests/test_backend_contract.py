@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from bingx_assets._limiter import (
     BOUNDARY,
     Blocked,
+    Closure,
     GateClosed,
     LimiterBackend,
     MemoryBackend,
@@ -65,7 +66,14 @@ class HandClockRedisBackend(RedisBackend):
         super().__init__(redis, namespace=namespace, poll_interval=1e9)  # exact waits
         self._clock, self._time_key = clock, f"{namespace}:test-clock"
         now = f"local now = tonumber(redis.call('GET', '{self._time_key}'))\n"
-        for name in ("_acquire", "_settle", "_occupy", "_close_gate", "_gate_remaining"):
+        for name in (
+            "_acquire",
+            "_settle",
+            "_occupy",
+            "_close_gate",
+            "_closure",
+            "_gate_remaining",
+        ):
             script = getattr(self, name)
             assert script.script.startswith(_NOW)
             setattr(self, name, redis.register_script(now + script.script[len(_NOW) :]))
@@ -332,6 +340,40 @@ async def test_a_scope_checks_every_gate_it_names_a_keys_own_included(
     assert isinstance(closed, GateClosed)
     assert (closed.gate, closed.seconds) == ("gate:key:k", exactly(60.0))
     await take(backend)  # the same UID without that key's gate goes on
+
+
+async def test_a_closure_carries_its_length_and_code_until_remembered_after_it_opens(
+    backend: LimiterBackend, clock: HandClock
+) -> None:
+    assert await backend.closure("gate:key:k") is None  # never closed
+    await backend.close_gate("gate:key:k", 60.0, code=100001, remember=480.0)
+    assert await backend.closure("gate:key:k") == Closure(60.0, 100001)
+    clock.advance(60.0)  # open: the closure is still remembered
+    assert await backend.gate_remaining("gate:key:k") == 0.0
+    await take(backend, replace(SCOPE, gates=(*SCOPE.gates, "gate:key:k")))
+    clock.advance(479.999)
+    assert await backend.closure("gate:key:k") == Closure(60.0, 100001)
+    clock.advance(0.001)
+    assert await backend.closure("gate:key:k") is None
+    await backend.close_gate("gate:u:/x", 5.0)  # no code, nothing to remember after
+    assert await backend.closure("gate:u:/x") == Closure(5.0, None)
+    clock.advance(5.0)
+    assert await backend.closure("gate:u:/x") is None
+
+
+async def test_a_closure_that_lengthens_nothing_records_nothing(
+    backend: LimiterBackend, clock: HandClock
+) -> None:
+    await backend.close_gate("gate:key:k", 120.0, code=100419, remember=480.0)
+    clock.advance(10.0)
+    await backend.close_gate("gate:key:k", 60.0, code=100001, remember=0.0)  # shorter
+    assert await backend.closure("gate:key:k") == Closure(120.0, 100419)
+    clock.advance(110.0 + 300.0)  # open 300 s: remembered as the first closure asked
+    assert await backend.closure("gate:key:k") == Closure(120.0, 100419)
+    await backend.close_gate("gate:key:k", 60.0, code=100004, remember=0.0)  # it was open
+    assert await backend.closure("gate:key:k") == Closure(60.0, 100004)
+    clock.advance(60.0)
+    assert await backend.closure("gate:key:k") is None
 
 
 # -- what the server says ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 
 from bingx_assets import (
     APIConnectionError,
+    APIError,
     AssetsClient,
     AssetsPool,
     AuthenticationError,
@@ -25,6 +26,7 @@ from bingx_assets import (
     ErrorBudgetError,
     HostBackend,
     InvalidArgumentError,
+    KeyFailed,
     MemoryBackend,
     PermissionDeniedError,
     Rate,
@@ -35,7 +37,7 @@ from bingx_assets import (
     TimestampError,
 )
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH, UID_PATH
-from bingx_assets._limiter import Blocked, GateClosed
+from bingx_assets._limiter import Blocked, GateClosed, LimiterBackend
 from bingx_assets._refusals import refusal_of
 from bingx_assets._uid_cache import default_uid_cache_path
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock, ReceivedRequest, SimKey
@@ -195,6 +197,99 @@ def assert_every_good_key_read_every_round(
         assert len(results) == keys  # every key, every round
         for result in results:
             assert result.ok == (result.label in labels), result  # type: ignore[attr-defined]
+
+
+def shared_backend(kind: str, clock: LoopClock, tmp_path: Path) -> LimiterBackend:
+    if kind == "memory":
+        return MemoryBackend(clock)
+    return HostBackend(tmp_path / "limits.sqlite3", clock=clock)
+
+
+@pytest.mark.parametrize("store", ["memory", "host"])
+@pytest.mark.parametrize(
+    ("code", "error_type"),
+    [
+        (100001, AuthenticationError),
+        (100419, PermissionDeniedError),
+        (100004, PermissionDeniedError),
+    ],
+)
+async def test_a_second_process_reports_the_refusal_of_the_first(
+    clock: LoopClock, tmp_path: Path, store: str, code: int, error_type: type[APIError]
+) -> None:
+    sim = penalty_simulator(clock)
+    if code == 100001:
+        key = sim.add_key(uid=UID)
+        credentials = [creds(key, "bad", secret="not-the-secret")]
+    elif code == 100419:
+        credentials = [creds(sim.add_key(uid=UID, ip_whitelist=("127.9.9.9",)), "bad")]
+    else:
+        credentials = [creds(sim.add_key(uid=UID, can_read=False), "bad")]
+    backend = shared_backend(store, clock, tmp_path)
+    first, second = (
+        AssetsPool(
+            credentials,
+            http_client=sim.http_client(),
+            limiter=RateLimiter(clock=clock, backend=backend),
+        )
+        for _ in range(2)
+    )
+    async with first, second:
+        [refused] = await first.gather()  # BingX's answer itself
+        await asyncio.sleep(10.0)
+        [elsewhere] = await second.gather()
+        [here] = await first.gather()
+    assert [r.code for r in errors(sim.requests)] == [code]  # sent once, by the first
+    assert isinstance(refused, KeyFailed) and refused.retry_at is not None
+    assert type(refused.error) is error_type and refused.error.code == code
+    for result in (elsewhere, here):
+        assert isinstance(result, KeyFailed) and result.retry_at is not None
+        assert type(result.error) is error_type and result.error.code == code
+        assert str(result.error).startswith(f"not sent: this key was refused with code {code} at ")
+        assert result.retry_at.timestamp() == pytest.approx(refused.retry_at.timestamp(), abs=0.01)
+    assert str(elsewhere.error) == str(here.error)  # type: ignore[union-attr]
+    # The second learnt when the key was refused: it is a key with recent errors there too.
+    assert second._clients[0]._backoff.known_good is False
+    await backend.aclose()
+
+
+@pytest.mark.parametrize("store", ["memory", "host"])
+async def test_the_back_off_doubles_across_processes_and_an_error_window_resets_it(
+    clock: LoopClock, tmp_path: Path, store: str
+) -> None:
+    sim = penalty_simulator(clock)
+    key = sim.add_key(uid=UID)
+    cache = verified_earlier(key.api_key, UID)  # the balance endpoint's back-off
+    backend = shared_backend(store, clock, tmp_path)
+    processes = [
+        AssetsClient(
+            key.api_key,
+            "wrong",
+            uid=UID,
+            uid_cache=cache,
+            http_client=sim.http_client(),
+            limiter=RateLimiter(clock=clock, backend=backend),
+        )
+        for _ in range(2)
+    ]
+    holds = []
+    # Each is refused in its turn, just after the other's hold has ended: 60, 120, 240,
+    # 480 (the error window) and 480 s, as one process alone would be held.
+    for turn in range(5):
+        client = processes[turn % 2]
+        with pytest.raises(AuthenticationError, match=r"^BingX code 100001"):
+            await client.asset_overview()
+        holds.append(round(client._backoff.holds_until - clock.monotonic()))
+        await asyncio.sleep(holds[-1] + 0.5)
+    assert holds == [60, 120, 240, 480, 480]
+    # An error window after the last hold ended, no refusal of the key is left in
+    # BingX's error window either: it starts at one minute again.
+    await asyncio.sleep(480.0)
+    with pytest.raises(AuthenticationError, match=r"^BingX code 100001"):
+        await processes[1].asset_overview()
+    assert processes[1]._backoff.holds_until - clock.monotonic() == pytest.approx(60.0, abs=0.1)
+    assert most_errors_in_any_window(sim.requests) <= 4
+    await backend.aclose()
 
 
 async def test_many_failing_keys_never_pass_the_budget(clock: LoopClock) -> None:

@@ -19,7 +19,7 @@ from bingx_assets import (
     RateLimitError,
     ServerBusyError,
 )
-from bingx_assets._constants import ASSET_OVERVIEW_PATH
+from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock, SimKey
 from bingx_assets.testing._messages import MSG_SYSTEM_BUSY
 
@@ -168,6 +168,83 @@ async def test_the_local_clock_stepping_back_past_recv_window_costs_one_retry() 
         await client.asset_overview()
         await client.asset_overview()
     assert [r.code for r in sim.requests if r.path == ASSET_OVERVIEW_PATH] == [0, 100421, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("server_step_ms", "client_step_ms", "held_longer_ms"),
+    [
+        pytest.param(-1200, 0, 50, id="server-clock-back"),
+        # Read with the old offset the period is over already, though the answer says
+        # it is not: the UID is held for one attempt's deadline (15 s) while measuring.
+        pytest.param(0, 120_000, 15_000 - 7_000 + 50, id="client-clock-forward"),
+    ],
+)
+async def test_a_disabled_period_announced_after_a_clock_step_is_held_to_its_end(
+    server_step_ms: int, client_step_ms: int, held_longer_ms: int
+) -> None:
+    # Model seeds 158 and 65: the end was read with the offset measured before the step,
+    # and the gate opened early, or (the period over by that clock) at once.
+    client_clock = LoopClock()
+    sim = BingXSimulator(clock=LoopClock())
+    key = sim.add_key(uid=1003)
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=key.uid, verify_uids=False,
+        http_client=sim.http_client(), limiter=RateLimiter(clock=client_clock),
+        uid_cache=False,
+    ) as client:  # fmt: skip
+        await client.asset_overview()
+        sim.skew_ms += server_step_ms
+        client_clock.start_ms += client_step_ms
+        sim.latency = 0.02  # measured again with a longer round trip: it still counts
+        until = sim.server_ms() + 7_000
+        sim.inject(Fault.rate_limited(until))
+        await client.asset_overview()
+    balances = [r for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]
+    assert [(r.code, r.injected) for r in balances] == [(0, False), (None, True), (0, False)]
+    assert 0 <= balances[-1].server_ms - until <= held_longer_ms
+
+
+async def test_a_disabled_period_is_read_on_the_last_offset_when_the_clock_cannot_be_read(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey
+) -> None:
+    # Measuring again after the refusal fails: the offset measured before still stands
+    # (only a timestamp error proves it wrong), not the local clock 20 s off.
+    sim.skew_ms = -20_000
+    client = make_client(key, uid=key.uid)
+    await client.asset_overview()
+    sim.inject(Fault.http(503), path=SERVER_TIME_PATH)
+    until = sim.server_ms() + 7_000
+    sim.inject(Fault.rate_limited(until))
+    await client.asset_overview()
+    balances = [r for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]
+    assert [(r.code, r.injected) for r in balances] == [(0, False), (None, True), (0, False)]
+    assert 0 <= balances[-1].server_ms - until <= 50
+
+
+@pytest.mark.parametrize(
+    ("server_step_ms", "disabled_for"),
+    [pytest.param(0, 5.0, id="same-clock"), pytest.param(-3000, 2.0, id="over-by-our-clock")],
+)
+async def test_no_key_of_a_disabled_uid_goes_while_the_clock_is_measured(
+    sim: BingXSimulator, make_client: MakeClient, server_step_ms: int, disabled_for: float
+) -> None:
+    # The refusal's end is read on a clock measured after it came; the UID's gate closes
+    # before that measurement, not after, or another key goes in the meantime: on the
+    # clock as it stands, and for the measurement's deadline where that clock says the
+    # period is over (it stepped: the answer says it is not).
+    first, second = (make_client(sim.add_key(uid=1004), uid=1004) for _ in range(2))
+    await asyncio.gather(first.asset_overview(), second.asset_overview())
+    sim.skew_ms += server_step_ms  # within recvWindow: no timestamp error tells of it
+    sim.disable(1004, disabled_for)
+    sim.inject(Fault.slow(1.0), path=SERVER_TIME_PATH)
+
+    async def a_moment_later() -> None:
+        await asyncio.sleep(0.2)  # the first key's refusal has come; the clock is measured
+        await second.asset_overview()
+
+    await asyncio.gather(first.asset_overview(), a_moment_later())
+    assert len([r for r in sim.requests if r.while_disabled]) == 1
+    assert_nothing_sent_into_a_known_disabled_period(sim.requests)
 
 
 async def test_a_disabled_period_that_starts_mid_fan_out(clock: LoopClock) -> None:

@@ -22,7 +22,15 @@ from pathlib import Path
 import pytest
 
 from bingx_assets import AssetsClient, HostBackend, LimiterUnavailableError, RateLimiter
-from bingx_assets._limiter import Blocked, GateClosed, MemoryBackend, Rate, Scope, _host_store
+from bingx_assets._limiter import (
+    Blocked,
+    Closure,
+    GateClosed,
+    MemoryBackend,
+    Rate,
+    Scope,
+    _host_store,
+)
 from bingx_assets._limiter._host_store import default_host_store_path
 from bingx_assets.testing import BingXSimulator
 
@@ -80,11 +88,41 @@ async def test_a_gate_survives_a_reboot_through_the_wall_clock(tmp_path: Path) -
     before = HandClock()
     first = HostBackend(tmp_path / "limits.sqlite3", clock=before)
     await first.close_gate("gate:u:/x", 300.0)  # a disabled period BingX announced
+    await first.close_gate("gate:key:k", 60.0, code=100419, remember=480.0)
     await first.aclose()
     after = RebootedClock(before, later=100.0)  # back 100 s later, its clock near 0
     second = HostBackend(tmp_path / "limits.sqlite3", clock=after)
     assert await second.gate_remaining("gate:u:/x") == pytest.approx(200.0, abs=0.002)
+    # A key's closure is remembered 480 s after its gate opened, reboot or not.
+    after.advance(439.99)
+    assert await second.closure("gate:key:k") == Closure(60.0, 100419)
+    after.advance(0.02)
+    assert await second.closure("gate:key:k") is None
     await second.aclose()
+
+
+async def test_a_store_an_older_version_made_gains_closures_and_still_shares_its_gates(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "limits.sqlite3"
+    clock = HandClock()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("CREATE TABLE gates (name TEXT PRIMARY KEY, opens REAL NOT NULL)")
+        db.execute("INSERT INTO gates VALUES ('gate:u:/x', ?)", (clock.now + 30.0,))
+    backend = HostBackend(path, clock=clock)
+    assert await backend.gate_remaining("gate:u:/x") == exactly(30.0)
+    assert await backend.closure("gate:u:/x") is None  # closed before closures were kept
+    await backend.close_gate("gate:key:k", 60.0, code=100001, remember=480.0)
+    assert await backend.closure("gate:key:k") == Closure(60.0, 100001)
+    # A process of the older version closes gates as it always did, in the same table.
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute(
+            "INSERT INTO gates VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET opens = max(opens, excluded.opens)",
+            ("gate:key:k", clock.now + 90.0),
+        )
+    assert await backend.gate_remaining("gate:key:k") == exactly(90.0)
+    await backend.aclose()
 
 
 async def test_a_slot_in_flight_in_another_process_is_looked_at_again_every_poll_interval(

@@ -176,7 +176,7 @@ async def test_a_time_no_calendar_holds_reads_as_seconds_from_now(server_ms: int
 class _NoGates(MemoryBackend):
     """A shared limiter that fails when asked to close a gate (Redis went away)."""
 
-    async def close_gate(self, gate: str, seconds: float) -> None:
+    async def close_gate(self, gate: str, seconds: float, **closure: object) -> None:
         raise LimiterUnavailableError("the Redis limiter could not close a gate")
 
 

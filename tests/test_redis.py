@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from bingx_assets import (
     AssetsClient,
     LimiterUnavailableError,
+    PermissionDeniedError,
     Rate,
     RateLimiter,
     RateLimits,
@@ -110,15 +111,47 @@ async def test_keys_are_namespaced_and_expire(redis: Redis, namespace: str) -> N
     scope = limiter.scope("uid1", "/x")
     await limiter.acquire(scope, max_wait=60)
     await limiter.close_gate(scope.uid_gate, 2.0)
+    await limiter.close_gate("gate:key:k", 60.0, code=100001, remember=480.0)
     keys = [k.decode() for k in await redis.keys("*") if k.decode().startswith(namespace)]
-    # The gate, three windows, the UID window's count and the error budget.
-    assert len(keys) == 6
+    # Two gates and their closures, three windows, the UID window's count and the error
+    # budget.
+    assert len(keys) == 9
     # Each expires a second after the last moment it can matter: a slot in flight counts
-    # until its recvWindow (5 s) ends, and one period more.
+    # until its recvWindow (5 s) ends, and one period more; a closure is remembered as
+    # long as it was asked to be after its gate opens.
     longest = {"gate": 2.0, "uid": 5.0 + 0.5, "ip": 5.0 + 10.0, "errors": 5.0 + 480.0}
+    key_gate = {"gate:key:k": 60.0, "gate:key:k:closure": 60.0 + 480.0}
     for key in keys:
-        kind = key.split(":")[1]
-        assert 0 < await redis.pttl(key) <= (longest[kind] + 1.01) * 1000
+        name = key.removeprefix(f"{namespace}:")
+        seconds = key_gate.get(name, longest[name.split(":")[0]])
+        assert 0 < await redis.pttl(key) <= (seconds + 1.01) * 1000, key
+
+
+async def test_a_key_refused_in_one_process_is_reported_alike_in_another_and_no_secret_is_kept(
+    redis: Redis, namespace: str
+) -> None:
+    sim = BingXSimulator()
+    key = sim.add_key(uid=7, ip_whitelist=("127.9.9.9",))  # this IP is not on it: 100419
+    errors = []
+    for _ in range(2):  # two processes on one Redis
+        async with AssetsClient(
+            key.api_key, key.secret_key, uid=7, verify_uids=False,
+            http_client=sim.http_client(), limiter=limiter_on(redis, namespace),
+        ) as client:  # fmt: skip
+            with pytest.raises(PermissionDeniedError) as refused:
+                await client.asset_overview()
+            errors.append(refused.value)
+    assert [r.code for r in sim.requests if r.code] == [100419]  # sent by the first alone
+    assert errors[1].code == 100419
+    assert str(errors[1]).startswith("not sent: this key was refused with code 100419 at ")
+    stored = []
+    for name in await redis.keys(f"{namespace}:*"):
+        value = await redis.get(name) if await redis.type(name) == b"string" else b""
+        stored.append((name + b" " + (value or b"")).decode())
+    assert any(":closure " in entry and entry.endswith(" 100419") for entry in stored)
+    assert errors[0].msg
+    secrets = (key.api_key, key.secret_key, errors[0].msg[:20])  # BingX's text too
+    assert not [entry for entry in stored for secret in secrets if secret in entry]
 
 
 async def test_redis_down_is_a_clear_error_and_nothing_is_sent() -> None:

@@ -105,6 +105,8 @@ async def test_every_key_of_a_namespace_shares_one_hash_slot(backend: RedisBacke
     await limiter.close_gate(scope.ip_gate, 2.0)
     assert 1.5 < await limiter.gate_remaining(scope.ip_gate) <= 2.0
     await limiter.close_gate(scope.uid_gate, 2.0)
+    await limiter.close_gate("gate:key:k", 2.0, code=100001, remember=480.0)
+    assert await limiter.closure("gate:key:k") is not None
     redis = backend.redis
     assert isinstance(redis, RedisCluster)
     found = await redis.keys(f"{{{backend.namespace}}}:*", target_nodes=RedisCluster.PRIMARIES)
@@ -114,6 +116,9 @@ async def test_every_key_of_a_namespace_shares_one_hash_slot(backend: RedisBacke
         f"{tag}:{name}"
         for name in (
             *scope.gates,
+            *(f"{gate}:closure" for gate in scope.gates),  # each gate's latest closure
+            "gate:key:k",
+            "gate:key:k:closure",
             *(window for window, _ in scope.windows),
             f"{scope.windows[0][0]}:taken",  # the UID window's count of slots taken
             f"{scope.windows[1][0]}:taken",  # filled: it counts too

@@ -39,7 +39,16 @@ long), `_backend` (the contract a store keeps), and the stores themselves: `_hos
 `_redis` (processes on many hosts, imported only when asked for).
 """
 
-from ._backend import BOUNDARY, Blocked, GateClosed, LimiterBackend, Permit, Rate, Scope
+from ._backend import (
+    BOUNDARY,
+    Blocked,
+    Closure,
+    GateClosed,
+    LimiterBackend,
+    Permit,
+    Rate,
+    Scope,
+)
 from ._host_store import HostBackend
 from ._memory import MemoryBackend
 from ._rate_limiter import (
@@ -55,6 +64,7 @@ from ._rate_limiter import (
 __all__ = [
     "BOUNDARY",
     "Blocked",
+    "Closure",
     "ErrorBudgetFull",
     "GateClosed",
     "GateTooLong",

@@ -1,5 +1,6 @@
 """The contract between the limiter and where its state lives: what a request counts
-against (`Scope`), and what a backend answers (`Permit`, `Blocked`, `GateClosed`)."""
+against (`Scope`), and what a backend answers (`Permit`, `Blocked`, `GateClosed`,
+`Closure`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from typing import Protocol
 
 from .._exceptions import ConfigurationError
 
-__all__ = ["BOUNDARY", "Blocked", "GateClosed", "LimiterBackend", "Permit", "Rate", "Scope"]
+__all__ = [
+    "BOUNDARY",
+    "Blocked",
+    "Closure",
+    "GateClosed",
+    "LimiterBackend",
+    "Permit",
+    "Rate",
+    "Scope",
+]
 
 # A slot frees this long after its window's period, so that a server counting its
 # window as closed at both ends ([t - period, t]) still sees at most `limit`.
@@ -77,6 +87,17 @@ class GateClosed:
     gate: str
 
 
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """A gate's latest closure, as every process sharing the backend reads it: how long
+    it was and the BingX code that closed it. A number only: a backend's names and values
+    are seen by whoever can read it (`redis-cli`), and nothing of the server's text is
+    needed to say what happened."""
+
+    seconds: float
+    code: int | None = None
+
+
 @dataclass(slots=True)
 class Blocked:
     """`window` (one of the scope's) is full for `seconds` more, unless an answer frees it.
@@ -131,8 +152,16 @@ class LimiterBackend(Protocol):
         many were added (requests someone else made)."""
         ...
 
-    async def close_gate(self, gate: str, seconds: float) -> None:
-        """Keep `gate` closed for `seconds` from now (never shortens a closure)."""
+    async def close_gate(
+        self, gate: str, seconds: float, *, code: int | None = None, remember: float = 0.0
+    ) -> None:
+        """Keep `gate` closed for `seconds` from now (never shortens a closure). A
+        closure that lengthens it is recorded, `Closure(seconds, code)`, and read back by
+        `closure` until `remember` seconds after the gate opens."""
+        ...
+
+    async def closure(self, gate: str) -> Closure | None:
+        """`gate`'s latest closure while it is closed or remembered, else None."""
         ...
 
     async def gate_remaining(self, gate: str) -> float:

@@ -46,7 +46,7 @@ import platformdirs
 from .._clock import Clock
 from .._constants import DEFAULT_BASE_URL
 from .._exceptions import LimiterUnavailableError
-from ._backend import BOUNDARY, Blocked, GateClosed, Permit, Rate, Scope
+from ._backend import BOUNDARY, Blocked, Closure, GateClosed, Permit, Rate, Scope
 from ._memory import MemoryBackend
 
 __all__ = ["HostBackend", "HostClock", "default_host_store_path"]
@@ -66,6 +66,9 @@ _EPSILON = 1e-9
 # its windows and anchor, so it finds its rows without a second index. `windows` counts
 # each window's rows (`alive`) and the slots ever taken in it (`taken`), so that no call
 # counts rows: a call costs the same in a window of 5 slots and in one of 2,000.
+# `closures` is a table of its own, not columns of `gates`: a store made by an older
+# version gains it as it is opened, and that version's processes, which write `gates`
+# as they always did, go on sharing the store.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS slots (
     name TEXT NOT NULL, period REAL NOT NULL, anchor REAL NOT NULL, permit INTEGER NOT NULL,
@@ -76,6 +79,9 @@ CREATE TABLE IF NOT EXISTS windows (
     PRIMARY KEY (name, period)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS gates (name TEXT PRIMARY KEY, opens REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS closures (
+    name TEXT PRIMARY KEY, seconds REAL NOT NULL, code INTEGER, forgotten REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS clock (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -217,9 +223,11 @@ class HostBackend:
                 moved = float(stored["offset"]) - offset
                 connection.execute("UPDATE slots SET anchor = anchor + ?", (moved,))
                 connection.execute("UPDATE gates SET opens = opens + ?", (moved,))
+                connection.execute("UPDATE closures SET forgotten = forgotten + ?", (moved,))
         # Long-expired state (windows no one checks any more, open gates) goes.
         connection.execute("DELETE FROM slots WHERE anchor + period + ? < ?", (BOUNDARY, now))
         connection.execute("DELETE FROM gates WHERE opens < ?", (now,))
+        connection.execute("DELETE FROM closures WHERE forgotten < ?", (now,))
         connection.execute(
             "UPDATE windows SET alive = (SELECT count(*) FROM slots AS s "
             "WHERE s.name = windows.name AND s.period = windows.period)"
@@ -376,21 +384,40 @@ class HostBackend:
         _count(db, window, rate.period, missing)
         return missing
 
-    async def close_gate(self, gate: str, seconds: float) -> None:
+    async def close_gate(
+        self, gate: str, seconds: float, *, code: int | None = None, remember: float = 0.0
+    ) -> None:
         if await self._open() is None:
             assert self._fallback is not None
-            await self._fallback.close_gate(gate, seconds)
+            await self._fallback.close_gate(gate, seconds, code=code, remember=remember)
             return
 
         def close(db: sqlite3.Connection) -> None:
             opens = self._clock.monotonic() + seconds
+            row = db.execute(_GATES.format("?"), (gate,)).fetchone()
+            if row is not None and row[1] >= opens:
+                return  # never shortened
+            db.execute("INSERT OR REPLACE INTO gates VALUES (?, ?)", (gate, opens))
             db.execute(
-                "INSERT INTO gates VALUES (?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET opens = max(opens, excluded.opens)",
-                (gate, opens),
+                "INSERT OR REPLACE INTO closures VALUES (?, ?, ?, ?)",
+                (gate, seconds, code, opens + remember),
             )
 
         await self._transaction(close, "close a gate")
+
+    async def closure(self, gate: str) -> Closure | None:
+        if await self._open() is None:
+            assert self._fallback is not None
+            return await self._fallback.closure(gate)
+
+        def read(db: sqlite3.Connection) -> Closure | None:
+            row = db.execute(
+                "SELECT seconds, code FROM closures WHERE name = ? AND forgotten > ?",
+                (gate, self._clock.monotonic()),
+            ).fetchone()
+            return None if row is None else Closure(row[0], row[1])
+
+        return await self._transaction(read, "read a gate; nothing was sent")
 
     async def gate_remaining(self, gate: str) -> float:
         if await self._open() is None:

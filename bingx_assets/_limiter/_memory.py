@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 
 from .._clock import Clock
-from ._backend import BOUNDARY, Blocked, GateClosed, Permit, Rate, Scope
+from ._backend import BOUNDARY, Blocked, Closure, GateClosed, Permit, Rate, Scope
 
 __all__ = ["MemoryBackend"]
 
@@ -201,6 +201,8 @@ class MemoryBackend:
         self._clock = clock
         self._windows: dict[str, _Window] = {}
         self._gates: dict[str, float] = {}
+        # gate -> its latest closure, and when that is forgotten.
+        self._closures: dict[str, tuple[Closure, float]] = {}
         self._acquired = 0
         self._next_sweep = _SWEEP_AT_LEAST
 
@@ -246,8 +248,10 @@ class MemoryBackend:
         has acquired as many slots as it held windows and gates, it costs O(1) per slot."""
         self._windows = {k: w for k, w in self._windows.items() if not w.idle(now)}
         self._gates = {k: until for k, until in self._gates.items() if until > now}
+        self._closures = {k: c for k, c in self._closures.items() if c[1] > now}
         self._acquired = 0
-        self._next_sweep = max(_SWEEP_AT_LEAST, len(self._windows) + len(self._gates))
+        kept = len(self._windows) + len(self._gates) + len(self._closures)
+        self._next_sweep = max(_SWEEP_AT_LEAST, kept)
 
     def fill(self, window: _Window, missing: int) -> int:
         now = self._clock.monotonic()
@@ -259,10 +263,17 @@ class MemoryBackend:
         found = self._window(window, rate)
         return self.fill(found, count - found.alive(self._clock.monotonic()))
 
-    async def close_gate(self, gate: str, seconds: float) -> None:
+    async def close_gate(
+        self, gate: str, seconds: float, *, code: int | None = None, remember: float = 0.0
+    ) -> None:
         until = self._clock.monotonic() + seconds
         if until > self._gates.get(gate, float("-inf")):
             self._gates[gate] = until
+            self._closures[gate] = (Closure(seconds, code), until + remember)
+
+    async def closure(self, gate: str) -> Closure | None:
+        found = self._closures.get(gate)
+        return found[0] if found is not None and found[1] > self._clock.monotonic() else None
 
     async def gate_remaining(self, gate: str) -> float:
         return max(0.0, self._gates.get(gate, 0.0) - self._clock.monotonic())

@@ -15,7 +15,7 @@ from .._clock import Clock, ServerClock, SystemClock
 from .._constants import DEFAULT_BASE_URL, DEFAULT_RECV_WINDOW_MS
 from .._exceptions import ConfigurationError
 from .._observer import Observer
-from ._backend import BOUNDARY, Blocked, GateClosed, LimiterBackend, Permit, Rate, Scope
+from ._backend import BOUNDARY, Blocked, Closure, GateClosed, LimiterBackend, Permit, Rate, Scope
 from ._memory import MemoryBackend
 
 __all__ = [
@@ -298,9 +298,19 @@ class RateLimiter:
         self.stats.wait_seconds += delay
         await state.pause(window, delay)
 
-    async def close_gate(self, gate: str, seconds: float, *, because: str = "") -> None:
-        """Hold every request behind `gate` (a scope's `uid_gate` or `ip_gate`);
-        `because` is remembered in this process for `closed_because`."""
+    async def close_gate(
+        self,
+        gate: str,
+        seconds: float,
+        *,
+        because: str = "",
+        code: int | None = None,
+        remember: float = 0.0,
+    ) -> None:
+        """Hold every request behind `gate` (a scope's `uid_gate` or `ip_gate`, or a
+        key's own); `because` is remembered in this process for `closed_because`, `code`
+        and the closure's length in the backend, for every process, until `remember`
+        seconds after the gate opens (`closure`)."""
         self.stats.gate_closures += 1
         now = self.clock.monotonic()
         opens = now + seconds
@@ -314,7 +324,12 @@ class RateLimiter:
         for observer in self.observers:
             observer.gate_closed(gate, seconds)
         log.debug("closing %s for %.3f s", gate, seconds)
-        await self._backend.close_gate(gate, seconds)
+        await self._backend.close_gate(gate, seconds, code=code, remember=remember)
+
+    async def closure(self, gate: str) -> Closure | None:
+        """`gate`'s latest closure (its length and code), whichever process closed it,
+        while the gate is closed or that closure is remembered."""
+        return await self._backend.closure(gate)
 
     def closed_because(self, gate: str, seconds: float) -> str:
         """Why this process closed `gate` for `seconds` more, or "" if it did not (another

@@ -3,7 +3,8 @@
 The same windows, error budgets and gates as `MemoryBackend`, kept in Redis and checked and updated
 by Lua scripts in one step each, on the Redis server's clock (`TIME`): hosts whose
 clocks disagree still agree on every window. A window is a sorted set of slots scored
-by their anchor; a gate is a key holding the time it opens. Every key is under
+by their anchor; a gate is a key holding the time it opens, and beside it its latest
+closure (`<gate>:closure`: when it is forgotten, its length and code). Every key is under
 `namespace` and expires by itself.
 
 Answers in this process wake its waiters at once; answers in other processes are seen
@@ -44,7 +45,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._exceptions import ConfigurationError, LimiterUnavailableError
-from ._backend import BOUNDARY, Blocked, GateClosed, Permit, Rate, Scope
+from ._backend import BOUNDARY, Blocked, Closure, GateClosed, Permit, Rate, Scope
 
 __all__ = ["RedisBackend", "RedisClient"]
 
@@ -159,16 +160,33 @@ return 0
 """
 )
 
-# KEYS: gate; ARGV: seconds. A gate only ever moves later.
+# KEYS: gate, its closure; ARGV: seconds, code ('' for none), remember. A gate only ever
+# moves later; a closure that moves it is recorded, read until `remember` after it opens.
 _CLOSE_GATE = (
     _NOW
     + """
-local opens = now + tonumber(ARGV[1])
+local seconds, remember = tonumber(ARGV[1]), tonumber(ARGV[3])
+local opens = now + seconds
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if opens > current then
-  redis.call('SET', KEYS[1], tostring(opens), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+  redis.call('SET', KEYS[1], tostring(opens), 'PX', math.ceil(seconds * 1000) + 1000)
+  local closure = tostring(opens + remember) .. ' ' .. tostring(seconds) .. ' ' .. ARGV[2]
+  redis.call('SET', KEYS[2], closure, 'PX', math.ceil((seconds + remember) * 1000) + 1000)
 end
 return 1
+"""
+)
+
+# KEYS: a gate's closure. Its key expires on Redis's clock; the time it is forgotten is
+# kept in it too, so that it is read on the same clock as the gates.
+_CLOSURE = (
+    _NOW
+    + """
+local closure = redis.call('GET', KEYS[1])
+if not closure then return false end
+local forgotten, rest = string.match(closure, '^(%S+) (.*)$')
+if tonumber(forgotten) <= now then return false end
+return rest
 """
 )
 
@@ -216,6 +234,7 @@ class RedisBackend:
         self._settle = redis.register_script(_SETTLE)
         self._occupy = redis.register_script(_OCCUPY)
         self._close_gate = redis.register_script(_CLOSE_GATE)
+        self._closure = redis.register_script(_CLOSURE)
         self._gate_remaining = redis.register_script(_GATE_REMAINING)
         self._members = (f"{os.getpid()}-{os.urandom(4).hex()}-{n}" for n in itertools.count())
 
@@ -286,8 +305,20 @@ class RedisBackend:
         )
         return int(added)
 
-    async def close_gate(self, gate: str, seconds: float) -> None:
-        await self._run(self._close_gate, [self._key(gate)], [seconds], "close a gate", _ANSWERED)
+    async def close_gate(
+        self, gate: str, seconds: float, *, code: int | None = None, remember: float = 0.0
+    ) -> None:
+        keys = [self._key(gate), _closure_key(self._key(gate))]
+        args: list[str | float] = [seconds, "" if code is None else str(code), remember]
+        await self._run(self._close_gate, keys, args, "close a gate", _ANSWERED)
+
+    async def closure(self, gate: str) -> Closure | None:
+        key = _closure_key(self._key(gate))
+        answer = await self._run(self._closure, [key], [], "read a gate", _NOTHING_SENT)
+        if not answer:
+            return None
+        seconds, _, code = answer.partition(" ")
+        return Closure(float(seconds), int(code) if code else None)
 
     async def gate_remaining(self, gate: str) -> float:
         answer = await self._run(
@@ -381,6 +412,10 @@ def _text(answer: object) -> object:
 
 def _counter(window: str) -> str:
     return f"{window}:taken"
+
+
+def _closure_key(gate: str) -> str:
+    return f"{gate}:closure"
 
 
 class _RedisPermit:
