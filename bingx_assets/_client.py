@@ -46,7 +46,6 @@ from ._printable import printable
 from ._refusals import KeyBackoff, key_gate, key_not_sent, refusal_of
 from ._signing import signed_query
 from ._simulated import resolve_storage
-from ._transports._base import attempt_deadline
 from ._transports._http_clients import OwnsHttpClient
 from ._uid_cache import open_uid_cache
 from ._wire import BALANCES, SERVER_TIME, UID, DataDecoder, decode_envelope_data
@@ -546,11 +545,11 @@ class AssetsClient(OwnsHttpClient):
 
         A step of either clock since the last measurement (the server's back, ours
         forward) would open the gate early, and nothing else need have said so: a
-        timestamp error would come from a request sent into the disabled period. The gate
-        closes at once on the clock as it stands, so that no key of the UID goes while it
-        is measured, and for at least one attempt's deadline (how long measuring may take)
-        if that clock says the period is over already: the answer says it is not, so the
-        offset is wrong. Answers that come while it is measured share the measurement."""
+        timestamp error would come from a request sent into the disabled period. So the
+        gate closes at once on the clock as it stands, this process holds the UID's keys
+        while the clock is measured (a gate cannot be shortened once the measurement says
+        the period is over), and the gate is lengthened if the new offset says so.
+        Answers that come while it is measured share the measurement."""
         limiter, server_clock = self.limiter, self.limiter.server_clock
 
         def seconds_left() -> float:
@@ -559,14 +558,13 @@ class AssetsClient(OwnsHttpClient):
 
         answered = limiter.clock.monotonic()
         held = seconds_left()
-        if held <= GATE_SLACK_SECONDS:
-            held = attempt_deadline(self.timeout)
-        await limiter.close_gate(scope.uid_gate, held)
-        await self._sync_clock(stale_before=answered)
-        seconds = seconds_left()
-        left = held - (limiter.clock.monotonic() - answered)
-        if seconds > left:
-            await limiter.close_gate(scope.uid_gate, seconds)
+        async with limiter.holding(scope.uid_gate):
+            await limiter.close_gate(scope.uid_gate, held)
+            await self._sync_clock(stale_before=answered)
+            seconds = seconds_left()
+            left = held - (limiter.clock.monotonic() - answered)
+            if seconds > left:
+                await limiter.close_gate(scope.uid_gate, seconds)
         return max(seconds, left)
 
     def _seconds_until(self, exc: RateLimitError) -> float:

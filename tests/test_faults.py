@@ -175,8 +175,8 @@ async def test_the_local_clock_stepping_back_past_recv_window_costs_one_retry() 
     [
         pytest.param(-1200, 0, 50, id="server-clock-back"),
         # Read with the old offset the period is over already, though the answer says
-        # it is not: the UID is held for one attempt's deadline (15 s) while measuring.
-        pytest.param(0, 120_000, 15_000 - 7_000 + 50, id="client-clock-forward"),
+        # it is not: the UID is held while the clock is measured, then to the real end.
+        pytest.param(0, 120_000, 50, id="client-clock-forward"),
     ],
 )
 async def test_a_disabled_period_announced_after_a_clock_step_is_held_to_its_end(
@@ -202,6 +202,21 @@ async def test_a_disabled_period_announced_after_a_clock_step_is_held_to_its_end
     balances = [r for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]
     assert [(r.code, r.injected) for r in balances] == [(0, False), (None, True), (0, False)]
     assert 0 <= balances[-1].server_ms - until <= held_longer_ms
+
+
+async def test_a_disabled_period_over_by_the_time_its_answer_is_read_holds_nothing_longer(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey, clock: LoopClock
+) -> None:
+    # The period ends as its answer comes (a slow answer, or BingX's end rounded): the
+    # UID is held while the clock is measured, not a whole attempt's deadline.
+    client = make_client(key, uid=key.uid)
+    await client.asset_overview()
+    sim.inject(Fault.rate_limited(sim.server_ms() - 1000))
+    started = clock.monotonic()
+    await client.asset_overview()
+    assert clock.monotonic() - started < 2.0
+    balances = [r for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]
+    assert [(r.code, r.injected) for r in balances] == [(0, False), (None, True), (0, False)]
 
 
 async def test_a_disabled_period_is_read_on_the_last_offset_when_the_clock_cannot_be_read(

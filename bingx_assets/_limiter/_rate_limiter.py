@@ -8,6 +8,7 @@ import contextlib
 import copy
 import logging
 import math
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -213,6 +214,24 @@ class RateLimiter:
         (`async with` it)."""
         return self._state().lock(name)
 
+    @contextlib.asynccontextmanager
+    async def holding(self, gate: str) -> AsyncIterator[None]:
+        """While the block runs, this process gives no slot behind `gate` (a scope's
+        `uid_gate`): for what a backend's gate cannot do, holding the UID only until a
+        measurement ends, since a gate, once closed, is never shortened."""
+        holds = self._state().holds
+        hold = holds.get(gate)
+        if hold is None:
+            hold = holds[gate] = _Hold()
+        hold.holders += 1
+        try:
+            yield
+        finally:
+            hold.holders -= 1
+            if not hold.holders:
+                del holds[gate]
+                hold.set()
+
     def horizon(self, recv_window_ms: int) -> float:
         """Seconds from now until a request signed now certainly no longer counts as
         arriving: its `recvWindow`, plus what the clock offset may be wrong by (with no
@@ -247,6 +266,10 @@ class RateLimiter:
         while True:
             async with state.lock(scope.uid_gate):
                 while True:
+                    held = state.holds.get(scope.uid_gate)
+                    if held is not None:
+                        await held.wait()
+                        continue
                     timestamp_ms = self.server_clock.now_ms()
                     horizon = self.horizon(recv_window_ms)
                     in_flight = horizon if bet is None else min(bet, horizon)
@@ -394,6 +417,8 @@ class _LoopState:
     def __init__(self) -> None:
         self._locks: dict[str, _Queue] = {}
         self._wakers: dict[str, _Waker] = {}
+        self.holds: dict[str, _Hold] = {}
+        """Gates held in this process by `RateLimiter.holding`."""
 
     def lock(self, name: str) -> _NamedLock:
         return _NamedLock(self._locks, name)
@@ -433,6 +458,14 @@ class _Queue:
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.users = 0
+
+
+class _Hold(asyncio.Event):
+    """Set when the last holder of a gate's hold lets go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holders = 0
 
 
 class _NamedLock:
