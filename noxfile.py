@@ -90,7 +90,7 @@ def build(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: ratios and counts, written to benchmarks/results/."""
     _ensure_redis_server(session)
-    session.install("-e", ".[redis,prometheus,aiohttp]")
+    session.install("-e", ".[redis,prometheus]")
     # The peers we measure against live in this session only, never in the package.
     session.install("aiolimiter", "ccxt", "httpx-aiohttp")
     for bench in sorted(Path("benchmarks").glob("bench_*.py")):  # every one, new ones too

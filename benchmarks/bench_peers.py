@@ -1,7 +1,8 @@
 """bingx-assets against its peers, side by side in one run, over real HTTP on loopback.
 
 Peers: ccxt's async BingX client (`account_v1_private_get_allaccountbalance`) and
-minimal hand-written signed GETs on httpx and on aiohttp (the floors); ours runs on both.
+minimal hand-written signed GETs on httpx and on aiohttp (the floors); ours runs on its
+own default session (aiohttp, one per client, as ccxt's) and on clients handed in.
 The simulator runs in its own process (`bingx-assets simulate`), so client CPU is
 measured alone. Reported: medians with
 min and max over repeats, and ratios; never one timing.
@@ -138,6 +139,7 @@ async def cpu_and_wall() -> list[dict[str, object]]:
         # httpx's API over aiohttp's parser, as openai-python's DefaultAioHttpClient.
         bridged = httpx_aiohttp.HttpxAiohttpClient()
         on_bridge = [our_client(url, k, RateLimiter(UNLIMITED), bridged) for k in keys]
+        by_default = [our_client(url, k, RateLimiter(UNLIMITED)) for k in keys]
         peers = [ccxt_client(url, k, rate_limit=False) for k in keys]
 
         def signed_url(i: int) -> tuple[str, dict[str, str]]:
@@ -160,6 +162,7 @@ async def cpu_and_wall() -> list[dict[str, object]]:
             "ccxt": lambda i: peers[i % len(peers)].account_v1_private_get_allaccountbalance(),
             "bare httpx (sign + GET + decode)": bare_httpx,
             "bare aiohttp (sign + GET + decode)": bare_aiohttp,
+            "bingx-assets (default: aiohttp)": lambda i: by_default[i % len(keys)].asset_overview(),
             "bingx-assets on httpx": lambda i: on_httpx[i % len(keys)].asset_overview(),
             "bingx-assets on aiohttp": lambda i: on_aiohttp[i % len(keys)].asset_overview(),
             "bingx-assets on httpx-aiohttp": lambda i: on_bridge[i % len(keys)].asset_overview(),
@@ -174,6 +177,8 @@ async def cpu_and_wall() -> list[dict[str, object]]:
             for concurrency in CONCURRENCY:
                 for name, run in runners.items():
                     samples[name, concurrency].append(await per_call(run, n, concurrency))
+        for client in by_default:
+            await client.aclose()
         await http.aclose()
         await bridged.aclose()
         await session.close()

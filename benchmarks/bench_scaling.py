@@ -2,11 +2,11 @@
 
 The simulator runs in its own process with BingX's per-UID limit (5 a second) and the IP
 limits out of the way, so the physical minimum is `ROUNDS - 1` seconds whatever N: the
-UID windows alone. Reported per transport (the default httpx client, and an aiohttp
-session handed in) and N: client CPU per call, RSS the pool added per key, wall time over
-that minimum, and the exponent k of CPU in N (total CPU ~ N^k between the smallest and
-the largest N; 1.0 is linear: a constant cost per call). On a 2-core machine the
-simulator takes one core, so at 5,000 keys the client's own CPU is what bounds the wall.
+UID windows alone. Reported per transport (the pool's own aiohttp session, the default,
+and an httpx client handed in) and N: client CPU per call, RSS the pool added per key,
+wall time over that minimum, and the exponent k of CPU in N (total CPU ~ N^k between the
+smallest and the largest N; 1.0 is linear: a constant cost per call). On a 2-core
+machine the simulator takes one core, so at 5,000 keys the client's own CPU is what bounds the wall.
 
     python benchmarks/bench_scaling.py            # or: nox -s bench
     python benchmarks/bench_scaling.py --smoke    # seconds, results to a temp dir
@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
+import httpx
 from _report import SMOKE, report  # type: ignore[import-not-found]
 
 from bingx_assets import AssetsPool, Credentials, Rate, RateLimiter, RateLimits
@@ -79,9 +79,10 @@ def rss_bytes() -> int:
 async def one_size(transport: str, keys: int) -> dict[str, object]:
     async with simulator(keys) as (url, made):
         credentials = [Credentials(a, s, f"k{n}", u) for n, (a, s, u) in enumerate(made)]
+        # As many connections as the pool's own session has: its concurrency, 32.
         http = (
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
-            if transport == "aiohttp session"
+            httpx.AsyncClient(limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+            if transport == "httpx client"
             else None
         )
         gc.collect()
@@ -95,7 +96,7 @@ async def one_size(transport: str, keys: int) -> dict[str, object]:
             elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
             grown = rss_bytes() - before
         if http is not None:
-            await http.close()
+            await http.aclose()
     minimum = (ROUNDS - 1) * 1.0
     return {
         "transport": transport,
@@ -115,7 +116,7 @@ async def main() -> None:
     # What the UIDs' full windows say is expected here: the table is the record of it.
     logging.getLogger("bingx_assets").setLevel(logging.ERROR)
     rows: list[dict[str, object]] = []
-    for transport in ("httpx (default)", "aiohttp session"):
+    for transport in ("aiohttp (default)", "httpx client"):
         await one_size(transport, SIZES[0])  # warm: imports, TLS context, first sessions
         measured = [await one_size(transport, keys) for keys in SIZES]
         first, last = measured[0], measured[-1]

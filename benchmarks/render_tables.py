@@ -165,6 +165,19 @@ TABLES: dict[str, Table] = {
             ("CPU vs ccxt", "{cpu_vs_ccxt:.2f}"),
         ),
     ),
+    "peers-cpu-readme": Table(
+        "peers_cpu",
+        (
+            ("client", "{client}"),
+            ("in flight", "{in_flight}"),
+            ("CPU µs (median)", "{cpu_us_median}"),
+            ("CPU vs ccxt", "{cpu_vs_ccxt:.2f}"),
+        ),
+        # ccxt, and what a user gets without choosing, or with an httpx client of theirs
+        where=lambda row: (
+            row["client"] in {"ccxt", "bingx-assets (default: aiohttp)", "bingx-assets on httpx"}
+        ),
+    ),
     "profile": Table(
         "profile",
         (

@@ -1,4 +1,5 @@
-"""`Egress`: one route out to BingX (a source address or a proxy) and its httpx client."""
+"""`Egress`: one route out to BingX, a source address or a proxy (the client's own
+session for a route is `_transports._aiohttp.open_session`)."""
 
 from __future__ import annotations
 
@@ -29,9 +30,13 @@ class Egress:
     `local_address="0.0.0.0"` leaves the choice of address to the operating system (the
     machine's default route).
 
-    Not both at once: httpx (0.28, and httpcore 1.0 under it) does not bind the source
-    address of a connection to a proxy, and a route that silently left from another
-    address than it says would be worse than none. BingX sees the proxy's address anyway.
+    Not both at once: BingX sees the proxy's address, whatever address the connection to
+    the proxy left from, so a source address would only name a route that is not the one
+    BingX counts.
+
+    Each route's connections are its own aiohttp session's (sized as the pool's), which
+    takes no proxy from the environment: `HTTPS_PROXY` must not carry the requests past
+    the route.
     """
 
     local_address: str | None
@@ -48,8 +53,8 @@ class Egress:
             raise ConfigurationError("an Egress needs a local_address or a proxy")
         if local_address is not None and proxy is not None:
             raise ConfigurationError(
-                "an Egress takes a local_address or a proxy, not both: httpx cannot bind "
-                "the source address of a connection to a proxy (BingX sees the proxy's)"
+                "an Egress takes a local_address or a proxy, not both: BingX sees the "
+                "proxy's address, not the one the connection to the proxy left from"
             )
         address = _check_address(local_address) if local_address is not None else None
         proxy_host = _check_proxy(proxy) if proxy is not None else None
@@ -69,17 +74,6 @@ class Egress:
         if self.proxy is not None:
             parts.append(f"proxy={_masked(self.proxy)!r}")
         return f"Egress({', '.join(parts)})"
-
-    def http_client(self, limits: httpx.Limits) -> httpx.AsyncClient:
-        """A client whose every connection leaves by this route. (A client given its own
-        transport takes no proxy from the environment: `HTTPS_PROXY` cannot carry the
-        requests past the route.)"""
-        transport = httpx.AsyncHTTPTransport(
-            local_address=self.local_address,
-            proxy=self.proxy,
-            limits=limits,
-        )
-        return httpx.AsyncClient(transport=transport)
 
 
 def check_routes(routes: Iterable[Egress]) -> tuple[Egress, ...]:
@@ -112,7 +106,7 @@ def _check_address(address: Any) -> str:
 
 
 def _check_proxy(proxy: Any) -> str:
-    """The proxy's host, once the URL is known to be one httpx can use."""
+    """The proxy's host, once the URL is known to be one aiohttp can use."""
     if not isinstance(proxy, str):
         raise ConfigurationError(f"proxy must be an http:// or https:// URL, not {proxy!r}")
     try:

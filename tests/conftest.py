@@ -8,8 +8,10 @@ import itertools
 import os
 import sys
 import tempfile
+import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,6 +22,7 @@ import pytest
 
 from bingx_assets import AssetsClient, RateLimiter
 from bingx_assets._cli import main
+from bingx_assets._transports import HttpxTransport, _http_clients
 from bingx_assets._uid_cache import _open as _open_uid_caches
 from bingx_assets._uid_cache import default_uid_cache_path, open_uid_cache
 from bingx_assets.testing import (
@@ -28,6 +31,7 @@ from bingx_assets.testing import (
     LoopClock,
     ReceivedRequest,
     SimKey,
+    SimulatorServer,
     redis_cluster,
     redis_server,
 )
@@ -150,6 +154,43 @@ async def make_client(sim: BingXSimulator, limiter: RateLimiter) -> AsyncIterato
 
     yield make
     await http.aclose()
+
+
+@pytest.fixture
+async def respx_http() -> AsyncIterator[httpx.AsyncClient]:
+    """An `httpx.AsyncClient` to hand to clients whose answers respx gives: respx answers
+    for httpx only, and a client's own transport is aiohttp."""
+    async with httpx.AsyncClient() as http:
+        yield http
+
+
+@contextmanager
+def served_in_a_thread(sim: BingXSimulator) -> Iterator[str]:
+    """`sim` over real HTTP on loopback, from an event loop of its own in another thread,
+    for tests that run one `asyncio.run` after another: its URL."""
+    server_loop = asyncio.new_event_loop()
+    server = SimulatorServer(sim)
+    server_loop.run_until_complete(server.start())
+    thread = threading.Thread(target=server_loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.url
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), server_loop).result(timeout=10)
+        server_loop.call_soon_threadsafe(server_loop.stop)
+        thread.join(timeout=10)
+        server_loop.close()
+
+
+def own_transport_on(sim: BingXSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every client's own transport talks to `sim`, in this process, in place of the
+    aiohttp session it would open: the command line's real (non `--simulate`) path, at
+    BingX's own address, with no network."""
+
+    def open_session(limits: httpx.Limits, egress: object = None) -> HttpxTransport:
+        return HttpxTransport(httpx.AsyncClient(transport=sim.transport(), limits=limits))
+
+    monkeypatch.setattr(_http_clients, "open_session", open_session)
 
 
 @pytest.fixture(scope="session")

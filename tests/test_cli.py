@@ -18,7 +18,7 @@ import pytest
 from bingx_assets.testing import BingXSimulator, Fault, SimKey
 from bingx_assets.testing._simulator import DEFAULT_BALANCES
 
-from .conftest import cli_table, run_cli
+from .conftest import cli_table, own_transport_on, run_cli
 
 EXPECTED_TOTAL = sum((Decimal(v) for v in DEFAULT_BALANCES.values()), Decimal(0))
 # What the CLI shows for each wire name: the live API spells the spot account "sopt".
@@ -29,17 +29,10 @@ pytestmark = pytest.mark.usefixtures("wide_output")
 
 @pytest.fixture
 def wired(monkeypatch: pytest.MonkeyPatch) -> BingXSimulator:
-    """A simulator behind every `httpx.AsyncClient` the CLI makes: the real (non
-    `--simulate`) path, with no network."""
+    """A simulator behind every client the CLI opens: the real (non `--simulate`) path,
+    with no network."""
     simulator = BingXSimulator()
-    real = httpx.AsyncClient
-
-    class Simulated(real):  # type: ignore[misc, valid-type]
-        def __init__(self, **kwargs: object) -> None:
-            kwargs.pop("transport", None)
-            super().__init__(transport=simulator.transport(), **kwargs)
-
-    monkeypatch.setattr(httpx, "AsyncClient", Simulated)
+    own_transport_on(simulator, monkeypatch)
     return simulator
 
 

@@ -17,7 +17,6 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -29,7 +28,7 @@ from bingx_assets._cli._render import live_view, progress, results_table
 from bingx_assets._models import AssetOverview, Balance
 from bingx_assets.testing import BingXSimulator
 
-from .conftest import run_cli
+from .conftest import own_transport_on, run_cli
 
 
 def assert_one_line_usage_error(code: int, out: str, err: str, *expected: str) -> None:
@@ -137,13 +136,7 @@ def test_allow_insecure_http_lets_plain_http_through(
 ) -> None:
     sim = BingXSimulator()
     key = sim.add_key(uid=5)
-    real = httpx.AsyncClient
-
-    class Simulated(real):  # type: ignore[misc, valid-type]
-        def __init__(self, **kwargs: object) -> None:
-            super().__init__(transport=sim.transport(), **kwargs)
-
-    monkeypatch.setattr(httpx, "AsyncClient", Simulated)
+    own_transport_on(sim, monkeypatch)
     monkeypatch.setenv("BINGX_API_KEY", key.api_key)
     monkeypatch.setenv("BINGX_SECRET_KEY", key.secret_key)
     argv = ["balances", "--json", "--base-url", "http://bingx.internal"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from decimal import Decimal
 
 import httpx
@@ -23,9 +22,9 @@ from bingx_assets import (
     ServerBusyError,
 )
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH, UID_PATH
-from bingx_assets.testing import BingXSimulator, SimKey, SimulatorServer
+from bingx_assets.testing import BingXSimulator, SimKey
 
-from .conftest import MakeClient, verified_earlier
+from .conftest import MakeClient, served_in_a_thread, verified_earlier
 
 HOST = "https://open-api.bingx.com"
 KEY = "k" * 64
@@ -207,8 +206,8 @@ async def test_owned_http_client_is_closed_and_injected_one_is_not(sim: BingXSim
     assert not injected.is_closed
     await injected.aclose()
     async with AssetsClient(KEY, SECRET) as client:
-        owned = client._transport.client  # type: ignore[attr-defined]
-    assert owned.is_closed
+        owned = client._transport.session  # type: ignore[attr-defined]
+    assert owned.closed
 
 
 @pytest.mark.parametrize(
@@ -220,12 +219,18 @@ async def test_owned_http_client_is_closed_and_injected_one_is_not(sim: BingXSim
     ],
 )
 async def test_transient_failures_are_retried_then_raised(
-    respx_mock: respx.MockRouter, limiter: RateLimiter, failure: object, error: type[Exception]
+    respx_mock: respx.MockRouter,
+    respx_http: httpx.AsyncClient,
+    limiter: RateLimiter,
+    failure: object,
+    error: type[Exception],
 ) -> None:
     respx_mock.get(HOST + SERVER_TIME_PATH).respond(json={"code": 0, "data": {"serverTime": 0}})
     route = respx_mock.get(HOST + ASSET_OVERVIEW_PATH).mock(side_effect=[failure] * 3)
     verified_earlier(KEY, 1)
-    client = AssetsClient(KEY, SECRET, uid=1, max_retries=2, limiter=limiter)
+    client = AssetsClient(
+        KEY, SECRET, uid=1, max_retries=2, limiter=limiter, http_client=respx_http
+    )
     with pytest.raises(error) as caught:
         await client.asset_overview()
     assert route.call_count == 3
@@ -235,7 +240,7 @@ async def test_transient_failures_are_retried_then_raised(
 
 
 async def test_a_busy_server_is_retried_until_it_answers(
-    respx_mock: respx.MockRouter, limiter: RateLimiter
+    respx_mock: respx.MockRouter, respx_http: httpx.AsyncClient, limiter: RateLimiter
 ) -> None:
     respx_mock.get(HOST + SERVER_TIME_PATH).respond(json={"code": 0, "data": {"serverTime": 0}})
     busy = httpx.Response(200, json={"code": 100500, "msg": "Internal error"})
@@ -244,7 +249,7 @@ async def test_a_busy_server_is_retried_until_it_answers(
     )
     route = respx_mock.get(HOST + ASSET_OVERVIEW_PATH).mock(side_effect=[busy, busy, ok])
     verified_earlier(KEY, 1)
-    async with AssetsClient(KEY, SECRET, uid=1, limiter=limiter) as client:
+    async with AssetsClient(KEY, SECRET, uid=1, limiter=limiter, http_client=respx_http) as client:
         overview = await client.asset_overview()
     assert overview.total == Decimal(1)
     assert route.call_count == 3
@@ -267,23 +272,13 @@ async def test_logs_never_show_secret_or_signature(
 def test_a_client_serves_one_asyncio_run_after_another() -> None:
     sim = BingXSimulator()
     key = sim.add_key(uid=1)
-    server_loop = asyncio.new_event_loop()
-    server = SimulatorServer(sim)
-    server_loop.run_until_complete(server.start())
-    thread = threading.Thread(target=server_loop.run_forever, daemon=True)
-    thread.start()
-    try:
+    with served_in_a_thread(sim) as url:
         verified_earlier(key.api_key, 1)
-        client = AssetsClient(key.api_key, key.secret_key, uid=1, base_url=server.url)
+        client = AssetsClient(key.api_key, key.secret_key, uid=1, base_url=url)
 
         async def read_once() -> Decimal:
             async with client:  # closes this loop's connections, and the client stays usable
                 return (await client.asset_overview()).total
 
         totals = [asyncio.run(read_once()) for _ in range(3)]
-    finally:
-        asyncio.run_coroutine_threadsafe(server.close(), server_loop).result(timeout=10)
-        server_loop.call_soon_threadsafe(server_loop.stop)
-        thread.join(timeout=10)
-        server_loop.close()
     assert totals == [sum(Decimal(v) for v in key.balances.values())] * 3

@@ -12,14 +12,13 @@ from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bingx_assets import AssetsPool, Snapshot
 from bingx_assets.testing import BingXSimulator
 from bingx_assets.testing._simulator import DEFAULT_BALANCES
 
-from .conftest import cli_table, run_cli
+from .conftest import cli_table, own_transport_on, run_cli
 
 EXPECTED_TOTAL = sum(Decimal(v) for v in DEFAULT_BALANCES.values())
 
@@ -87,7 +86,7 @@ def test_a_partial_total_says_so_in_the_table_and_in_json(
 ) -> None:
     sim = BingXSimulator()
     keys = _keys_file(tmp_path, sim, good=3, bad=3)
-    monkeypatch.setattr(httpx, "AsyncClient", _simulated(sim))
+    own_transport_on(sim, monkeypatch)
     code, out, err = run_cli(capsys, "balances", "--keys", str(keys))
     assert code == 1
     rows = cli_table(out)
@@ -113,7 +112,7 @@ def test_all_keys_failed_shows_no_total_at_all(
 ) -> None:
     sim = BingXSimulator()
     keys = _keys_file(tmp_path, sim, good=0, bad=2)
-    monkeypatch.setattr(httpx, "AsyncClient", _simulated(sim))
+    own_transport_on(sim, monkeypatch)
     code, out, _ = run_cli(capsys, "balances", "--keys", str(keys))
     assert code == 1
     total = next(row for row in cli_table(out) if row[0] == "TOTAL")
@@ -142,7 +141,7 @@ def test_environment_key_with_a_wrong_secret(
     key = sim.add_key(uid=1)
     monkeypatch.setenv("BINGX_API_KEY", key.api_key)
     monkeypatch.setenv("BINGX_SECRET_KEY", "not-the-secret-" + "z" * 40)
-    monkeypatch.setattr(httpx, "AsyncClient", _simulated(sim))
+    own_transport_on(sim, monkeypatch)
     code, out, err = run_cli(capsys, "balances", "--json")
     assert code == 1
     [result] = json.loads(out)["keys"]
@@ -233,17 +232,6 @@ def test_simulate_writes_private_keys_and_serves_them(tmp_path: Path) -> None:
     assert Decimal(document["total"]) == 3 * EXPECTED_TOTAL
 
 
-def _simulated(sim: BingXSimulator) -> type[httpx.AsyncClient]:
-    """httpx.AsyncClient, with every instance talking to `sim`."""
-    real = httpx.AsyncClient
-
-    class Simulated(real):  # type: ignore[misc, valid-type]
-        def __init__(self, **kwargs: object) -> None:
-            super().__init__(transport=sim.transport(), **kwargs)
-
-    return Simulated
-
-
 @pytest.mark.looptime(False)
 def test_redis_limits_from_the_command_line(
     capsys: pytest.CaptureFixture[str], redis_url: str
@@ -294,7 +282,7 @@ def test_a_table_fits_80_columns_and_keeps_every_word_of_an_error(
 ) -> None:
     sim = BingXSimulator()
     keys = _keys_file(tmp_path, sim, good=2, bad=1)
-    monkeypatch.setattr(httpx, "AsyncClient", _simulated(sim))
+    own_transport_on(sim, monkeypatch)
     monkeypatch.setenv("COLUMNS", "80")
     code, out, _ = run_cli(capsys, "balances", "--keys", str(keys))
     assert code == 1

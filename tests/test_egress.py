@@ -10,17 +10,18 @@ seconds.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Sequence
 
-import httpcore
 import httpx
 import pytest
 from redis.asyncio import Redis
 
 from bingx_assets import (
+    AssetsClient,
     AssetsPool,
     ConfigurationError,
     Credentials,
@@ -30,8 +31,9 @@ from bingx_assets import (
     RateLimits,
     RedisBackend,
 )
-from bingx_assets._constants import ASSET_OVERVIEW_PATH
+from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH
 from bingx_assets._limiter import GateTooLong
+from bingx_assets._transports._aiohttp import open_session
 from bingx_assets._uid_cache import default_uid_cache_path
 from bingx_assets.testing import BingXSimulator, LoopClock, SimKey, SimulatorServer
 
@@ -77,7 +79,7 @@ def test_a_route_is_named_by_its_address_or_its_proxy_host() -> None:
     ("arguments", "message"),
     [
         ({}, "needs a local_address or a proxy"),
-        ({"local_address": "10.0.0.5", "proxy": "http://p.example"}, "not both: httpx cannot"),
+        ({"local_address": "10.0.0.5", "proxy": "http://p.example"}, "not both: BingX sees"),
         ({"local_address": "my-host"}, "local_address must be an IP address"),
         ({"local_address": b"127.0.0.1"}, "local_address must be an IP address"),
         ({"proxy": "socks5://proxy.example:1080"}, "http:// or https:// URL"),
@@ -102,25 +104,6 @@ def test_a_proxy_password_is_never_shown() -> None:
     with pytest.raises(ConfigurationError) as bad:
         Egress(proxy="http://user:hunter2@proxy.example:3128/path")
     assert "hunter2" not in str(bad.value)
-
-
-def test_a_route_client_binds_its_address_or_goes_through_its_proxy(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """What reaches httpx: the route's transport with its source address or its proxy,
-    sized as asked, and no proxy from the environment (it would bypass the route)."""
-    monkeypatch.setenv("ALL_PROXY", "http://env-proxy.example:8080")
-    bound = Egress("127.0.0.2").http_client(httpx.Limits(max_connections=7))
-    proxied = Egress(proxy="http://proxy.example:3128").http_client(httpx.Limits(max_connections=9))
-    for client in (bound, proxied):
-        assert isinstance(client._transport, httpx.AsyncHTTPTransport)
-        assert client._mounts == {}  # ALL_PROXY ignored
-    pool = bound._transport._pool
-    assert isinstance(pool, httpcore.AsyncConnectionPool)
-    assert (pool._local_address, pool._max_connections) == ("127.0.0.2", 7)
-    proxy = proxied._transport._pool
-    assert isinstance(proxy, httpcore.AsyncHTTPProxy)
-    assert (proxy._proxy_url.host, proxy._proxy_url.port) == (b"proxy.example", 3128)
 
 
 # -- AssetsPool with routes -------------------------------------------------------------
@@ -291,20 +274,103 @@ async def test_two_routes_read_an_ip_bound_fleet_in_half_the_time() -> None:
 
 
 @real_time
+async def test_a_route_session_binds_its_address_sized_as_asked(
+    server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session a route opens leaves from the route's address, and takes no proxy
+    from the environment (it would carry the requests past the route)."""
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:1")  # unreachable: never taken
+    transport = open_session(httpx.Limits(max_connections=7), Egress("127.0.0.2"))
+    try:
+        assert transport.session.connector is not None
+        assert transport.session.connector.limit == 7
+        answer = await transport.get(server.url + SERVER_TIME_PATH, {}, httpx.Timeout(5.0))
+    finally:
+        await transport.aclose()
+    assert answer.status == 200
+    assert [r.client_ip for r in server.simulator.requests] == ["127.0.0.2"]
+
+
+@real_time
 async def test_a_route_through_a_proxy_leaves_from_the_proxy(
     server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A plain-http forwarding proxy on loopback, whose own connections leave from
-    127.0.0.9: the simulator sees that address for the proxied route's keys."""
-    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")  # a route never takes this one
-    async with forwarding_proxy(source="127.0.0.9") as (proxy_url, forwarded):
-        routes = [Egress(proxy=proxy_url, ip="proxy-a"), Egress("127.0.0.3")]
+    127.0.0.9: the simulator sees that address for the proxied route's keys, and the
+    proxy the credentials in the route's URL."""
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:1")  # a route never takes this one
+    async with forwarding_proxy(source="127.0.0.9") as proxy:
+        with_credentials = proxy.url.replace("http://", "http://route:pw@")
+        routes = [Egress(proxy=with_credentials, ip="proxy-a"), Egress("127.0.0.3")]
         keys = fleet(server.simulator, uids=4, keys_per_uid=2)
         _, ok = await fan_out(server, keys, routes)
     assert ok == 8
     by_uid = addresses_by_uid(server.simulator)
     assert sorted(seen.pop() for seen in by_uid.values()) == ["127.0.0.3"] * 2 + ["127.0.0.9"] * 2
-    assert forwarded
+    assert proxy.heads
+    assert all(proxy_credentials(head) == "route:pw" for head in proxy.heads)
+
+
+# -- the default session and the environment's proxies ----------------------------------
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture
+def no_proxy_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+async def read_one_key(server: SimulatorServer) -> None:
+    """One key of its own read once, on the client's own session."""
+    [key] = fleet(server.simulator, uids=1, keys_per_uid=1, first_uid=7000)
+    limiter = RateLimiter(LIMITS)
+    async with AssetsClient(key.api_key, key.secret_key, base_url=server.url, limiter=limiter) as c:
+        await c.asset_overview()
+
+
+@real_time
+@pytest.mark.usefixtures("no_proxy_in_the_environment")
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "ALL_PROXY", "http_proxy"])
+async def test_the_default_session_goes_through_the_environments_proxy(
+    server: SimulatorServer, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """As httpx's default did: HTTP_PROXY, else ALL_PROXY, in either case; a proxy named
+    without a scheme is http://, and credentials in its URL reach the proxy."""
+    async with forwarding_proxy(source="127.0.0.9") as proxy:
+        named = proxy.url.replace("http://", "env:pw@")  # no scheme
+        monkeypatch.setenv(variable, named if variable == "ALL_PROXY" else f"http://{named}")
+        await read_one_key(server)
+    assert {r.client_ip for r in server.simulator.requests} == {"127.0.0.9"}
+    assert len(server.simulator.requests) == 3  # the UID, the clock, the balances
+    assert proxy.heads
+    assert all(proxy_credentials(head) == "env:pw" for head in proxy.heads)
+
+
+@real_time
+@pytest.mark.usefixtures("no_proxy_in_the_environment")
+async def test_no_proxy_hosts_are_reached_directly(
+    server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")  # unreachable
+    monkeypatch.setenv("NO_PROXY", "example.com, 127.0.0.1")
+    await read_one_key(server)
+    assert {r.client_ip for r in server.simulator.requests} == {"127.0.0.1"}
+
+
+@real_time
+@pytest.mark.usefixtures("no_proxy_in_the_environment")
+async def test_a_socks_proxy_in_the_environment_is_refused_not_bypassed(
+    server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiohttp has no SOCKS: going direct instead would leave from an address the user
+    meant to hide."""
+    monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1")
+    with pytest.raises(ConfigurationError, match=r"ALL_PROXY names a socks5:// proxy"):
+        await read_one_key(server)
+    assert server.simulator.requests == []
 
 
 @real_time
@@ -339,21 +405,32 @@ async def test_two_pools_on_one_route_share_its_windows_in_redis(
     assert windows  # the route's windows live under its name
 
 
+def proxy_credentials(head: bytes) -> str | None:
+    """What a request's `Proxy-Authorization: Basic ...` header says, decoded."""
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"proxy-authorization":
+            scheme, _, encoded = value.strip().partition(b" ")
+            assert scheme == b"Basic"
+            return base64.b64decode(encoded).decode()
+    return None
+
+
 class forwarding_proxy:
-    """The least HTTP proxy that forwards plain-http requests: it reads the first request
-    line of a connection (absolute-form, as clients send to a proxy), opens a connection
-    from `source` to the origin it names, and pipes both ways."""
+    """The least HTTP proxy that forwards plain-http requests: it reads the head of the
+    first request of a connection (absolute-form, as clients send to a proxy), opens a
+    connection from `source` to the origin it names, and pipes both ways."""
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.forwarded: list[str] = []
-        """The first request line of each connection forwarded."""
+        self.heads: list[bytes] = []
+        """The head (request line and headers) of each connection's first request."""
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def __aenter__(self) -> tuple[str, list[str]]:
+    async def __aenter__(self) -> forwarding_proxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}", self.forwarded
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._server.close()
@@ -363,13 +440,13 @@ class forwarding_proxy:
         await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        line = await reader.readline()
-        origin = httpx.URL(line.split()[1].decode())
-        self.forwarded.append(line.decode().strip())
+        head = await reader.readuntil(b"\r\n\r\n")
+        origin = httpx.URL(head.split()[1].decode())
+        self.heads.append(head)
         upstream_reader, upstream_writer = await asyncio.open_connection(
             origin.host, origin.port, local_addr=(self.source, 0)
         )
-        upstream_writer.write(line)
+        upstream_writer.write(head)
         for pipe in (pipe_to(reader, upstream_writer), pipe_to(upstream_reader, writer)):
             task = asyncio.create_task(pipe)
             self._tasks.add(task)

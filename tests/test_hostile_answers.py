@@ -199,7 +199,7 @@ async def test_an_answer_is_never_lost_to_a_limiter_that_cannot_hold_the_uid(
 
 
 async def test_a_body_httpx_cannot_decode_is_a_typed_connection_error(
-    respx_mock: respx.MockRouter, clock: LoopClock
+    respx_mock: respx.MockRouter, respx_http: httpx.AsyncClient, clock: LoopClock
 ) -> None:
     """Found in review: gzip garbage escaped as a raw httpx.DecodingError."""
     host = "https://open-api.bingx.com"
@@ -210,7 +210,9 @@ async def test_a_body_httpx_cannot_decode_is_a_typed_connection_error(
     respx_mock.get(host + ASSET_OVERVIEW_PATH).mock(return_value=garbled)
     limiter = RateLimiter(clock=clock)
     verified_earlier("k" * 64, 5)
-    async with AssetsClient("k" * 64, "s" * 64, uid=5, limiter=limiter, max_retries=1) as client:
+    async with AssetsClient(
+        "k" * 64, "s" * 64, uid=5, limiter=limiter, max_retries=1, http_client=respx_http
+    ) as client:
         with pytest.raises(APIConnectionError, match="DecodingError"):
             await client.asset_overview()
 

@@ -161,8 +161,8 @@ async def test_leaving_the_stream_early_stops_the_rest(
 
 async def test_owned_http_client_is_closed(sim: BingXSimulator) -> None:
     async with AssetsPool([creds(sim.add_key(uid=1))]) as pool:
-        http = pool._transport.client  # type: ignore[attr-defined]
-    assert http.is_closed
+        http = pool._transport.session  # type: ignore[attr-defined]
+    assert http.closed
 
 
 async def test_watch_keeps_a_steady_beat_and_reports_changes(

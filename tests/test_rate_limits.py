@@ -147,6 +147,7 @@ async def test_a_disabled_period_beyond_max_wait_raises_with_the_unblock_time(
 )
 async def test_rate_answers_pause_what_was_refused_as_long_as_it_said(
     respx_mock: respx.MockRouter,
+    respx_http: httpx.AsyncClient,
     clock: LoopClock,
     answer: httpx.Response,
     expected_pause: float,
@@ -160,11 +161,15 @@ async def test_rate_answers_pause_what_was_refused_as_long_as_it_said(
     )
     route = respx_mock.get(HOST + ASSET_OVERVIEW_PATH).mock(side_effect=[answer, ok, ok])
     verified_earlier("k" * 64, 5)
-    async with AssetsClient("k" * 64, "s" * 64, uid=5, max_wait=600, limiter=limiter) as client:
+    async with AssetsClient(
+        "k" * 64, "s" * 64, uid=5, max_wait=600, limiter=limiter, http_client=respx_http
+    ) as client:
         first = await client.asset_overview()
         paused = clock.monotonic()
         verified_earlier("j" * 64, 5)
-        async with AssetsClient("j" * 64, "s" * 64, uid=5, limiter=limiter) as sibling:
+        async with AssetsClient(
+            "j" * 64, "s" * 64, uid=5, limiter=limiter, http_client=respx_http
+        ) as sibling:
             await sibling.asset_overview()  # the gate already reopened
     assert first.total == Decimal(2) and route.call_count == 3
     assert expected_pause <= paused <= expected_pause + 0.01
@@ -174,7 +179,7 @@ async def test_rate_answers_pause_what_was_refused_as_long_as_it_said(
 
 
 async def test_the_gate_stops_siblings_that_are_already_waiting(
-    respx_mock: respx.MockRouter, clock: LoopClock
+    respx_mock: respx.MockRouter, respx_http: httpx.AsyncClient, clock: LoopClock
 ) -> None:
     limiter = RateLimiter(clock=clock)
     respx_mock.get(HOST + SERVER_TIME_PATH).respond(json={"code": 0, "data": {"serverTime": 1}})
@@ -188,7 +193,9 @@ async def test_the_gate_stops_siblings_that_are_already_waiting(
 
     respx_mock.get(HOST + ASSET_OVERVIEW_PATH).mock(side_effect=answer)
     verified_earlier("k" * 64, 5)
-    async with AssetsClient("k" * 64, "s" * 64, uid=5, limiter=limiter) as client:
+    async with AssetsClient(
+        "k" * 64, "s" * 64, uid=5, limiter=limiter, http_client=respx_http
+    ) as client:
         await asyncio.gather(*(client.asset_overview() for _ in range(8)))
     assert calls[0] == 0 and all(t >= 30 for t in calls[1:])
 
@@ -263,7 +270,7 @@ async def test_concurrent_first_calls_look_the_uid_up_once(
 
 
 async def test_a_429_pauses_every_uid_behind_the_ip(
-    respx_mock: respx.MockRouter, clock: LoopClock
+    respx_mock: respx.MockRouter, respx_http: httpx.AsyncClient, clock: LoopClock
 ) -> None:
     """429 is the IP's budget: another UID waits too. (A 100410 with a time leaves other
     UIDs alone: test_faults.py, `...longer_than_max_wait_fails_only_that_uid`.)"""
@@ -281,8 +288,10 @@ async def test_a_429_pauses_every_uid_behind_the_ip(
     verified_earlier("k" * 64, 5)
     verified_earlier("j" * 64, 6)
     async with (
-        AssetsClient("k" * 64, "s" * 64, uid=5, limiter=limiter) as first,
-        AssetsClient("j" * 64, "s" * 64, uid=6, limiter=limiter) as other_uid,
+        AssetsClient("k" * 64, "s" * 64, uid=5, limiter=limiter, http_client=respx_http) as first,
+        AssetsClient(
+            "j" * 64, "s" * 64, uid=6, limiter=limiter, http_client=respx_http
+        ) as other_uid,
     ):
         await first.asset_overview()
         await other_uid.asset_overview()

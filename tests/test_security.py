@@ -92,8 +92,7 @@ def test_plain_http_off_loopback_is_refused_unless_allowed(url: str) -> None:
 
 async def test_tls_is_verified_by_default() -> None:
     async with AssetsClient("k" * 64, "s" * 64) as client:
-        pool = client._transport.client._transport._pool  # type: ignore[attr-defined]
-        context: ssl.SSLContext = pool._ssl_context
+        context: ssl.SSLContext = client._transport.session.connector._ssl  # type: ignore[attr-defined]
         assert context.verify_mode == ssl.CERT_REQUIRED
         assert context.check_hostname
 

@@ -8,6 +8,7 @@ import logging
 import re
 import ssl
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -34,8 +35,10 @@ from bingx_assets import (
     _client,
 )
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH
-from bingx_assets._transports import transport_for
+from bingx_assets._transports import AiohttpTransport, transport_for
 from bingx_assets.testing import BingXSimulator, Fault, SimKey, SimulatorServer
+
+from .conftest import served_in_a_thread
 
 pytestmark = pytest.mark.looptime(False)  # real sockets want the real clock
 
@@ -261,15 +264,72 @@ async def test_a_pool_reads_many_keys_through_one_session(
     assert [r.ok for r in results] == [True] * 6
 
 
-async def test_the_pools_own_connections_match_its_concurrency() -> None:
-    async with AssetsPool([Credentials("k" * 64, "s" * 64, "k", "1")], concurrency=7) as pool:
-        connections = pool._transport.client._transport._pool  # type: ignore[attr-defined]
-        assert connections._max_connections == connections._max_keepalive_connections == 7
-
-
 def test_anything_else_as_http_client_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match=r"aiohttp\.ClientSession"):
         AssetsClient("k" * 64, "s" * 64, http_client=object())  # type: ignore[arg-type]
+
+
+# -- the client's own session ---------------------------------------------------------
+
+
+async def test_without_a_client_given_one_aiohttp_session_serves_every_call_and_is_closed(
+    server: SimulatorServer, key: SimKey
+) -> None:
+    client = AssetsClient(
+        key.api_key, key.secret_key, base_url=server.url, limiter=RateLimiter(UNLIMITED)
+    )
+    async with client:
+        await client.asset_overview()
+        transport = client._transport
+        assert isinstance(transport, AiohttpTransport)
+        await asyncio.gather(*(client.asset_overview() for _ in range(3)))
+        assert client._transport is transport  # one session for every call of this loop
+        assert transport.session.connector.limit == 100  # as httpx's default pool
+    assert transport.session.closed
+    assert len(overview_requests(server.simulator)) == 4
+
+
+def test_each_event_loop_gets_a_session_closed_with_that_loop() -> None:
+    """Nobody closes the client: each `asyncio.run` still closes the session it opened,
+    as the loop shuts down, so no "Unclosed client session" is left (warnings are
+    errors here)."""
+    sim = BingXSimulator(limits=UNLIMITED)
+    key = sim.add_key(uid=1)
+    sessions: list[aiohttp.ClientSession] = []
+    with served_in_a_thread(sim) as url:
+        client = AssetsClient(
+            key.api_key, key.secret_key, base_url=url, limiter=RateLimiter(UNLIMITED)
+        )
+
+        async def read_twice() -> None:
+            await client.asset_overview()
+            await client.asset_overview()
+            sessions.append(client._transport.session)  # type: ignore[attr-defined]
+
+        asyncio.run(read_twice())
+        asyncio.run(read_twice())
+    first, second = sessions
+    assert first is not second
+    assert first.closed and second.closed
+    assert len(overview_requests(sim)) == 4
+
+
+def test_aiohttp_is_imported_only_when_a_session_is_opened() -> None:
+    """Import time is a published figure: `import bingx_assets` and making a client do
+    not pay for aiohttp; the first request does."""
+    code = (
+        "import sys; from bingx_assets import AssetsClient; "
+        "AssetsClient('k' * 64, 's' * 64); print(sorted({'aiohttp', 'yarl'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
+
+
+async def test_the_pools_own_connections_match_its_concurrency() -> None:
+    async with AssetsPool([Credentials("k" * 64, "s" * 64, "k", "1")], concurrency=7) as pool:
+        assert pool._transport.session.connector.limit == 7  # type: ignore[attr-defined]
 
 
 # -- TLS ------------------------------------------------------------------------------
@@ -333,5 +393,5 @@ async def test_tls_is_verified_by_default_on_both_transports(
 
 async def test_the_clients_own_http_client_verifies_tls(tls_url: str) -> None:
     async with AssetsClient("k" * 64, "s" * 64, uid=1, base_url=tls_url, max_retries=0) as client:
-        with pytest.raises(APIConnectionError, match="ConnectError"):
+        with pytest.raises(APIConnectionError, match="ClientConnectorCertificateError"):
             await client.asset_overview()

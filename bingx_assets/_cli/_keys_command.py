@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import tomlkit
 import tomlkit.exceptions
 from tomlkit.items import InlineTable, Table
@@ -35,6 +34,7 @@ from .._files import read_regular_file, write_private
 from .._limiter import RateLimiter
 from .._options import ClientOptionArgs, ClientOptions
 from .._printable import printable
+from .._transports._http_clients import HttpClients
 from .._uid_cache import open_uid_cache
 from ._render import error_text
 
@@ -99,24 +99,22 @@ async def _look_up(credentials: list[Credentials], options: ClientOptions) -> li
     stopped it; every lookup shares one limiter. The uids written in the file are left
     out: they are what is being checked."""
     limiter = RateLimiter()
-    async with httpx.AsyncClient() as http:
-        clients = [
-            AssetsClient(
-                c.api_key,
-                c.secret_key,
-                label=c.label,
-                http_client=http,
-                limiter=limiter,
-                options=options,
-            )
-            for c in credentials
-        ]
+    http = HttpClients(None)  # the default session, one for every lookup, as a pool's
+    clients = [
+        AssetsClient(c.api_key, c.secret_key, label=c.label, limiter=limiter, options=options)
+        for c in credentials
+    ]
+    for client in clients:
+        client._http_clients = http
+    try:
         lookups = [asyncio.ensure_future(c.uid()) for c in clients]
         if sys.stderr.isatty():
             _show_progress(lookups)
         outcomes = await asyncio.gather(*lookups, return_exceptions=True)
         if sys.stderr.isatty():
             print(file=sys.stderr)
+    finally:
+        await http.aclose()
     await limiter.aclose()
     for outcome in outcomes:
         if not isinstance(outcome, str | Exception):

@@ -1,14 +1,16 @@
 """The one seam between the client and an HTTP library: a signed GET in, an `Answer` out.
 
-Two adapters: httpx (the default, and what respx and `httpx.MockTransport` plug into)
-and aiohttp (a bot's own `ClientSession`, handed in). Both read the answer within one
-deadline per attempt and up to 1 MiB (`_base`), and raise only our
+Two adapters: aiohttp (the default: the client's own session, one per event loop, or a
+bot's own `ClientSession` handed in) and httpx (a caller's `AsyncClient`, what respx,
+`httpx.MockTransport` and the simulator's `http_client()` plug into). Both read the
+answer within one deadline per attempt and up to 1 MiB (`_base`), and raise only our
 `APIConnectionError` / `APITimeoutError` / `AnswerTooLargeError` for a missing or
 unbounded answer, naming the library's error type and never its message (the URL in it
 carries a signature), and outside the library's exception, which keeps the request.
 
-`_base` is the seam, `_httpx` and `_aiohttp` its two adapters, and `_http_clients` the
-rule for which client is used and who closes it.
+`_base` is the seam, `_aiohttp` and `_httpx` its two adapters (`_aiohttp` also opens the
+client's own session), and `_http_clients` the rule for which client is used and who
+closes it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,19 @@
-"""A bot's own `aiohttp.ClientSession` as the transport (the `aiohttp` extra)."""
+"""aiohttp as the transport: the client's own session (the default), or a bot's own.
+
+The default because aiohttp parses HTTP in C: a call costs a fraction of the CPU it
+costs on httpx, whose parser is pure Python (docs/benchmarks.md). The client's own
+session is what httpx's own client was: TLS verified against httpx's CA store, a
+connection pool sized by `limits`, proxies from the environment, or an egress route's
+source address or proxy instead (`open_session`).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import functools
+import os
+import ssl
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import httpx
@@ -13,15 +23,102 @@ from ._base import Answer, attempt_deadline, read_capped, too_large
 
 if TYPE_CHECKING:
     import aiohttp
+    import yarl
 
-__all__ = ["AiohttpTransport"]
+    from .._egress import Egress
+
+__all__ = ["AiohttpTransport", "open_session"]
+
+ProxyFor = Callable[["yarl.URL"], "yarl.URL | None"]
+"""The proxy to reach a URL by, or None to go direct."""
+
+
+def open_session(limits: httpx.Limits, egress: Egress | None = None) -> AiohttpTransport:
+    """The client's own session, for the running event loop: its connections leave by
+    `egress` (its source address bound, or through its proxy) or, without one, by any
+    proxy the environment names for the destination."""
+    import aiohttp  # only here: `import bingx_assets` must not pay for aiohttp
+
+    # trust_env stays off: aiohttp would then look the environment's proxies (and a
+    # netrc) up on a thread for every request. They are read once here instead; a
+    # route takes none from the environment, which would carry requests past it.
+    if egress is None:
+        proxy_for = environment_proxies()  # before anything is opened: it may refuse
+    else:
+        proxy_for = _always(egress.proxy) if egress.proxy is not None else None
+    local_address = egress.local_address if egress is not None else None
+    connector = aiohttp.TCPConnector(
+        # aiohttp keeps every idle connection up to `limit`: it has no separate
+        # `max_keepalive_connections`, only how long an idle one is kept.
+        limit=limits.max_connections or 0,  # None is no limit, aiohttp's 0
+        keepalive_timeout=limits.keepalive_expiry,
+        ssl=_verified_tls(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")),
+        local_addr=(local_address, 0) if local_address is not None else None,
+    )
+    return AiohttpTransport(aiohttp.ClientSession(connector=connector), proxy_for)
+
+
+def _always(proxy: str) -> ProxyFor:
+    import yarl
+
+    url = yarl.URL(proxy)
+    return lambda _: url
+
+
+@functools.cache
+def _verified_tls(cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    """httpx's own TLS settings: certifi's CA store, or `SSL_CERT_FILE` / `SSL_CERT_DIR`
+    when set (the arguments, so that each setting has its own context). Loading a CA
+    store takes milliseconds: once per process, not per session."""
+    return httpx.create_ssl_context()
+
+
+_PROXY_SCHEMES = ("http", "https")
+
+
+def environment_proxies() -> ProxyFor | None:
+    """The environment's proxies as httpx reads them: `HTTP_PROXY`, `HTTPS_PROXY`, then
+    `ALL_PROXY` (either case; the system's settings on macOS and Windows), a host
+    without a scheme taken as `http://`, and `NO_PROXY`'s hosts reached directly.
+    None when there are none. aiohttp speaks to HTTP(S) proxies only: a SOCKS one is a
+    `ConfigurationError`, never a silent direct connection."""
+    import urllib.request
+
+    import yarl
+
+    found = urllib.request.getproxies()
+    by_scheme: dict[str, yarl.URL] = {}
+    for scheme in ("http", "https", "all"):
+        if proxy := found.get(scheme):
+            url = yarl.URL(proxy if "://" in proxy else f"http://{proxy}")
+            if url.scheme not in _PROXY_SCHEMES:
+                raise ConfigurationError(
+                    f"{scheme.upper()}_PROXY names a {url.scheme}:// proxy; the client's own "
+                    "aiohttp session reaches BingX through http:// or https:// proxies only: "
+                    "unset it, or hand in a session of yours that can (http_client=)"
+                )
+            by_scheme[scheme] = url
+    if not by_scheme:
+        return None
+    chosen: dict[tuple[str, str | None], yarl.URL | None] = {}
+
+    def proxy_for(url: yarl.URL) -> yarl.URL | None:
+        key = (url.scheme, url.host)
+        if key not in chosen:  # once per destination: NO_PROXY is read each time
+            bypass = url.host is None or urllib.request.proxy_bypass(url.host)
+            chosen[key] = None if bypass else by_scheme.get(url.scheme, by_scheme.get("all"))
+        return chosen[key]
+
+    return proxy_for
 
 
 class AiohttpTransport:
-    """A caller's `aiohttp.ClientSession`, used as it is (its TLS settings, its
-    connection limits) and never closed here."""
+    """An `aiohttp.ClientSession`: the client's own (`open_session`), or a caller's,
+    used as it is (its TLS settings, its connection limits, its proxies) and never
+    closed here. `proxy_for` picks each request's proxy, for a session that takes
+    none from the environment itself."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, proxy_for: ProxyFor | None = None) -> None:
         import aiohttp  # only here: `import bingx_assets` must not pay for aiohttp
         import yarl
 
@@ -30,6 +127,7 @@ class AiohttpTransport:
                 f"an aiohttp.ClientSession needs aiohttp 3.12 or later, not {aiohttp.__version__}"
             )
         self.session = session
+        self._proxy_for = proxy_for
         # A per-request `middlewares=` replaces the session's own, so theirs go first,
         # around ours. aiohttp keeps them in a private attribute with no public getter;
         # the default keeps requests going out (once) should a later aiohttp rename it.
@@ -69,9 +167,11 @@ class AiohttpTransport:
         self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout
     ) -> Answer | None:
         # encoded=True: the URL is sent byte for byte as it was signed.
+        address = self._url(url, encoded=True)
         async with self.session.get(
-            self._url(url, encoded=True),
+            address,
             headers=headers,
+            proxy=self._proxy_for(address) if self._proxy_for is not None else None,
             timeout=self._timeout(timeouts),
             allow_redirects=False,  # as httpx: a redirect is an answer, not followed
             raise_for_status=False,  # a 429 is read here, whatever the session says
@@ -84,6 +184,10 @@ class AiohttpTransport:
                 response.close()  # the rest of the body is never read: drop the connection
                 return None
             return Answer(response.status, response.headers, content)
+
+    async def aclose(self) -> None:
+        """Close the session: only for the client's own."""
+        await self.session.close()
 
     def _send_once(self) -> aiohttp.ClientMiddlewareType:
         """A middleware for one request that lets it reach the server once. aiohttp

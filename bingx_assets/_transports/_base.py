@@ -19,6 +19,7 @@ from .._exceptions import AnswerTooLargeError
 __all__ = [
     "MAX_ANSWER_BYTES",
     "Answer",
+    "OwnTransport",
     "Transport",
     "attempt_deadline",
     "read_capped",
@@ -45,6 +46,12 @@ class Transport(Protocol):
         `attempt_deadline(timeouts)` and `MAX_ANSWER_BYTES`, or raise
         `APITimeoutError` / `AnswerTooLargeError` / `APIConnectionError`."""
         ...
+
+
+class OwnTransport(Transport, Protocol):
+    """A transport the client opened for itself, and so closes."""
+
+    async def aclose(self) -> None: ...
 
 
 def attempt_deadline(timeouts: httpx.Timeout) -> float:

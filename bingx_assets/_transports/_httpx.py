@@ -1,4 +1,5 @@
-"""The default transport: httpx (what respx and `httpx.MockTransport` plug into)."""
+"""A caller's `httpx.AsyncClient` as the transport (what respx, `httpx.MockTransport` and
+`BingXSimulator.http_client()` plug into)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,14 @@ class _UnreadableEncoding(Exception):
 
 
 class HttpxTransport:
+    """A caller's `httpx.AsyncClient`, used as it is and never closed here."""
+
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
+
+    async def aclose(self) -> None:
+        """Close the client: only for one a test opened in place of the client's own."""
+        await self.client.aclose()
 
     async def get(self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout) -> Answer:
         deadline = attempt_deadline(timeouts)
