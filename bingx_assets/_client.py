@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime
 import os
@@ -37,7 +38,7 @@ from ._exceptions import (
     RateLimitError,
     TimestampError,
 )
-from ._limiter import Closure, ErrorBudgetFull, GateTooLong, RateLimiter, Scope
+from ._limiter import Closure, ErrorBudgetFull, GateTooLong, RateLimiter, Scope, Ticket
 from ._logging import install_redaction, log
 from ._models import AccountType, AssetOverview, parse_account_type
 from ._observer import observing_attempt
@@ -56,6 +57,10 @@ if TYPE_CHECKING:
 __all__ = ["AssetsClient"]
 
 T = TypeVar("T")
+
+# Lost requests remembered per key and path, to be forgiven by its next success: more
+# would mean a link so bad that keeping the oldest ones counted costs nothing.
+_UNANSWERED_KEPT = 16
 
 # Busy servers and lost connections: back off, with jitter so many clients spread out.
 _busy_backoff = wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)
@@ -124,6 +129,8 @@ class AssetsClient(OwnsHttpClient):
         self._key_gate = key_gate(self.api_key, self._secret)
         self._backoff = KeyBackoff(self.limiter.limits.error_budget.period)
         self._scopes: dict[tuple[str, bool], Scope] = {}
+        self._unanswered: dict[str, collections.deque[Ticket]] = {}
+        """Per path, this key's last requests settled with no answer (`_forgive_unanswered`)."""
         self._retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_retries + 1), wait=_wait_before_retry, reraise=True
         )
@@ -332,6 +339,8 @@ class AssetsClient(OwnsHttpClient):
             )
         except APIConnectionError as exc:
             await ticket.settle(answered=False)
+            self._unanswered.setdefault(path, collections.deque(maxlen=_UNANSWERED_KEPT))
+            self._unanswered[path].append(ticket)
             raise _transport_error(exc, path) from None
         except BaseException:
             await ticket.settle(answered=False)
@@ -366,6 +375,8 @@ class AssetsClient(OwnsHttpClient):
             await ticket.settle(answered=True, server_remaining=remaining)
             raise
         await ticket.settle(answered=True, succeeded=True, server_remaining=remaining)
+        if self._unanswered:
+            await self._forgive_unanswered(path)
         await self._hold_if_server_window_full(scope, remaining, expires_ms)
         self._backoff.succeeded()
         if isinstance(result, AssetOverview) and result.server_time_ms is not None:
@@ -374,6 +385,17 @@ class AssetsClient(OwnsHttpClient):
             server_clock.observe_date(answer.headers, sent_ms, received_ms)
             server_clock.vouched = True  # its timestamp was accepted, offset or not
         return result
+
+    async def _forgive_unanswered(self, path: str) -> None:
+        """This key's requests to `path` that got no answer (a timeout, a dropped
+        connection) each hold an error-budget slot, as the error they may have been:
+        this success says they were none. The key, its secret, whitelist and permission
+        were good, and the limiter kept it inside the windows, so a lost request was a
+        success too, or server trouble, which the budget never counts. Without this, a
+        link that drops one request in ten would hold a UID's whole budget in minutes
+        with no error on BingX's side. Their rate slots still count until their horizon."""
+        for ticket in self._unanswered.pop(path, ()):
+            await ticket.forgive()
 
     async def _learn(self, exc: BingXError, scope: Scope, call: _Call, sent_at: float) -> None:
         """What the answer `exc` teaches, by the table in `_refusals`."""
@@ -616,7 +638,10 @@ class AssetsClient(OwnsHttpClient):
                 f"its slot back), at the latest at {until}"
             )
         else:
-            what = f"{budget} is full of error replies until {until}"
+            what = (
+                f"{budget} is full of error replies (or of requests never answered, each "
+                f"maybe one) until {until}"
+            )
             next_step = (
                 "keys known to be good go on with the rest; this one fails at once until then"
                 if full.suspect

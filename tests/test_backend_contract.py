@@ -241,6 +241,25 @@ async def test_an_error_budget_counts_requests_in_flight_and_unanswered_until_th
     )
 
 
+async def test_an_unanswered_request_known_since_to_be_no_error_gives_back_only_its_budget_slot(
+    backend: LimiterBackend, clock: HandClock
+) -> None:
+    wide = replace(BUDGETED, windows=(("uid:u:/x", Rate(1, 1.0)), ("ip:i:/x", Rate(1000, 1.0))))
+    lost = await take(backend, wide, in_flight=HORIZON)
+    await lost.settle(answered=False)  # a timeout: it may have arrived and been an error
+    clock.advance(1.0)
+    other = await blocked(backend, wide)  # the UID window: it may yet arrive
+    assert (other.window, other.seconds) == ("uid:u:/x", exactly(HORIZON + BOUNDARY))
+    await lost.settle(answered=False, succeeded=True)  # the key's next answer succeeded
+    await lost.settle(answered=False, succeeded=True)  # given back once, not twice
+    still = await blocked(backend, wide)  # its rate slot still counts until its horizon
+    assert (still.window, still.seconds) == ("uid:u:/x", exactly(HORIZON + BOUNDARY))
+    clock.advance(HORIZON + BOUNDARY)
+    one = replace(wide, errors=(ERRORS[0], Rate(1, 480.0)))
+    await (await take(backend, one)).settle(answered=True)  # its budget slot was free
+    assert (await blocked(backend, one)).window == "errors:u:/x"
+
+
 async def test_one_error_budget_checked_with_a_smaller_limit(
     backend: LimiterBackend, clock: HandClock
 ) -> None:

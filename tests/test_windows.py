@@ -144,8 +144,8 @@ def test_waits_agree_with_a_model_that_sorts_every_slot(ops: list[tuple[Any, ...
             model_slot.settled = True
             if answered:
                 model_slot.anchor = min(model_slot.anchor, clock.now)
-                if succeeded:
-                    model_slot.in_budget = False
             else:
                 model_slot.anchor = max(model_slot.anchor, model_slot.horizon)
+            if succeeded:  # answered, or known since to be no error: given back
+                model_slot.in_budget = False
             run(permit.settle(answered=answered, succeeded=succeeded))

@@ -122,11 +122,12 @@ class Permit(Protocol):
     ) -> bool:
         """`answered`: the server's answer arrived, so the request arrived before now;
         otherwise it may arrive until its horizon. `succeeded`: the answer was a success,
-        not an error reply, so the slot in the scope's error budget is given back.
-        `server_count`: how many requests the server said its UID window held, this one
-        included, if it said; when that is more than this client can account for, the
-        difference is added to the window as someone else's requests. Returns whether
-        that happened."""
+        not an error reply, so the slot in the scope's error budget is given back; with
+        `answered` False (a second settle), the request got no answer but is known since
+        to be no error, and only that slot is given back. `server_count`: how many
+        requests the server said its UID window held, this one included, if it said;
+        when that is more than this client can account for, the difference is added to
+        the window as someone else's requests. Returns whether that happened."""
         ...
 
 

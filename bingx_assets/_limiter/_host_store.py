@@ -439,22 +439,19 @@ class HostBackend:
     async def settle_permit(
         self, permit: _HostPermit, answered: bool, succeeded: bool, server_count: int | None
     ) -> bool:
-        if not answered and not permit.bet:
+        if not answered and not permit.bet and not succeeded:
             return False  # the slot already counts until its horizon
 
         def settle(db: sqlite3.Connection) -> bool:
             now = self._clock.monotonic()
             was = permit.anchor
             kept = permit.windows
-            if answered:
-                errors = permit.scope.errors
-                if succeeded and errors is not None and permit.windows[-1][0] == errors[0]:
-                    kept = permit.windows[:-1]  # a success was no error: given back
-                    if db.execute(_DELETE_SLOT, (*permit.windows[-1], was, permit.permit)).rowcount:
-                        _count(db, *permit.windows[-1], -1, taken=0)
-                moved = min(was, now)
-            else:
-                moved = max(was, permit.horizon_at)
+            errors = permit.scope.errors
+            if succeeded and errors is not None and permit.windows[-1][0] == errors[0]:
+                kept = permit.windows[:-1]  # a success was no error: given back
+                if db.execute(_DELETE_SLOT, (*permit.windows[-1], was, permit.permit)).rowcount:
+                    _count(db, *permit.windows[-1], -1, taken=0)
+            moved = min(was, now) if answered else max(was, permit.horizon_at)
             if moved != was:
                 db.executemany(
                     _MOVE_SLOT, [(moved, name, period, was, permit.permit) for name, period in kept]

@@ -173,7 +173,7 @@ class _MemoryPermit:
         old = slot.anchor
         slot.anchor = min(old, now) if answered else max(old, slot.horizon)
         errors = self._errors
-        if answered and succeeded and errors is not None:
+        if succeeded and errors is not None:
             errors.remove(old)  # a success was no error: given back, wherever it stood
             windows = self._windows = [w for w in windows if w is not errors]
             self._errors = None  # settled twice, it is given back once

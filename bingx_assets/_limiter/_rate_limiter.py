@@ -553,3 +553,11 @@ class Ticket:
             self._state.wake(
                 scope.windows if scope.errors is None else (*scope.windows, scope.errors)
             )
+
+    async def forgive(self) -> None:
+        """A request settled unanswered is known since to be no error (its key's next
+        answer was a success): its error-budget slot is given back; its rate slots still
+        count until its horizon, since it may yet arrive."""
+        await self._permit.settle(answered=False, succeeded=True)
+        if self._scope.errors is not None:
+            self._state.wake((self._scope.errors,))

@@ -450,11 +450,11 @@ class _RedisPermit:
     async def settle(
         self, *, answered: bool, succeeded: bool = False, server_count: int | None = None
     ) -> bool:
-        if not answered and not self._bet:
+        if not answered and not self._bet and not succeeded:
             return False  # the slot already counts until its horizon
         score: str | float = "now" if answered else self._horizon_at
         count = -1 if server_count is None else server_count
-        give_back = "1" if answered and succeeded and self._error_budget else "0"
+        give_back = "1" if succeeded and self._error_budget else "0"
         args = [self._member, score, count, self._alive, self._taken, self._rate.period]
         args.append(give_back)
         keys = [*self._windows, _counter(self._windows[0])]
