@@ -339,8 +339,10 @@ class AssetsClient(OwnsHttpClient):
             )
         except APIConnectionError as exc:
             await ticket.settle(answered=False)
-            self._unanswered.setdefault(path, collections.deque(maxlen=_UNANSWERED_KEPT))
-            self._unanswered[path].append(ticket)
+            lost = self._unanswered.get(path)
+            if lost is None:
+                lost = self._unanswered[path] = collections.deque(maxlen=_UNANSWERED_KEPT)
+            lost.append(ticket)
             raise _transport_error(exc, path) from None
         except BaseException:
             await ticket.settle(answered=False)

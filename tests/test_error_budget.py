@@ -419,6 +419,16 @@ async def test_a_success_gives_its_budget_slot_back_and_an_error_keeps_it(clock:
     assert isinstance(blocked, Blocked) and blocked.window == f"errors:{UID}:{ASSET_OVERVIEW_PATH}"
 
 
+async def give_up_on_a_read_once_sent(client: AssetsClient, sim: BingXSimulator) -> None:
+    """A read whose answer takes 5 s, cancelled by its caller 1 s after it left."""
+    sim.inject(Fault.slow(5.0))
+    call = asyncio.create_task(client.asset_overview())
+    await asyncio.sleep(1.0)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+
 async def test_a_request_whose_caller_gave_up_is_still_settled_by_its_answer(
     clock: LoopClock,
 ) -> None:
@@ -434,12 +444,7 @@ async def test_a_request_whose_caller_gave_up_is_still_settled_by_its_answer(
         key.api_key, key.secret_key, uid=UID, http_client=sim.http_client(), limiter=limiter
     ) as client:
         await client.asset_overview()  # the clock measured, the scope made
-        sim.inject(Fault.slow(5.0))
-        call = asyncio.create_task(client.asset_overview())
-        await asyncio.sleep(1.0)
-        call.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await call
+        await give_up_on_a_read_once_sent(client, sim)
         blocked = await limiter.backend.try_acquire(scope, 1.0, 1.0)  # type: ignore[union-attr]
         assert isinstance(blocked, Blocked)  # still in flight: it may yet be an error
         assert blocked.window.startswith("errors:")
@@ -463,12 +468,7 @@ async def test_closing_a_client_waits_for_the_requests_its_callers_gave_up(
         key.api_key, key.secret_key, uid=UID, http_client=sim.http_client(), limiter=limiter
     ) as client:
         await client.asset_overview()
-        sim.inject(Fault.slow(5.0))
-        call = asyncio.create_task(client.asset_overview())
-        await asyncio.sleep(1.0)
-        call.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await call
+        await give_up_on_a_read_once_sent(client, sim)
         left_at = clock.monotonic()
     assert clock.monotonic() - left_at >= 3.9  # `async with` waited for the answer
     permit = await limiter.backend.try_acquire(scope, 1.0, 1.0)  # type: ignore[union-attr]
