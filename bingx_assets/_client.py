@@ -49,7 +49,14 @@ from ._signing import signed_query
 from ._simulated import resolve_storage
 from ._transports._http_clients import OwnsHttpClient
 from ._uid_cache import open_uid_cache
-from ._wire import BALANCES, SERVER_TIME, UID, DataDecoder, decode_envelope_data
+from ._wire import (
+    BALANCES,
+    SERVER_TIME,
+    UID,
+    DataDecoder,
+    decode_envelope_data,
+    envelope_timestamp,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -229,7 +236,8 @@ class AssetsClient(OwnsHttpClient):
         if retry == "within max_wait" and isinstance(exc, RateLimitError):
             return self._seconds_until(exc) <= self.max_wait
         if retry == "once":
-            return not call.timestamp_retried  # twice means measuring again won't help
+            # Twice means measuring again won't help; a held probe, that it failed.
+            return not call.timestamp_retried and not self.limiter.server_clock.probe_held()
         return retry == "with back-off"
 
     def retry_at(self, exc: BaseException) -> datetime.datetime | None:
@@ -245,14 +253,38 @@ class AssetsClient(OwnsHttpClient):
     async def _attempt(self, path: str, data: DataDecoder[T], uid: str | None, call: _Call) -> T:
         if self._backoff.held(self.limiter.clock.monotonic()):
             raise self._key_not_sent()
-        if self.limiter.server_clock.needs_probe:
+        server_clock = self.limiter.server_clock
+        if server_clock.needs_probe:
             # The offset is unknown (the server-time endpoint failed): one request goes
             # alone and the clock is learnt from its answer, so a skewed clock costs
             # one timestamp error, not one per key in flight.
             async with self.limiter.lock("clock-probe"):
-                if self.limiter.server_clock.needs_probe:
-                    return await self._send(path, data, uid, call)
+                if server_clock.needs_probe:
+                    if server_clock.probe_held():
+                        raise self._clock_not_sent()
+                    if server_clock.refused_at_ms is not None:
+                        # The last probe was refused: the time endpoint, which costs no
+                        # error budget, may answer by now.
+                        await self._sync_clock(stale_before=self.limiter.clock.monotonic())
+                    if server_clock.needs_probe:
+                        return await self._send(path, data, uid, call)
         return await self._send(path, data, uid, call)
+
+    def _clock_not_sent(self) -> TimestampError:
+        server_clock = self.limiter.server_clock
+        seconds = server_clock.probe_held()
+        # No offset is known, so the server's time and the local wall clock read alike.
+        refused_at = server_clock.local_time(server_clock.refused_at_ms or server_clock.now_ms())
+        next_at = server_clock.local_time(server_clock.now_ms() + int(seconds * 1000))
+        return TimestampError(
+            None,
+            f"not sent: BingX refused a timestamp of this machine's clock at {refused_at}, "
+            "and BingX's clock could not be measured since (its server-time endpoint "
+            "fails and no answer carried its time), so every request would be refused: "
+            f"the next request is sent at {next_at} ({seconds:.1f} s from now); check "
+            f"this machine's clock (it is off by more than recvWindow, {self.recv_window} ms)",
+            status_code=None,
+        )
 
     def _scope(self, path: str, uid: str | None) -> Scope:
         # A lookup (uid None) uses its scope's whole error budget: every key looked up is
@@ -367,11 +399,17 @@ class AssetsClient(OwnsHttpClient):
             if refusal.marks_key:
                 self._backoff.errored()
             if not isinstance(exc, TimestampError) and not server_clock.measured:
-                server_clock.observe_date(answer.headers, sent_ms, received_ms)
+                server_clock.observe_answer(
+                    envelope_timestamp(answer.content), answer.headers, sent_ms, received_ms
+                )
             await self._learn(exc, scope, call, sent_at)
             if isinstance(exc, TimestampError) and not server_clock.measured:
                 # Measuring again failed: the refusal's own answer is the clock left.
-                server_clock.observe_date(answer.headers, sent_ms, received_ms)
+                server_clock.observe_answer(
+                    envelope_timestamp(answer.content), answer.headers, sent_ms, received_ms
+                )
+                if not server_clock.measured:
+                    server_clock.probe_refused()
             raise
         except BaseException:
             await ticket.settle(answered=True, server_remaining=remaining)

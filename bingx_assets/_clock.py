@@ -18,6 +18,11 @@ from typing import Protocol
 
 __all__ = ["Clock", "ServerClock", "SystemClock"]
 
+PROBE_HOLD_FIRST = 15.0
+"""Seconds before the clock is probed again after a probe was refused for its timestamp
+and nothing gave the server's time; the hold doubles up to `PROBE_HOLD_LONGEST`."""
+PROBE_HOLD_LONGEST = 480.0  # BingX's error window: at most a few probes in any of them
+
 
 class Clock(Protocol):
     """The two things the client reads from time."""
@@ -48,8 +53,11 @@ class ServerClock:
     """BingX's clock, as the local wall clock plus a measured offset.
 
     An offset comes from any answer that carries the server's time: the server-time
-    endpoint, a success's envelope `timestamp`, or (when nothing better is known) any
-    answer's HTTP `Date` header, a timestamp error's included. The midpoint of the
+    endpoint, an envelope's `timestamp` (a success's; an error's when it has one), or
+    (when nothing better is known) any answer's HTTP `Date` header, a timestamp error's
+    included. When none does, a request refused for its timestamp holds the next one
+    back (`probe_refused`), so a clock nothing can measure costs a few error replies in
+    BingX's error window rather than one per call. The midpoint of the
     request's round trip is taken as the moment the server read its clock, so the
     estimate is off by at most half the round trip plus what the value's resolution
     hides (a whole second for `Date`), which is kept as `uncertainty_ms`. The sample
@@ -69,6 +77,11 @@ class ServerClock:
         self.vouched = False
         """A success answered a timestamp signed on this clock with no offset measured:
         the local clock is within `recvWindow` of the server's."""
+        self.probe_held_until = -math.inf
+        """Monotonic time until which no request is sent on this unmeasured clock."""
+        self.probe_hold = 0.0
+        self.refused_at_ms: int | None = None
+        """Local wall time of the timestamp error that started the hold."""
 
     @property
     def needs_probe(self) -> bool:
@@ -92,6 +105,36 @@ class ServerClock:
         self.offset_ms = server_ms - (sent_ms + half_trip)
         self.uncertainty_ms = uncertainty
         self.measured_at = self._clock.monotonic()
+        self.probe_held_until, self.probe_hold, self.refused_at_ms = -math.inf, 0.0, None
+
+    def probe_refused(self) -> None:
+        """A request signed on this clock was refused for its timestamp, and nothing
+        since said the server's time (the server-time endpoint failed, the answer
+        carried none): every request would be refused the same way, and each refusal
+        counts in its UID's error budget. Send none for a while, doubling, so that a
+        clock nothing can measure costs a few errors in BingX's error window, not one
+        per call."""
+        self.probe_hold = min(max(self.probe_hold * 2, PROBE_HOLD_FIRST), PROBE_HOLD_LONGEST)
+        self.probe_held_until = self._clock.monotonic() + self.probe_hold
+        self.refused_at_ms = self._clock.wall_ms()
+
+    def probe_held(self) -> float:
+        """Seconds until the next request may be sent on this unmeasured clock (0: now)."""
+        return max(0.0, self.probe_held_until - self._clock.monotonic())
+
+    def observe_answer(
+        self,
+        server_ms: int | None,
+        headers: Mapping[str, str],
+        sent_ms: int,
+        received_ms: int,
+    ) -> None:
+        """A sample from whatever an answer says of the server's time: its envelope's
+        `timestamp` (`server_ms`, to the millisecond), else its `Date` header."""
+        if server_ms is not None:
+            self.observe(server_ms, sent_ms, received_ms)
+        else:
+            self.observe_date(headers, sent_ms, received_ms)
 
     def observe_date(self, headers: Mapping[str, str], sent_ms: int, received_ms: int) -> None:
         """A sample from an answer's HTTP `Date` header, when it has a readable one.

@@ -179,7 +179,11 @@ class PermissionDeniedError(APIError):
 
 
 class TimestampError(APIError):
-    """`timestamp` was missing or outside `recvWindow` of the server's clock (80014/100421)."""
+    """`timestamp` was missing or outside `recvWindow` of the server's clock (80014/100421).
+
+    `code` and `status_code` are None when the client itself did not send: a request
+    was refused for its timestamp and nothing has measured BingX's clock since, so the
+    next one waits (the message says until when)."""
 
 
 class InvalidArgumentError(APIError):

@@ -10,6 +10,7 @@ HTTP 418 / 403                       this IP, five minutes (a ban)       within 
 not sent: the error budget is full   nothing                             no               -
 100001 100412 100413 100419 100004   this key, 60 s doubling to 480 s    no               backs off
 80014, 100421 about time             nothing: the clock is re-measured   once             -
+not sent: the clock is unmeasurable  nothing (probed 15 s on, doubling)  no               -
 100500 100503 HTTP 5xx "busy"        nothing                             with back-off    -
 a cut-off or garbled HTTP 200        nothing                             with back-off    -
 no answer (connection, timeout)      nothing                             with back-off    -
@@ -99,6 +100,7 @@ KEY_REFUSED = Refusal(
     "this key can never succeed as it is", "no", key_backs_off=True, marks_key=True
 )
 TIMESTAMP = Refusal("timestamp outside recvWindow", "once")
+CLOCK_HELD = Refusal("not sent: BingX's clock cannot be measured", "no")
 BUSY = Refusal("server busy", "with back-off", counts=False)
 CUT_OFF = Refusal("cut-off or garbled HTTP 200", "with back-off")
 NO_ANSWER = Refusal("no answer", "with back-off")
@@ -120,7 +122,7 @@ def refusal_of(exc: BingXError) -> Refusal:
     if isinstance(exc, AuthenticationError | PermissionDeniedError) and exc.code in NEVER_AS_IT_IS:
         return KEY_REFUSED
     if isinstance(exc, TimestampError):
-        return TIMESTAMP
+        return TIMESTAMP if exc.status_code is not None else CLOCK_HELD
     if isinstance(exc, ServerBusyError):
         return BUSY
     if isinstance(exc, DecodeError) and exc.status_code == 200:

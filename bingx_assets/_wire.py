@@ -29,6 +29,7 @@ __all__ = [
     "UID",
     "DataDecoder",
     "decode_envelope_data",
+    "envelope_timestamp",
 ]
 
 T = TypeVar("T")
@@ -110,6 +111,23 @@ UID: DataDecoder[int] = DataDecoder(_WireUid, lambda wire, _: wire.uid)
 SERVER_TIME: DataDecoder[int] = DataDecoder(_WireServerTime, lambda wire, _: wire.server_time)
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
+
+
+class _Stamp(msgspec.Struct):
+    timestamp: int | None = None
+
+
+_STAMP = msgspec.json.Decoder(_Stamp)
+
+
+def envelope_timestamp(body: bytes) -> int | None:
+    """The server's clock as an envelope gives it (epoch ms), from any answer: BingX's
+    pages show `timestamp` on successes and say nothing of errors, so an error answer's
+    is read when it is there. None when the body has none, or is no envelope."""
+    try:
+        return _STAMP.decode(body).timestamp
+    except (msgspec.DecodeError, RecursionError):
+        return None
 
 
 def excerpt(body: bytes, secrets: Sequence[str] = ()) -> str:

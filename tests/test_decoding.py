@@ -23,7 +23,7 @@ from bingx_assets import (
 )
 from bingx_assets._models import AssetOverview, Balance, parse_account_type
 from bingx_assets._signing import sign, signed_query
-from bingx_assets._wire import BALANCES, SERVER_TIME, UID, decode_envelope_data
+from bingx_assets._wire import BALANCES, SERVER_TIME, UID, decode_envelope_data, envelope_timestamp
 
 # -- signing ------------------------------------------------------------------------
 
@@ -266,3 +266,20 @@ def test_totals_keep_every_digit_past_the_default_precision() -> None:
     a, b = Decimal("383326811487.08989549696773481"), Decimal("1.000000000000000000000000001")
     overview = AssetOverview([Balance("sopt", a), Balance("grid", b)])
     assert overview.total == Decimal("383326811488.089895496967734810000000001")
+
+
+@pytest.mark.parametrize(
+    ("body", "stamp"),
+    [
+        (b'{"code":100421,"msg":"timestamp mismatch","timestamp":1767225620000}', 1767225620000),
+        (b'{"code":0,"data":[],"timestamp":5}', 5),
+        (b'{"code":100421,"msg":"timestamp mismatch"}', None),
+        (b'{"code":100421,"timestamp":"1767225620000"}', None),  # a string is no sample
+        (b'{"code":100421,"timestamp":1.5}', None),
+        (b"<html>captive portal</html>", None),
+        (b"", None),
+        (b'{"timestamp":' + b"[" * 200_000 + b"]" * 200_000 + b"}", None),
+    ],
+)
+def test_an_envelopes_timestamp_is_read_from_any_answer(body: bytes, stamp: int | None) -> None:
+    assert envelope_timestamp(body) == stamp

@@ -549,6 +549,55 @@ async def test_a_skewed_clock_with_the_time_endpoint_down_costs_one_error_per_ui
     assert sum(timestamp_errors.values()) >= 1  # the skew was real, and learnt from an answer
 
 
+def _no_clock_anywhere(clock: LoopClock, *, error_timestamps: bool) -> BingXSimulator:
+    """A server 20 s ahead whose time endpoint always fails and whose answers carry no
+    `Date` header: what the answers' envelopes say is all there is to learn from."""
+    sim = BingXSimulator(
+        clock=clock, skew_ms=20_000, date_header=False, error_timestamps=error_timestamps
+    )
+    sim.inject(*[Fault.http(503)] * 10_000, path=SERVER_TIME_PATH)
+    return sim
+
+
+async def _watch_rounds(sim: BingXSimulator, clock: LoopClock, rounds: int) -> list[KeyFailed]:
+    """`rounds` rounds of a pool of 15 keys over 3 UIDs, one every 5 s; the failures."""
+    keys = [sim.add_key(uid=uid) for uid in (1, 2, 3) for _ in range(5)]
+    credentials = [creds(k, f"k{n}") for n, k in enumerate(keys)]
+    failed: list[KeyFailed] = []
+    async with AssetsPool(
+        credentials, http_client=sim.http_client(), limiter=RateLimiter(clock=clock)
+    ) as pool:
+        for _ in range(rounds):
+            results = await pool.gather()
+            assert len(results) == len(keys)  # every key ends with a result or an error
+            failed += [r for r in results if isinstance(r, KeyFailed)]
+            await asyncio.sleep(5.0)
+    return failed
+
+
+async def test_an_error_answers_own_timestamp_measures_the_clock(clock: LoopClock) -> None:
+    sim = _no_clock_anywhere(clock, error_timestamps=True)
+    failed = await _watch_rounds(sim, clock, rounds=10)
+    timestamp_errors = [r for r in sim.requests if r.code == 100421]
+    assert len(timestamp_errors) == 1, Counter(r.uid for r in timestamp_errors)
+    assert failed == []  # the refused probe was retried on the clock its answer gave
+
+
+async def test_a_clock_nothing_can_measure_is_probed_with_back_off(clock: LoopClock) -> None:
+    # Nothing says BingX's time: every signed request fails. One request finds that out;
+    # the rest fail at once, not sent, until the next probe, 15 s on, doubling.
+    sim = _no_clock_anywhere(clock, error_timestamps=False)
+    failed = await _watch_rounds(sim, clock, rounds=96)  # 480 s
+    timestamp_errors = [r for r in sim.requests if r.code == 100421]
+    assert 1 <= len(timestamp_errors) <= 6, Counter(r.uid for r in timestamp_errors)
+    assert len(failed) == 96 * 15
+    assert all(isinstance(f.error, TimestampError) for f in failed)
+    not_sent = [f for f in failed if str(f.error).startswith("not sent:")]
+    assert len(not_sent) == len(failed) - len(timestamp_errors)
+    assert "could not be measured" in str(not_sent[0].error)
+    assert "next request" in str(not_sent[0].error)
+
+
 @pytest.mark.parametrize(
     ("date", "offset_ms"),
     [

@@ -115,6 +115,9 @@ class ReceivedRequest:
     """Answered by a scripted `Fault`, not by the simulator's own rules."""
     client_ip: str = "127.0.0.1"
     """The address it came from: the connection's peer when served by `SimulatorServer`."""
+    answered: float | None = None
+    """Server monotonic seconds when its answer left (later than `arrived` for a
+    `Fault.slow`); None when it got none (a reset, a timeout)."""
 
     @property
     def while_disabled(self) -> bool:
@@ -202,6 +205,8 @@ class BingXSimulator:
         string_codes: bool = False,
         rate_limit_headers: bool = True,
         counts_expired_requests: bool = False,
+        date_header: bool = True,
+        error_timestamps: bool = False,
         seed: int = 0,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -221,6 +226,11 @@ class BingXSimulator:
         Off by default: the client's bound for a request it got no answer to rests on
         BingX refusing such a request before it counts it; on, that bound can fail."""
         """Send `X-RateLimit-Requests-Remain` / `-Expire` for the UID's window."""
+        self.date_header = date_header
+        """Send an HTTP `Date` header, as most HTTP servers do (in whole seconds)."""
+        self.error_timestamps = error_timestamps
+        """Put the envelope's `timestamp` on error answers too, not only on successes:
+        BingX's pages show it on successes and say nothing of errors."""
         self.client_ip = client_ip
         """The source address of requests that do not come through `SimulatorServer`,
         which gives each request its connection's peer address instead."""
@@ -427,11 +437,14 @@ class BingXSimulator:
         disabled = self._disabled_now(server_ms).get((uid, path)) if uid is not None else None
         disabled_until = disabled[0] if disabled is not None else None
 
-        def record(status: int, code: int | None, msg: str, injected: bool) -> None:
+        def record(
+            status: int, code: int | None, msg: str, injected: bool, answered: bool = True
+        ) -> None:
             self.requests.append(
                 ReceivedRequest(
                     arrived, server_ms, path, key.api_key if key else None, uid, query,
                     status, code, msg, disabled_until, sent, injected, client_ip,
+                    self.clock.monotonic() if answered else None,
                 )
             )  # fmt: skip
 
@@ -439,7 +452,10 @@ class BingXSimulator:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if not fault.passes_through:
-                record(fault.status, None, "injected fault", injected=True)
+                record(
+                    fault.status, None, "injected fault", injected=True,
+                    answered=fault.raises is None,
+                )  # fmt: skip
                 if fault.raises is not None:
                     raise fault.raises("injected fault", request=request)
                 return fault.response()
@@ -458,7 +474,8 @@ class BingXSimulator:
             reason = "disabled period" if disabled_until or "disabled" in msg else "over the limit"
             log.info("UID %s: refused %s (%s, %s)", uid, path, code or f"HTTP {status}", reason)
         # What any HTTP server adds, in whole seconds of the server's clock.
-        headers["date"] = email.utils.formatdate(server_ms // 1000, usegmt=True)
+        if self.date_header:
+            headers["date"] = email.utils.formatdate(server_ms // 1000, usegmt=True)
         if self.latency:
             await asyncio.sleep(self.latency)
         if status != 200:
@@ -466,7 +483,7 @@ class BingXSimulator:
         body = _Envelope(
             code=str(code) if self.string_codes else code,
             msg=msg,
-            timestamp=server_ms if code == 0 else None,
+            timestamp=server_ms if code == 0 or self.error_timestamps else None,
             data=data,
         )
         headers["content-type"] = "application/json"
