@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from ._exceptions import ConfigurationError
+from ._printable import masked_url
 
 __all__ = ["Egress", "check_routes"]
 
@@ -72,7 +73,7 @@ class Egress:
         if self.local_address is not None:
             parts.append(f"local_address={self.local_address!r}")
         if self.proxy is not None:
-            parts.append(f"proxy={_masked(self.proxy)!r}")
+            parts.append(f"proxy={masked_url(self.proxy)!r}")
         return f"Egress({', '.join(parts)})"
 
 
@@ -112,24 +113,13 @@ def _check_proxy(proxy: Any) -> str:
     try:
         url = httpx.URL(proxy)
     except httpx.InvalidURL:
-        raise ConfigurationError(f"proxy is not a URL: {_masked(proxy)!r}") from None
+        raise ConfigurationError(f"proxy is not a URL: {masked_url(proxy)!r}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError(
-            f"proxy must be an http:// or https:// URL with a host, not {_masked(proxy)!r}"
+            f"proxy must be an http:// or https:// URL with a host, not {masked_url(proxy)!r}"
         )
     if url.path not in ("", "/") or url.query or url.fragment:
         raise ConfigurationError(
-            f"proxy must be scheme://[user:password@]host[:port], not {_masked(proxy)!r}"
+            f"proxy must be scheme://[user:password@]host[:port], not {masked_url(proxy)!r}"
         )
     return url.host
-
-
-def _masked(proxy: str) -> str:
-    """The URL with its password replaced: a proxy's password is a secret too."""
-    try:
-        url = httpx.URL(proxy)
-    except httpx.InvalidURL:
-        return "<unparsable URL>"
-    if url.password:
-        return str(url.copy_with(username=url.username, password="***"))  # noqa: S106 - the mask, not a password
-    return proxy

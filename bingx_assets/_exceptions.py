@@ -211,10 +211,18 @@ _BY_CODE: dict[int, type[APIError]] = {
 }
 
 
+# Far past any calendar (the year 33658) and still exact as a float: a longer number is
+# read as this, so that arithmetic on it cannot overflow; the client believes a day at most.
+_FARTHEST_UNBLOCK_MS = 10**15
+
+
 def parse_unblock_time(msg: str) -> int | None:
     """The epoch-ms unblock time in a 100410 message, in either of its two forms."""
     match = _UNBLOCK_TIME.search(msg)
-    return int(match.group(1)) if match else None
+    if match is None:
+        return None
+    digits = match.group(1)
+    return int(digits) if len(digits) < 16 else _FARTHEST_UNBLOCK_MS
 
 
 def parse_retry_after(value: str | None) -> float | None:

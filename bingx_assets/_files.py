@@ -52,7 +52,12 @@ def _check_regular(status: os.stat_result, limit: int) -> None:
 
 def write_private(path: Path, content: bytes, *, mode: int = 0o600) -> None:
     """`content` at `path` all at once, with `mode` (never more than the owner's), and on
-    the disk before it replaces the old file: readers see the old file or the new."""
+    the disk before it replaces the old file: readers see the old file or the new.
+
+    Only a file is replaced: `/dev/null`, a FIFO or a directory at `path` is refused, as
+    replacing one would put a file where a device was (as root, for every program)."""
+    with contextlib.suppress(FileNotFoundError):
+        _check_regular(os.stat(path), limit=1 << 62)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(descriptor, "wb") as file:

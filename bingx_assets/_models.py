@@ -132,7 +132,10 @@ class AssetOverview:
         if not isinstance(account_type, str):
             return None
         wanted = account_type_from_wire(account_type)
-        return next((b for b in self.balances if b.account_type == wanted), None)
+        # A Balance built by hand may still say "sopt": both spellings are one account.
+        return next(
+            (b for b in self.balances if account_type_from_wire(b.account_type) == wanted), None
+        )
 
     def __getitem__(self, account_type: AccountType | str) -> Decimal:
         found = self._find(account_type)

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
-__all__ = ["masked_url", "printable"]
+__all__ = ["has_user_part", "masked_url", "printable"]
 
 # `signature=<hex>` anywhere (a query echoed back); the api key header in any echo of
 # the request's head, whatever the case and separator.
@@ -48,10 +47,23 @@ def printable(text: str, *, secrets: Iterable[str] = (), limit: int | None = Non
 
 def masked_url(url: str) -> str:
     """`url` with its password (`redis://:pw@host`, `https://user:pw@host`) as `***`,
-    for messages; the rest as written, so that a person recognises it."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:  # a malformed port or IPv6 literal: mask by pattern alone
-        password = None
-    masked = url.replace(f":{password}@", ":***@") if password else url
-    return _URL_PASSWORD.sub(r"\1***\2", masked)
+    for messages; the rest as written, so that a person recognises it.
+
+    The user part is taken to end at the last `@`, not where a URL parser ends it: a
+    password with an unencoded `/`, `?` or `#` ends the parser's host early, and would
+    otherwise be printed whole. With no `:` in it, the user part may be a password
+    alone (`redis://pw@host`), and all of it is masked."""
+    scheme, separator, rest = url.partition("://")
+    if separator and "@" in rest:
+        user_part, _, host_part = rest.rpartition("@")
+        user, colon, _ = user_part.partition(":")
+        masked = f"{user}:***" if colon else "***"
+        return _URL_PASSWORD.sub(r"\1***\2", f"{scheme}://{masked}@{host_part}")
+    return _URL_PASSWORD.sub(r"\1***\2", url)
+
+
+def has_user_part(url: str) -> bool:
+    """Whether `url` carries a user or password (`scheme://...@`): a parser's words on
+    such a URL may quote pieces of the password, so they are not repeated."""
+    _, separator, rest = url.partition("://")
+    return bool(separator) and "@" in rest

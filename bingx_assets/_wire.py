@@ -19,7 +19,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 
-from ._exceptions import DecodeError, error_from_answer
+from ._exceptions import BingXError, DecodeError, error_from_answer
 from ._models import AssetOverview, Balance, account_type_from_wire, check_amount
 from ._printable import printable
 
@@ -145,15 +145,25 @@ def decode_envelope_data(
     secrets: Sequence[str] = (),
 ) -> T:
     """The decoded `data` of a successful answer; a typed error for everything else,
-    its text masked of `secrets` (the api key: an echo of our request may carry it)."""
+    its text masked of `secrets` (the api key: an echo of our request may carry it).
+
+    The error is raised from here, with no context: a traceback keeps its frames' locals
+    (error trackers print them), and those of the decoding hold the body, which an echo
+    fills with our signed request, and `secrets` themselves."""
+    error: BingXError
     try:
         return _decode(body, status_code, headers, data, secrets)
     except RecursionError:  # msgspec decodes recursively, raw values included
-        raise DecodeError(
+        error = DecodeError(
             "answer nested deeper than any BingX answer",
             status_code=status_code,
             excerpt=excerpt(body, secrets),
-        ) from None
+        )
+    except BingXError as exc:
+        error = exc
+    del body, headers, secrets
+    error.__context__ = None
+    raise error.with_traceback(None)
 
 
 def _decode(

@@ -261,9 +261,10 @@ _REQUEST_TYPES = (httpx.Request, httpx.Response, aiohttp.ClientResponse, aiohttp
 def assert_carries_no_secret(error: BaseException, secrets: list[str]) -> None:
     """Through the whole chain (`__context__`, `__cause__`): no secret in any message,
     repr or attribute, no request or response object among the attributes, and none in
-    the frames the tracebacks keep, as a string (a signed URL), a mapping (headers) or a
-    library object. (Frames still hold the answer's bytes, which an echo fills with what
-    the server saw, and the client itself, which must hold its keys to sign.)"""
+    the frames the tracebacks keep, as a string (a signed URL), bytes (an answer that
+    echoes the request), a tuple or list (the secrets to mask), a mapping (headers) or a
+    library object: error trackers print frames' locals. (Frames still hold the client
+    itself, which must hold its keys to sign, and whose repr masks them.)"""
     stack: list[BaseException | None] = [error]
     seen: set[int] = set()
     while stack:
@@ -278,7 +279,7 @@ def assert_carries_no_secret(error: BaseException, secrets: list[str]) -> None:
         while tb is not None:
             for name, value in tb.tb_frame.f_locals.items():
                 assert not isinstance(value, _REQUEST_TYPES), (tb.tb_frame, name)
-                if isinstance(value, str | Mapping):
+                if isinstance(value, str | bytes | bytearray | tuple | list | Mapping):
                     shown.append(repr(value))
             tb = tb.tb_next
         for text in shown:

@@ -11,7 +11,9 @@ import argparse
 import io
 import json
 import logging
+import os
 import socket
+import stat
 import subprocess
 import sys
 from decimal import Decimal
@@ -203,6 +205,19 @@ def test_simulate_cannot_write_keys(
     target = tmp_path / where
     code, out, err = run_cli(capsys, "simulate", "--port", "0", "--write-keys", str(target))
     assert_one_line_usage_error(code, out, err, "--write-keys: cannot write")
+
+
+def test_simulate_never_replaces_what_is_not_a_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # As root, replacing /dev/null with a keys file would break every program: a FIFO
+    # stands in for it here.
+    fifo = tmp_path / "null"
+    os.mkfifo(fifo)
+    code, out, err = run_cli(capsys, "simulate", "--port", "0", "--write-keys", str(fifo))
+    assert_one_line_usage_error(code, out, err, "--write-keys: cannot write", "a FIFO")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert os.listdir(tmp_path) == ["null"]  # no temporary file left beside it
 
 
 def test_a_closed_pipe_ends_quietly() -> None:

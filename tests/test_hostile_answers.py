@@ -110,12 +110,16 @@ async def test_a_huge_retry_after_is_a_typed_error(clock: LoopClock, retry_after
     assert A_DAY - 1 <= paused <= A_DAY  # closed, for a day: not for ever
 
 
-async def test_an_unblock_time_centuries_away_is_held_for_a_day(clock: LoopClock) -> None:
+# 10**16 ms is the year 318857; 400 digits are more than a float can hold.
+@pytest.mark.parametrize("unblock_at_ms", [10**16, 10**399], ids=["17 digits", "400 digits"])
+async def test_an_unblock_time_centuries_away_is_held_for_a_day(
+    clock: LoopClock, unblock_at_ms: int
+) -> None:
     sim = BingXSimulator(clock=clock)
     key = sim.add_key(uid=1)
     verified_earlier(key.api_key, key.uid)
     limiter = RateLimiter(clock=clock)
-    sim.inject(Fault.rate_limited(10**16))  # the year 318857
+    sim.inject(Fault.rate_limited(unblock_at_ms))
     async with AssetsClient(
         key.api_key, key.secret_key, uid=1, http_client=sim.http_client(), limiter=limiter
     ) as client:

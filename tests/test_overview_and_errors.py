@@ -37,6 +37,14 @@ def test_indexing_by_account_type_gives_the_amount(key: str) -> None:
     assert OVERVIEW.get(key) == Decimal("12.5")
 
 
+@pytest.mark.parametrize("spelling", ["spot", "sopt"])
+@pytest.mark.parametrize("key", ["spot", "sopt", AccountType.SPOT])
+def test_a_balance_built_by_hand_indexes_in_either_spelling(spelling: str, key: str) -> None:
+    overview = AssetOverview([Balance(spelling, Decimal("7"))])
+    assert overview[key] == 7
+    assert key in overview
+
+
 def test_a_type_bingx_added_later_indexes_by_its_string() -> None:
     assert OVERVIEW["newType"] == 3
     assert OVERVIEW["stdFutures"] == 0

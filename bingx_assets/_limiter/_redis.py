@@ -45,6 +45,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._exceptions import ConfigurationError, LimiterUnavailableError
+from .._printable import has_user_part, printable
 from ._backend import BOUNDARY, Blocked, Closure, GateClosed, Permit, Rate, Scope
 
 __all__ = ["RedisBackend", "RedisClient"]
@@ -247,10 +248,15 @@ class RedisBackend:
         cluster) for a Redis Cluster.
         """
         try:
-            cluster, url = _split_cluster_flag(url)
-            redis: RedisClient = RedisCluster.from_url(url) if cluster else Redis.from_url(url)
+            cluster, bare = _split_cluster_flag(url)
+            redis: RedisClient = RedisCluster.from_url(bare) if cluster else Redis.from_url(bare)
         except (ValueError, RedisClusterException) as exc:
-            raise ConfigurationError(f"unusable Redis URL: {exc}") from None
+            reason = (
+                "it does not parse (in a password, percent-encode '/', '?', '#' and '@')"
+                if has_user_part(url)  # redis's words may quote pieces of the password
+                else printable(str(exc), limit=200)
+            )
+            raise ConfigurationError(f"unusable Redis URL: {reason}") from None
         backend = cls(redis, namespace=namespace)
         backend._owns_redis = True
         return backend
