@@ -111,6 +111,37 @@ TABLES: dict[str, Table] = {
             ("busiest second per address", "{peak_per_address} of {limit}"),
         ),
     ),
+    "host-store-cost": Table(
+        "host_store_cost",
+        (
+            ("backend", "{backend}"),
+            ("µs per call (median)", "{median_us_per_call:.1f}"),
+            ("min-max", "{min_us:.1f}-{max_us:.1f}"),
+            ("added µs", "{added_us:.1f}"),
+            ("ratio to memory", "{ratio_to_memory:.2f}"),
+        ),
+    ),
+    "host-store-stall": Table(
+        "host_store_stall",
+        (
+            ("processes", "{processes}"),
+            ("calls", "{calls:,}"),
+            ("longest stall ms", "{longest_stall_ms:.1f}"),
+            ("p99 stall ms", "{p99_stall_ms:.3f}"),
+            ("calls per s", "{calls_per_s:,}"),
+        ),
+    ),
+    "host-store-runs": Table(
+        "host_store_runs",
+        (
+            ("runs at once", "{runs}"),
+            ("requests", "{requests}"),
+            ("span s", "{span_s:.3f}"),
+            ("minimum s", "{minimum_s:.1f}"),
+            ("ratio", "{ratio:.3f}"),
+            ("refusals", "{refusals}"),
+        ),
+    ),
     "redis-overhead": Table(
         "redis_overhead",
         (
