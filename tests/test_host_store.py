@@ -185,6 +185,30 @@ async def test_the_default_store_that_cannot_be_opened_warns_once_and_limits_in_
     await backend.aclose()
 
 
+async def test_callers_that_find_the_default_store_locked_share_one_fallback(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found in review: scopes opening the store at once each waited out the lock, then
+    # each made a memory of its own (one warning each), so keys of one real UID in
+    # different scopes (lookups claiming different uids) counted in different memories:
+    # 7 lookups in one second on one UID, 2 refused (review18/s7b_fallback_race.py).
+    path = default_host_store_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    HostBackend(path)._connect().close()
+    other = sqlite3.connect(path, isolation_level=None)  # another process, holding the lock
+    other.execute("PRAGMA journal_mode = WAL")
+    other.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr(_host_store, "LOCKED_FOR_TOO_LONG", 0.05)
+    backend = HostBackend()
+    await asyncio.gather(*(take(backend) for _ in range(3)))  # UID's limit: 3
+    assert isinstance(await backend.try_acquire(SCOPE, 0.0, HORIZON), Blocked)
+    warnings = [r for r in caplog.records if "cannot be opened" in r.getMessage()]
+    assert len(warnings) == 1
+    other.execute("COMMIT")
+    other.close()
+    await backend.aclose()
+
+
 async def test_a_store_locked_for_too_long_is_a_typed_error_and_a_short_lock_is_waited_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -140,6 +140,7 @@ class HostBackend:
         self._connection: sqlite3.Connection | None = None
         self._pid = -1
         self._fallback: MemoryBackend | None = None
+        self._opening_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._permits = itertools.count(1)
         self._process = int.from_bytes(os.urandom(4)) >> 1 << 32  # a permit per process
 
@@ -162,6 +163,20 @@ class HostBackend:
             return None
         if self._connection is not None and self._pid == os.getpid():
             return self._connection
+        # One opening at a time: callers that found the store locked each made a memory
+        # of their own, and keys of one UID counted in several (7 a second, 2 refused).
+        async with self._opening():
+            if self._fallback is None and (self._connection is None or self._pid != os.getpid()):
+                await self._open_or_fall_back()
+        return None if self._fallback is not None else self._connection
+
+    def _opening(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._opening_lock is None or self._opening_lock[0] is not loop:
+            self._opening_lock = (loop, asyncio.Lock())
+        return self._opening_lock[1]
+
+    async def _open_or_fall_back(self) -> None:
         connection = None
         try:
             connection = self._connect()
@@ -181,9 +196,8 @@ class HostBackend:
                 why,
             )
             self._fallback = MemoryBackend(self._clock)
-            return None
+            return
         self._connection, self._pid = connection, os.getpid()
-        return connection
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
