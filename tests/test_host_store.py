@@ -229,6 +229,31 @@ async def test_a_store_locked_for_too_long_is_a_typed_error_and_a_short_lock_is_
     await backend.aclose()
 
 
+async def test_a_slot_taken_after_a_long_wait_for_the_lock_is_signed_with_a_fresh_timestamp(
+    tmp_path: Path,
+) -> None:
+    # Found in review: the timestamp was read before the store's transaction, which may
+    # wait up to 5 s for another process's lock; with recv_window=3000, a lock held 3.5 s
+    # cost each UID a timestamp error (review18/s7c_lock_mid_run.py 3.5 3000).
+    path = tmp_path / "limits.sqlite3"
+    sim = BingXSimulator()
+    key = sim.add_key(uid=1001)
+    limiter = RateLimiter(backend=HostBackend(path))
+    async with sim.http_client() as http:
+        client = AssetsClient(
+            key.api_key, key.secret_key, uid=1001, http_client=http, limiter=limiter,
+            recv_window=400, verify_uids=False,
+        )  # fmt: skip
+        await client.asset_overview()  # the clock measured, the store opened
+        other = sqlite3.connect(path, isolation_level=None)  # another process's lock
+        other.execute("BEGIN IMMEDIATE")
+        asyncio.get_running_loop().call_later(0.5, other.execute, "COMMIT")
+        await client.asset_overview()
+        other.close()
+    assert [r.code for r in sim.requests if r.path.endswith("allAccountBalance")] == [0, 0]
+    await limiter.aclose()
+
+
 async def test_clients_of_the_in_process_simulator_never_open_the_host_store() -> None:
     sim = BingXSimulator()
     key = sim.add_key(uid=1001)
