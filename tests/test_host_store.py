@@ -34,7 +34,7 @@ from bingx_assets._limiter import (
 from bingx_assets._limiter._host_store import default_host_store_path
 from bingx_assets.testing import BingXSimulator
 
-from .test_backend_contract import HORIZON, SCOPE, HandClock, blocked, exactly, take
+from .test_backend_contract import BUDGETED, HORIZON, SCOPE, HandClock, blocked, exactly, take
 from .test_command_line import simulate_command
 
 pytestmark = pytest.mark.looptime(False)
@@ -226,6 +226,30 @@ async def test_a_store_locked_for_too_long_is_a_typed_error_and_a_short_lock_is_
     await take(backend)  # waits on the loop, not in SQLite, until the lock is released
     assert time.monotonic() - started >= 0.04
     other.close()
+    await backend.aclose()
+
+
+async def test_a_settle_that_found_the_store_locked_is_applied_once_it_is_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found in review: a success settled while another process held the lock past 5 s
+    # kept its error-budget slot for the whole error window: two 8 s locks with requests
+    # in flight filled a UID's budget with errors BingX never saw, and 65 good reads were
+    # not sent (review18/s7c_lock_mid_run.py 8 5000 0.5 4,10).
+    path = tmp_path / "limits.sqlite3"
+    backend = HostBackend(path, clock=HandClock())
+    answered = await take(backend, BUDGETED, in_flight=HORIZON)
+    other = sqlite3.connect(path, isolation_level=None)  # another process, holding the lock
+    other.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr(_host_store, "LOCKED_FOR_TOO_LONG", 0.05)
+    await answered.settle(answered=True, succeeded=True)
+    assert "settled once the store is free" in caplog.text
+    other.execute("COMMIT")
+    other.close()
+    # The budget (2) holds the two requests now in flight, not the success.
+    await take(backend, BUDGETED, in_flight=HORIZON)
+    await take(backend, BUDGETED, in_flight=HORIZON)
+    assert isinstance(await backend.try_acquire(BUDGETED, 0.0, HORIZON), Blocked)
     await backend.aclose()
 
 

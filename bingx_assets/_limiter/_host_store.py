@@ -31,6 +31,7 @@ line and a bot keep running, as safely as a single process; one named by a path 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -141,6 +142,8 @@ class HostBackend:
         self._pid = -1
         self._fallback: MemoryBackend | None = None
         self._opening_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._unsettled: list[Callable[[sqlite3.Connection], object]] = []
+        """Settles that found the store locked, applied by the next transaction."""
         self._permits = itertools.count(1)
         self._process = int.from_bytes(os.urandom(4)) >> 1 << 32  # a permit per process
 
@@ -282,11 +285,14 @@ class HostBackend:
         def in_a_transaction(connection: sqlite3.Connection) -> T:
             connection.execute("BEGIN IMMEDIATE")
             try:
+                for late in self._unsettled:
+                    late(connection)
                 result = step(connection)
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
+            self._unsettled.clear()
             return result
 
         try:
@@ -445,8 +451,12 @@ class HostBackend:
         return await self._transaction(remaining, "read a gate; nothing was sent")
 
     async def aclose(self) -> None:
-        """Close the connection; every slot is already on disk."""
+        """Close the connection; every slot is already on disk, but for settles that
+        found the store locked, applied now if it is free."""
         if self._connection is not None and self._pid == os.getpid():
+            if self._unsettled:
+                with contextlib.suppress(LimiterUnavailableError):
+                    await self._transaction(lambda _: None, "settle slots")
             self._connection.close()
         self._connection = None
 
@@ -481,9 +491,12 @@ class HostBackend:
         try:
             return await self._transaction(settle, "settle a slot")
         except LimiterUnavailableError as exc:
-            # The request is over; its slot counts until its horizon (later than its
-            # answer) or, with the arrival bet, until the bet ends: throughput, or the bet.
-            log.warning("%s; the request's slot counts as it was taken", exc)
+            # Until then its slot counts until its horizon (later than its answer), and a
+            # success's error-budget slot as an error: left so for the error window, a
+            # lock held over a round in flight filled a UID's budget with errors BingX
+            # never saw. The next transaction of this process applies it first.
+            log.warning("%s; the request's slot is settled once the store is free", exc)
+            self._unsettled.append(settle)
             return False
 
 
