@@ -284,15 +284,17 @@ class HostBackend:
 
         def in_a_transaction(connection: sqlite3.Connection) -> T:
             connection.execute("BEGIN IMMEDIATE")
+            # Tried once the lock is ours, then dropped whatever happens: a settle that
+            # failed for another reason must not fail every transaction after it.
+            late, self._unsettled = self._unsettled, []
             try:
-                for late in self._unsettled:
-                    late(connection)
+                for settle in late:
+                    settle(connection)
                 result = step(connection)
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
-            self._unsettled.clear()
             return result
 
         try:

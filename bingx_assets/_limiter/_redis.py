@@ -338,8 +338,12 @@ class RedisBackend:
     ) -> Any:
         try:
             while self._unsettled:
-                await self._settle(*self._unsettled[0])
-                self._unsettled.pop(0)
+                late = self._unsettled.pop(0)
+                try:
+                    await self._settle(*late)
+                except (RedisConnectionError, RedisTimeoutError, OSError):
+                    self._unsettled.insert(0, late)  # Redis still unreachable: next call
+                    raise
             answer = await script(keys=keys, args=args)  # type: ignore[operator]
         except (RedisError, RedisClusterException, OSError) as exc:
             # Before sending, which step failed changes nothing for the caller: one line
