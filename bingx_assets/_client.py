@@ -730,6 +730,7 @@ class AssetsClient(OwnsHttpClient):
         """Measure the offset to BingX's clock; failures leave the old offset in place."""
         server_clock, clock = self.limiter.server_clock, self.limiter.clock
         sent_ms = clock.wall_ms()
+        answer = None
         try:
             answer = await self._transport.get(
                 f"{self.base_url}{SERVER_TIME_PATH}", {}, self.timeout
@@ -739,6 +740,10 @@ class AssetsClient(OwnsHttpClient):
             )
         except (httpx.HTTPError, BingXError) as exc:
             log.debug("could not read BingX's server time: %s", type(exc).__name__)
+            if answer is not None and not server_clock.measured:
+                # A failing endpoint's answer still has a `Date`, as any HTTP server's:
+                # without it, each new process paid a timestamp error to learn the clock.
+                server_clock.observe_date(answer.headers, sent_ms, clock.wall_ms())
             return
         # Measured because the last offset may be stale: the new sample replaces it, even
         # if its round trip was longer (the smallest uncertainty wins only among samples

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import email.utils
 import itertools
 import re
 from collections import Counter
@@ -547,6 +548,36 @@ async def test_a_skewed_clock_with_the_time_endpoint_down_costs_one_error_per_ui
     timestamp_errors = Counter(r.uid for r in sim.requests if r.code == 100421)
     assert all(count <= 1 for count in timestamp_errors.values()), timestamp_errors
     assert sum(timestamp_errors.values()) >= 1  # the skew was real, and learnt from an answer
+
+
+async def test_a_failing_time_endpoints_date_measures_the_clock_of_each_new_process(
+    clock: LoopClock,
+) -> None:
+    # Found in review: the 503 of a failing time endpoint carries a `Date`, as any HTTP
+    # server's answers do, but only other answers were read for it, so each new process
+    # (a cron job, a restart) paid one timestamp error: 14 runs put 11 on one UID in
+    # 480 s, its budget filled and 20 reads of its good keys were not sent
+    # (review18/s6_skewed_clock.py runs 14).
+    sim = BingXSimulator(clock=clock, jitter=0.01, skew_ms=20_000)
+    keys = [sim.add_key(uid=uid) for uid in (1, 2, 3) for _ in range(5)]
+    original = sim._next_fault
+
+    def time_endpoint_down(path: str) -> Fault | None:
+        if path != SERVER_TIME_PATH:
+            return original(path)
+        date = email.utils.formatdate(sim.server_ms() // 1000, usegmt=True)
+        return Fault(status=503, content=b"", content_type="text/plain", headers=(("Date", date),))
+
+    sim._next_fault = time_endpoint_down  # type: ignore[method-assign]
+    credentials = [creds(k, f"k{n}") for n, k in enumerate(keys)]
+    for _ in range(5):  # five processes, one after another: nothing shared but the server
+        async with AssetsPool(
+            credentials, http_client=sim.http_client(), limiter=RateLimiter(clock=clock)
+        ) as pool:
+            results = await pool.gather()
+        assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert [r.status for r in sim.requests if r.path == SERVER_TIME_PATH] == [503] * 5
+    assert [r for r in sim.requests if r.code == 100421] == []
 
 
 def _no_clock_anywhere(clock: LoopClock, *, error_timestamps: bool) -> BingXSimulator:

@@ -34,7 +34,7 @@ from bingx_assets._limiter import (
 from bingx_assets._limiter._host_store import default_host_store_path
 from bingx_assets.testing import BingXSimulator
 
-from .test_backend_contract import HORIZON, SCOPE, HandClock, blocked, exactly, take
+from .test_backend_contract import BUDGETED, HORIZON, SCOPE, HandClock, blocked, exactly, take
 from .test_command_line import simulate_command
 
 pytestmark = pytest.mark.looptime(False)
@@ -185,6 +185,30 @@ async def test_the_default_store_that_cannot_be_opened_warns_once_and_limits_in_
     await backend.aclose()
 
 
+async def test_callers_that_find_the_default_store_locked_share_one_fallback(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found in review: scopes opening the store at once each waited out the lock, then
+    # each made a memory of its own (one warning each), so keys of one real UID in
+    # different scopes (lookups claiming different uids) counted in different memories:
+    # 7 lookups in one second on one UID, 2 refused (review18/s7b_fallback_race.py).
+    path = default_host_store_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    HostBackend(path)._connect().close()
+    other = sqlite3.connect(path, isolation_level=None)  # another process, holding the lock
+    other.execute("PRAGMA journal_mode = WAL")
+    other.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr(_host_store, "LOCKED_FOR_TOO_LONG", 0.05)
+    backend = HostBackend()
+    await asyncio.gather(*(take(backend) for _ in range(3)))  # UID's limit: 3
+    assert isinstance(await backend.try_acquire(SCOPE, 0.0, HORIZON), Blocked)
+    warnings = [r for r in caplog.records if "cannot be opened" in r.getMessage()]
+    assert len(warnings) == 1
+    other.execute("COMMIT")
+    other.close()
+    await backend.aclose()
+
+
 async def test_a_store_locked_for_too_long_is_a_typed_error_and_a_short_lock_is_waited_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -203,6 +227,55 @@ async def test_a_store_locked_for_too_long_is_a_typed_error_and_a_short_lock_is_
     assert time.monotonic() - started >= 0.04
     other.close()
     await backend.aclose()
+
+
+async def test_a_settle_that_found_the_store_locked_is_applied_once_it_is_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found in review: a success settled while another process held the lock past 5 s
+    # kept its error-budget slot for the whole error window: two 8 s locks with requests
+    # in flight filled a UID's budget with errors BingX never saw, and 65 good reads were
+    # not sent (review18/s7c_lock_mid_run.py 8 5000 0.5 4,10).
+    path = tmp_path / "limits.sqlite3"
+    backend = HostBackend(path, clock=HandClock())
+    answered = await take(backend, BUDGETED, in_flight=HORIZON)
+    other = sqlite3.connect(path, isolation_level=None)  # another process, holding the lock
+    other.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr(_host_store, "LOCKED_FOR_TOO_LONG", 0.05)
+    await answered.settle(answered=True, succeeded=True)
+    assert "settled once the store is free" in caplog.text
+    other.execute("COMMIT")
+    other.close()
+    # The budget (2) holds the two requests now in flight, not the success.
+    await take(backend, BUDGETED, in_flight=HORIZON)
+    await take(backend, BUDGETED, in_flight=HORIZON)
+    assert isinstance(await backend.try_acquire(BUDGETED, 0.0, HORIZON), Blocked)
+    await backend.aclose()
+
+
+async def test_a_slot_taken_after_a_long_wait_for_the_lock_is_signed_with_a_fresh_timestamp(
+    tmp_path: Path,
+) -> None:
+    # Found in review: the timestamp was read before the store's transaction, which may
+    # wait up to 5 s for another process's lock; with recv_window=3000, a lock held 3.5 s
+    # cost each UID a timestamp error (review18/s7c_lock_mid_run.py 3.5 3000).
+    path = tmp_path / "limits.sqlite3"
+    sim = BingXSimulator()
+    key = sim.add_key(uid=1001)
+    limiter = RateLimiter(backend=HostBackend(path))
+    async with sim.http_client() as http:
+        client = AssetsClient(
+            key.api_key, key.secret_key, uid=1001, http_client=http, limiter=limiter,
+            recv_window=400, verify_uids=False,
+        )  # fmt: skip
+        await client.asset_overview()  # the clock measured, the store opened
+        other = sqlite3.connect(path, isolation_level=None)  # another process's lock
+        other.execute("BEGIN IMMEDIATE")
+        asyncio.get_running_loop().call_later(0.5, other.execute, "COMMIT")
+        await client.asset_overview()
+        other.close()
+    assert [r.code for r in sim.requests if r.path.endswith("allAccountBalance")] == [0, 0]
+    await limiter.aclose()
 
 
 async def test_clients_of_the_in_process_simulator_never_open_the_host_store() -> None:

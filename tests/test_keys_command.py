@@ -120,6 +120,24 @@ async def test_uids_are_written_in_and_nothing_else_changes(tmp_path: Path) -> N
 
 
 @pytest.mark.looptime(False)
+async def test_two_resolves_at_once_share_the_hosts_limits(tmp_path: Path) -> None:
+    """Found in review: `keys resolve` limited itself in memory, so two at once (or one
+    beside `balances`) put 10 lookups a second on a UID: 10 refused and its lookups
+    disabled (review18/s8_keys_resolve.py). It shares this machine's store, as every
+    other command does."""
+    sim = BingXSimulator()
+    keys = [sim.add_key(uid=20_000) for _ in range(10)]
+    paths = [tmp_path / "a.toml", tmp_path / "b.toml"]
+    for path in paths:
+        write(path, keys_file(keys))
+    async with SimulatorServer(sim) as server:
+        outcomes = await asyncio.gather(*(resolve(path, server.url) for path in paths))
+    assert [code for code, _, _ in outcomes] == [0, 0]
+    assert sim.rejections == []
+    assert sim.peak(path=UID_PATH, period=1.001) <= 5
+
+
+@pytest.mark.looptime(False)
 async def test_wrong_uids_are_corrected_in_place_and_named_by_label(tmp_path: Path) -> None:
     """Issue 18: 2 of 5 keys of one UID labelled with another uid. Checked once on this
     machine: the two lines are corrected, the rest is left as it was."""

@@ -19,7 +19,7 @@ from bingx_assets import (
     RateLimits,
     RedisBackend,
 )
-from bingx_assets._limiter import GateTooLong
+from bingx_assets._limiter import Blocked, GateTooLong
 from bingx_assets.testing import BingXSimulator, SimulatorServer
 
 from .test_limits import most_in_any_window
@@ -192,3 +192,31 @@ async def test_processes_sharing_redis_hit_one_simulator_without_rejection(
     assert len(served) == 24
     assert sim.rejections == []
     assert sim.peak(uid=77, period=0.5) <= 5
+
+
+async def test_a_settle_lost_to_a_redis_blip_is_applied_by_the_next_call(
+    redis: Redis, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found in review: a settle Redis did not take (a timeout, a failover) kept a success's
+    # error-budget slot as an error for the whole error window: two blips over rounds of 5
+    # keys of one UID filled its budget, and its good keys were not sent for 480 s while
+    # BingX saw no error (review18/s8_redis_settle_lost.py).
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from .test_backend_contract import BUDGETED, HORIZON, take
+
+    backend = RedisBackend(redis, namespace=namespace)
+    answered = await take(backend, BUDGETED, in_flight=HORIZON)
+    settle = backend._settle
+
+    async def blip(**_: object) -> None:
+        raise RedisTimeoutError("Timeout reading from socket")
+
+    backend._settle = blip  # type: ignore[assignment]
+    await answered.settle(answered=True, succeeded=True)
+    assert "once Redis answers again" in caplog.text
+    backend._settle = settle  # type: ignore[method-assign]
+    # The budget (2) holds the two requests now in flight, not the success.
+    await take(backend, BUDGETED, in_flight=HORIZON)
+    await take(backend, BUDGETED, in_flight=HORIZON)
+    assert isinstance(await backend.try_acquire(BUDGETED, 0.0, HORIZON), Blocked)

@@ -4,7 +4,8 @@ A `uid` in a keys file is a claim until a lookup on this machine agrees (the UID
 remembers the lookups). This command checks every key the cache cannot vouch for:
 keys without a `uid` are looked up and get `uid = N` after their key's last line; a
 `uid` BingX contradicts is corrected in place and named on one line. Lookups go
-through the limiter (5/s in all). Comments, order and layout stay as they were
+through the limiter of this machine's store (5/s in all, shared with every other
+command of this machine). Comments, order and layout stay as they were
 (tomlkit). The new file replaces the old one in one `os.replace` and is never readable
 by others. A key that fails is named on one line and the others are still written; the
 exit code is then 1.
@@ -31,7 +32,7 @@ from .._client import AssetsClient
 from .._credentials import MAX_KEYS_FILE_BYTES, Credentials
 from .._exceptions import ConfigurationError
 from .._files import read_regular_file, write_private
-from .._limiter import RateLimiter
+from .._limiter import HostBackend, RateLimiter
 from .._options import ClientOptionArgs, ClientOptions
 from .._printable import printable
 from .._transports._http_clients import HttpClients
@@ -96,9 +97,11 @@ async def resolve_keys_file(args: argparse.Namespace) -> int:
 
 async def _look_up(credentials: list[Credentials], options: ClientOptions) -> list[str | Exception]:
     """Each key's UID as BingX says (remembered by this machine, or looked up), or what
-    stopped it; every lookup shares one limiter. The uids written in the file are left
-    out: they are what is being checked."""
-    limiter = RateLimiter()
+    stopped it; every lookup shares one limiter: this machine's store, as every other
+    command's, so that a resolve beside `balances` or another resolve never puts more
+    than 5 lookups a second on a UID. The uids written in the file are left out: they
+    are what is being checked."""
+    limiter = RateLimiter(backend=HostBackend.for_base_url(options.base_url))
     http = HttpClients(None)  # the default session, one for every lookup, as a pool's
     clients = [
         AssetsClient(c.api_key, c.secret_key, label=c.label, limiter=limiter, options=options)

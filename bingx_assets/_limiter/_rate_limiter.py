@@ -262,7 +262,11 @@ class RateLimiter:
         state = self._state()
         bet = self.limits.assume_arrival_within
         started = self.clock.monotonic()
-        waited = False
+        waited = retaken = False
+
+        def stale(timestamp_ms: int) -> bool:
+            return self.server_clock.now_ms() - timestamp_ms > recv_window_ms // 4
+
         while True:
             async with state.lock(scope.uid_gate):
                 while True:
@@ -280,6 +284,16 @@ class RateLimiter:
                             break
                         await self._pause(state, wake_on, delay, waited)
                         waited = True
+                        continue
+                    if not retaken and stale(timestamp_ms):
+                        # The backend was slow (another process held the host store's
+                        # lock, up to 5 s; a slow Redis): a request signed with this
+                        # timestamp would arrive with little of its recvWindow left and
+                        # be refused for its time, an error in the UID's budget. The slot
+                        # is given back as a request answered now (it was never sent:
+                        # no error, one slot of rate) and taken again with a fresh one.
+                        await outcome.settle(answered=True, succeeded=True)
+                        retaken = True
                         continue
                     self.stats.acquired += 1
                     ticket = Ticket(outcome, timestamp_ms, state, scope, self)

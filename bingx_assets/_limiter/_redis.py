@@ -238,6 +238,8 @@ class RedisBackend:
         self._closure = redis.register_script(_CLOSURE)
         self._gate_remaining = redis.register_script(_GATE_REMAINING)
         self._members = (f"{os.getpid()}-{os.urandom(4).hex()}-{n}" for n in itertools.count())
+        self._unsettled: list[tuple[list[str], list[str | float]]] = []
+        """Settles Redis did not take (keys, args), recorded before the next script."""
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "bingx-assets") -> RedisBackend:
@@ -341,6 +343,13 @@ class RedisBackend:
         sent: str,
     ) -> Any:
         try:
+            while self._unsettled:
+                late = self._unsettled.pop(0)
+                try:
+                    await self._settle(*late)
+                except (RedisConnectionError, RedisTimeoutError, OSError):
+                    self._unsettled.insert(0, late)  # Redis still unreachable: next call
+                    raise
             answer = await script(keys=keys, args=args)  # type: ignore[operator]
         except (RedisError, RedisClusterException, OSError) as exc:
             # Before sending, which step failed changes nothing for the caller: one line
@@ -469,12 +478,15 @@ class _RedisPermit:
                 self._backend._settle, keys, args, "settle a slot", _ANSWERED
             )
         except LimiterUnavailableError as exc:
-            # The request was sent and is over; its slot keeps counting until its horizon,
-            # which is later than its answer: only throughput is lost.
+            # Until then its slot counts until its horizon (later than its answer), and a
+            # success's error-budget slot as an error: left so for the error window, two
+            # blips over a round filled a UID's budget with errors BingX never saw. The
+            # backend's next call records it first.
             log.warning(
-                "the Redis limiter could not record an answer (%s); the request's slot "
-                "counts until its recvWindow ends",
+                "the Redis limiter could not record an answer (%s); it is recorded once "
+                "Redis answers again",
                 type(exc.__cause__).__name__,
             )
+            self._backend._unsettled.append((keys, args))
             return False
         return int(added) > 0
