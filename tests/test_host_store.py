@@ -182,6 +182,9 @@ async def test_the_default_store_that_cannot_be_opened_warns_once_and_limits_in_
     warnings = [r for r in caplog.records if "cannot be opened" in r.getMessage()]
     assert len(warnings) == 1
     assert "keeps its limits in memory" in warnings[0].getMessage()
+    assert "the file is damaged: delete it once no bingx-assets process runs" in (
+        warnings[0].getMessage()
+    )
     await backend.aclose()
 
 
@@ -204,6 +207,7 @@ async def test_callers_that_find_the_default_store_locked_share_one_fallback(
     assert isinstance(await backend.try_acquire(SCOPE, 0.0, HORIZON), Blocked)
     warnings = [r for r in caplog.records if "cannot be opened" in r.getMessage()]
     assert len(warnings) == 1
+    assert "damaged" not in warnings[0].getMessage()  # a lock ends by itself
     other.execute("COMMIT")
     other.close()
     await backend.aclose()

@@ -192,11 +192,17 @@ class HostBackend:
                 raise LimiterUnavailableError(
                     f"the limiter's store {self.path} cannot be opened ({why}); nothing was sent"
                 ) from exc
+            # A damaged file stays damaged: say how to end the fallback of every run.
+            damaged = type(exc) is sqlite3.DatabaseError
             log.warning(
                 "the limiter's store %s cannot be opened (%s): this process keeps its "
-                "limits in memory and shares none with other processes",
+                "limits in memory and shares none with other processes%s",
                 self.path,
                 why,
+                "; the file is damaged: delete it once no bingx-assets process runs "
+                "(a new one is made; it held only the last minutes' limits)"
+                if damaged
+                else "",
             )
             self._fallback = MemoryBackend(self._clock)
             return
