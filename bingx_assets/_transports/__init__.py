@@ -8,7 +8,9 @@ answer within one deadline per attempt and up to 1 MiB (`_base`), and raise only
 unbounded answer, naming the library's error type and never its message (the URL in it
 carries a signature), and outside the library's exception, which keeps the request.
 
-`_base` is the seam, `_aiohttp` and `_httpx` its two adapters (`_aiohttp` also opens the
+`_base` is the seam (and `BoundedTransport`, the deadline and the error mapping both
+adapters share: each gives only its `_read` and its library's `_failure`), `_aiohttp`
+and `_httpx` its two adapters (`_aiohttp` also opens the
 client's own session), and `_http_clients` the rule for which client is used and who
 closes it.
 """

@@ -9,7 +9,6 @@ source address or proxy instead (`open_session`).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import ssl
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from .._exceptions import APIConnectionError, APITimeoutError, ConfigurationError
-from ._base import Answer, attempt_deadline, read_capped, too_large
+from ._base import Answer, BoundedTransport, read_capped
 
 if TYPE_CHECKING:
     import aiohttp
@@ -112,7 +111,7 @@ def environment_proxies() -> ProxyFor | None:
     return proxy_for
 
 
-class AiohttpTransport:
+class AiohttpTransport(BoundedTransport):
     """An `aiohttp.ClientSession`: the client's own (`open_session`), or a caller's,
     used as it is (its TLS settings, its connection limits, its proxies) and never
     closed here. `proxy_for` picks each request's proxy, for a session that takes
@@ -140,28 +139,12 @@ class AiohttpTransport:
         self._url = yarl.URL
         self._timeouts: tuple[httpx.Timeout, aiohttp.ClientTimeout] | None = None
 
-    async def get(self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout) -> Answer:
-        deadline = attempt_deadline(timeouts)
-        failure: APIConnectionError
-        try:
-            async with asyncio.timeout(deadline):
-                answer = await self._read(url, headers, timeouts)
-        except TimeoutError as exc:  # the deadline's; aiohttp's own timeouts subclass it
-            if type(exc) is TimeoutError:
-                failure = APITimeoutError(f"no whole answer within {deadline:g} s")
-            else:
-                failure = APITimeoutError(f"no answer in time ({type(exc).__name__})")
-        except self._client_error as exc:
-            failure = APIConnectionError(type(exc).__name__)
-        else:
-            if answer is not None:
-                return answer
-            failure = too_large()
-        # Raised out here, not in the except: aiohttp's error (its request info: the
-        # signed URL, the api key header) must not ride along as __context__, nor these
-        # arguments in the traceback's frame.
-        del url, headers
-        raise failure
+    def _failure(self, exc: Exception) -> APIConnectionError | None:
+        if isinstance(exc, TimeoutError):  # aiohttp's own timeouts subclass it
+            return APITimeoutError(f"no answer in time ({type(exc).__name__})")
+        if isinstance(exc, self._client_error):
+            return APIConnectionError(type(exc).__name__)
+        return None
 
     async def _read(
         self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout

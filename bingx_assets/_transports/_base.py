@@ -9,16 +9,18 @@ times out) must still end, soon and small: each attempt has one deadline for all
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import NamedTuple, Protocol
 
 import httpx
 
-from .._exceptions import AnswerTooLargeError
+from .._exceptions import AnswerTooLargeError, APIConnectionError, APITimeoutError
 
 __all__ = [
     "MAX_ANSWER_BYTES",
     "Answer",
+    "BoundedTransport",
     "OwnTransport",
     "Transport",
     "attempt_deadline",
@@ -52,6 +54,44 @@ class OwnTransport(Transport, Protocol):
     """A transport the client opened for itself, and so closes."""
 
     async def aclose(self) -> None: ...
+
+
+class BoundedTransport:
+    """`Transport.get` for an adapter that gives `_read` (the answer, or None past the
+    cap) and `_failure` (our error for one of its library's, or None for none of them)."""
+
+    async def _read(
+        self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout
+    ) -> Answer | None:
+        raise NotImplementedError
+
+    def _failure(self, exc: Exception) -> APIConnectionError | None:
+        raise NotImplementedError
+
+    async def get(self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout) -> Answer:
+        deadline = attempt_deadline(timeouts)
+        failure: APIConnectionError | None
+        try:
+            async with asyncio.timeout(deadline):
+                answer = await self._read(url, headers, timeouts)
+        except Exception as exc:
+            # The deadline's own TimeoutError; the libraries' timeouts are their own types
+            # (aiohttp's subclass TimeoutError).
+            if type(exc) is TimeoutError:
+                failure = APITimeoutError(f"no whole answer within {deadline:g} s")
+            else:
+                failure = self._failure(exc)
+            if failure is None:
+                raise
+        else:
+            if answer is not None:
+                return answer
+            failure = too_large()
+        # Raised out here, not in the except: the library's error (its request: the
+        # signed URL, the api key header) must not ride along as __context__, nor these
+        # arguments in the traceback's frame.
+        del url, headers
+        raise failure
 
 
 def attempt_deadline(timeouts: httpx.Timeout) -> float:

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import zlib
 from collections.abc import Mapping
 
 import httpx
 
 from .._exceptions import APIConnectionError, APITimeoutError
-from ._base import MAX_ANSWER_BYTES, Answer, attempt_deadline, read_capped, too_large
+from ._base import MAX_ANSWER_BYTES, Answer, BoundedTransport, read_capped
 
 __all__ = ["HttpxTransport"]
 
@@ -25,7 +24,7 @@ class _UnreadableEncoding(Exception):
     """A Content-Encoding not asked for, or a body that does not decode."""
 
 
-class HttpxTransport:
+class HttpxTransport(BoundedTransport):
     """A caller's `httpx.AsyncClient`, used as it is and never closed here."""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
@@ -35,29 +34,14 @@ class HttpxTransport:
         """Close the client: only for one a test opened in place of the client's own."""
         await self.client.aclose()
 
-    async def get(self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout) -> Answer:
-        deadline = attempt_deadline(timeouts)
-        failure: APIConnectionError
-        try:
-            async with asyncio.timeout(deadline):
-                answer = await self._read(url, headers, timeouts)
-        except TimeoutError:
-            failure = APITimeoutError(f"no whole answer within {deadline:g} s")
-        except httpx.TimeoutException as exc:
-            failure = APITimeoutError(f"no answer in time ({type(exc).__name__})")
-        except httpx.RequestError as exc:  # transport errors, and a body it cannot decode
-            failure = APIConnectionError(type(exc).__name__)
-        except _UnreadableEncoding as exc:
-            failure = APIConnectionError(f"DecodingError: {exc}")
-        else:
-            if answer is not None:
-                return answer
-            failure = too_large()
-        # Raised out here, not in the except: the library's error (and its request: the
-        # signed URL, the api key header) must not ride along as __context__, nor these
-        # arguments in the traceback's frame.
-        del url, headers
-        raise failure
+    def _failure(self, exc: Exception) -> APIConnectionError | None:
+        if isinstance(exc, httpx.TimeoutException):
+            return APITimeoutError(f"no answer in time ({type(exc).__name__})")
+        if isinstance(exc, httpx.RequestError):  # transport errors, and a body it cannot decode
+            return APIConnectionError(type(exc).__name__)
+        if isinstance(exc, _UnreadableEncoding):
+            return APIConnectionError(f"DecodingError: {exc}")
+        return None
 
     async def _read(
         self, url: str, headers: Mapping[str, str], timeouts: httpx.Timeout
