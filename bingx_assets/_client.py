@@ -330,16 +330,46 @@ class AssetsClient(OwnsHttpClient):
         # so that its slot settles as answered instead of counting as a possible error
         # for the whole error window. Closing the client waits for such exchanges.
         # Giving up before that cancels the wait for a slot, and nothing was sent.
+        # The exchange hands its outcome to `outcome` itself, rather than through
+        # `asyncio.shield`: the caller wakes one loop iteration sooner, a tenth of a
+        # call's CPU one at a time.
         attempt = _Attempt()
-        task = asyncio.ensure_future(self._exchange(path, data, uid, call, attempt))
+        outcome: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(self._exchange_into(outcome, path, data, uid, call, attempt))
         try:
-            return await asyncio.shield(task)
+            return await outcome
         except asyncio.CancelledError:
             if attempt.slot_taken:
                 self._http_clients.finish_in_background(task)
             else:
                 task.cancel()
             raise
+
+    async def _exchange_into(
+        self,
+        outcome: asyncio.Future[T],
+        path: str,
+        data: DataDecoder[T],
+        uid: str | None,
+        call: _Call,
+        attempt: _Attempt,
+    ) -> None:
+        """`_exchange`, its result or error set on `outcome` unless the caller gave up."""
+        try:
+            result = await self._exchange(path, data, uid, call, attempt)
+        except asyncio.CancelledError:
+            outcome.cancel()
+            raise
+        except Exception as exc:
+            if not outcome.done():
+                outcome.set_exception(exc)
+            return
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: the loop's too
+            if not outcome.done():
+                outcome.set_exception(exc)
+            raise
+        if not outcome.done():
+            outcome.set_result(result)
 
     async def _exchange(
         self, path: str, data: DataDecoder[T], uid: str | None, call: _Call, attempt: _Attempt
