@@ -215,13 +215,16 @@ class AssetsClient(OwnsHttpClient):
             await self._sync_clock()
         # Our own loop over the client's tenacity policy: iterating an AsyncRetrying
         # costs ~30 us a call, more than the limiter, signing and decoding together.
-        retry_state = RetryCallState(self._retrying, None, (), {})
+        # Its state is made by the first failure: most calls have none.
+        retry_state: RetryCallState | None = None
         call = _Call()
         while True:
             try:
                 with observing_attempt(self.limiter.observers):
                     return await self._attempt(path, data, uid, call)
             except BingXError as exc:
+                if retry_state is None:
+                    retry_state = RetryCallState(self._retrying, None, (), {})
                 retry_state.set_exception((type(exc), exc, exc.__traceback__))
                 if not self._retryable(exc, call) or self._retrying.stop(retry_state):
                     raise
@@ -447,7 +450,8 @@ class AssetsClient(OwnsHttpClient):
         await ticket.settle(answered=True, succeeded=True, server_remaining=remaining)
         if self._unanswered:
             await self._forgive_unanswered(path)
-        await self._hold_if_server_window_full(scope, remaining, expires_ms)
+        if remaining == 0:
+            await self._hold_if_server_window_full(scope, remaining, expires_ms)
         self._backoff.succeeded()
         if isinstance(result, AssetOverview) and result.server_time_ms is not None:
             server_clock.observe(result.server_time_ms, sent_ms, received_ms)

@@ -291,7 +291,7 @@ class HostBackend:
             assert self._fallback is not None
             return await self._fallback.try_acquire(scope, in_flight, horizon)
         permit = self._new_permit()
-        checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
+        checked = scope.checked
         names = [name for name, _ in checked]
         read_counts = _COUNTS.format(", ".join("?" * len(names)))
 
@@ -574,7 +574,7 @@ class _HostPermit:
     ) -> None:
         self._backend, self.permit, self.scope = backend, permit, scope
         self.anchor, self.horizon_at, self.bet = anchor, horizon_at, bet
-        checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
+        checked = scope.checked
         self.windows = tuple((name, rate.period) for name, rate in checked)
         """Where its rows are: (name, period) of each window, all at `anchor`."""
         # What this client can account for in the UID window when the server counts

@@ -270,7 +270,7 @@ class RedisBackend:
         self, scope: Scope, in_flight: float, horizon: float
     ) -> Permit | Blocked | GateClosed:
         gates = [self._key(name) for name in scope.gates]
-        checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
+        checked = scope.checked
         windows = [self._key(name) for name, _ in checked]
         member = next(self._members)
         args: list[str | float] = [len(gates), in_flight, horizon, member, BOUNDARY]
