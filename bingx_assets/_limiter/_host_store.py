@@ -292,20 +292,25 @@ class HostBackend:
             return await self._fallback.try_acquire(scope, in_flight, horizon)
         permit = self._new_permit()
         checked = scope.checked
-        names = [name for name, _ in checked]
-        read_counts = _COUNTS.format(", ".join("?" * len(names)))
+        # The gates and the windows' counts in one statement: one step of SQLite's
+        # machine fewer per call. A gate's row reads (name, opens, NULL, NULL).
+        read_state = _GATES_AND_COUNTS.format(
+            ", ".join("?" * len(scope.gates)), ", ".join("?" * len(checked))
+        )
+        names = (*scope.gates, *(name for name, _ in checked))
 
         def acquire(db: sqlite3.Connection) -> Blocked | GateClosed | _HostPermit:
             now = self._clock.monotonic()
-            read_gates = _GATES.format(", ".join("?" * len(scope.gates)))
-            opens = dict(db.execute(read_gates, scope.gates).fetchall())
+            opens: dict[str, float] = {}
+            counts: dict[tuple[str, float], tuple[int, int]] = {}
+            for name, value, taken, alive_rows in db.execute(read_state, names):
+                if taken is None:
+                    opens[name] = value
+                else:
+                    counts[name, value] = (taken, alive_rows)
             for gate in scope.gates:
                 if opens.get(gate, now) - now > 0:
                     return GateClosed(opens[gate] - now, gate)
-            counts = {
-                (name, period): (taken, alive)
-                for name, period, taken, alive in db.execute(read_counts, names).fetchall()
-            }
             longest = 0.0
             blocking: tuple[str, Rate] | None = None  # the window waited for, and its rate
             alive = [counts.get((name, rate.period), (0, 0))[1] for name, rate in checked]
@@ -460,7 +465,7 @@ class HostBackend:
             if not answered or server_count is None:
                 return False
             window, rate = permit.scope.windows[0]
-            taken, _ = _count(db, window, rate.period, 0)
+            taken = db.execute(_TAKEN, (window, rate.period)).fetchone()[0]
             ours = permit.alive + taken - permit.taken
             return self._fill(db, window, rate, server_count - ours, now) > 0
 
@@ -475,11 +480,15 @@ class HostBackend:
 
 # A scope has any number of gates (its UID's, its IP's, its key's).
 _GATES = "SELECT name, opens FROM gates WHERE name IN ({})"
-_COUNTS = "SELECT name, period, taken, alive FROM windows WHERE name IN ({})"
+_GATES_AND_COUNTS = (
+    "SELECT name, opens, NULL, NULL FROM gates WHERE name IN ({}) UNION ALL "
+    "SELECT name, period, taken, alive FROM windows WHERE name IN ({})"
+)
 _COUNT = (
     "INSERT INTO windows VALUES (?, ?, ?, ?) ON CONFLICT (name, period) DO UPDATE "
     "SET taken = taken + excluded.taken, alive = alive + excluded.alive"
 )
+_TAKEN = "SELECT taken FROM windows WHERE name = ? AND period = ?"
 _RECOUNT = "UPDATE windows SET alive = alive + ? WHERE name = ? AND period = ?"
 _MOVE_SLOT = (
     "UPDATE slots SET anchor = ? WHERE name = ? AND period = ? AND anchor = ? AND permit = ?"
