@@ -28,7 +28,7 @@ from bingx_assets._models import (
     MAX_DECIMAL_PLACES,
     MAX_INTEGER_DIGITS,
     check_amount,
-    checked_balance,
+    checked_balances,
 )
 from bingx_assets._wire import BALANCES, decode_envelope_data
 from bingx_assets.testing import HostileAnswer, HostileServer
@@ -121,7 +121,7 @@ def test_check_amount_bounds_the_exponent_and_digits_as_the_decimal_says(
     )
     if within:
         assert check_amount(amount) is amount
-        assert Balance("grid", amount) == checked_balance("grid", amount)
+        assert [Balance("grid", amount)] == checked_balances([("grid", amount)])
     else:
         with pytest.raises(ConfigurationError):
             check_amount(amount)
