@@ -164,7 +164,7 @@ class AssetsClient(OwnsHttpClient):
         """
         wanted = parse_account_type(account_type) if account_type is not None else None
         try:
-            uid = await self.uid()
+            uid = self._uid if self._uid is not None else await self.uid()
             overview = await self._request(ASSET_OVERVIEW_PATH, BALANCES, uid)
         except Exception as exc:
             await self._uid_cache.forget_if_refused(self.api_key, exc)
@@ -218,9 +218,12 @@ class AssetsClient(OwnsHttpClient):
         # Its state is made by the first failure: most calls have none.
         retry_state: RetryCallState | None = None
         call = _Call()
+        observers = self.limiter.observers
         while True:
             try:
-                with observing_attempt(self.limiter.observers):
+                if not observers:  # the usual: no context manager to enter and leave
+                    return await self._attempt(path, data, uid, call)
+                with observing_attempt(observers):
                     return await self._attempt(path, data, uid, call)
             except BingXError as exc:
                 if retry_state is None:
