@@ -1,13 +1,17 @@
 """bingx-assets against its peers, side by side in one run, over real HTTP on loopback.
 
 Peers: ccxt's async BingX client (`account_v1_private_get_allaccountbalance`) and
-minimal hand-written signed GETs on httpx and on aiohttp (the floors); ours runs on its
-own default session (aiohttp, one per client, as ccxt's) and on clients handed in.
+minimal hand-written signed GETs on httpx and on aiohttp (the floors); ours runs as a
+user gets it without choosing (its own aiohttp session, one per client as ccxt's, and
+the default limiter's backend, the host store) and on clients handed in, limited in
+memory (`RateLimiter()`).
 The simulator runs in its own process (`bingx-assets simulate`), so client CPU is
 measured alone. Reported: medians with
 min and max over repeats, and ratios; never one timing.
 
     python benchmarks/bench_peers.py        # or: nox -s bench (installs ccxt there only)
+    python benchmarks/bench_peers.py cpu    # the CPU table only
+    python benchmarks/bench_peers.py cpu ccxt "on aiohttp"   # those clients and the floors
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from bingx_assets import (
     AssetsClient,
     AssetsPool,
     Credentials,
+    HostBackend,
     Rate,
     RateLimiter,
     RateLimits,
@@ -46,6 +51,9 @@ from bingx_assets._constants import API_KEY_HEADER, ASSET_OVERVIEW_PATH
 from bingx_assets._signing import signed_query
 from bingx_assets.testing import BingXSimulator
 
+DEFAULT = "bingx-assets (default: aiohttp, host store)"
+# `python benchmarks/bench_peers.py cpu [name ...]`: the CPU table of those clients only.
+ONLY = sys.argv[2:] if sys.argv[1:2] == ["cpu"] else []
 UNLIMITED = RateLimits(Rate(10**9, 1.0), Rate(10**9, 10.0), Rate(10**9, 10.0))
 REPEATS = 1 if SMOKE else 7
 KEYS, CALLS = (2, 20) if SMOKE else (50, 400)  # keys (one UID each), calls per sample
@@ -131,6 +139,11 @@ async def per_call(
 
 async def cpu_and_wall() -> list[dict[str, object]]:
     n = CALLS
+    with tempfile.TemporaryDirectory() as scratch:
+        return await _cpu_and_wall(n, scratch)
+
+
+async def _cpu_and_wall(n: int, scratch: str) -> list[dict[str, object]]:
     async with simulator(KEYS, KEYS, unlimited=True) as (url, keys):
         http = httpx.AsyncClient()
         session = aiohttp.ClientSession()
@@ -139,7 +152,10 @@ async def cpu_and_wall() -> list[dict[str, object]]:
         # httpx's API over aiohttp's parser, as openai-python's DefaultAioHttpClient.
         bridged = httpx_aiohttp.HttpxAiohttpClient()
         on_bridge = [our_client(url, k, RateLimiter(UNLIMITED), bridged) for k in keys]
-        by_default = [our_client(url, k, RateLimiter(UNLIMITED)) for k in keys]
+        # What a client made without a limiter gets: the host store (RateLimiter.default's
+        # backend), here in a scratch file and with the limits raised, as everywhere here.
+        host_store = HostBackend(Path(scratch) / "limits.sqlite3")
+        by_default = [our_client(url, k, RateLimiter(UNLIMITED, backend=host_store)) for k in keys]
         peers = [ccxt_client(url, k, rate_limit=False) for k in keys]
 
         def signed_url(i: int) -> tuple[str, dict[str, str]]:
@@ -162,11 +178,17 @@ async def cpu_and_wall() -> list[dict[str, object]]:
             "ccxt": lambda i: peers[i % len(peers)].account_v1_private_get_allaccountbalance(),
             "bare httpx (sign + GET + decode)": bare_httpx,
             "bare aiohttp (sign + GET + decode)": bare_aiohttp,
-            "bingx-assets (default: aiohttp)": lambda i: by_default[i % len(keys)].asset_overview(),
+            DEFAULT: lambda i: by_default[i % len(keys)].asset_overview(),
             "bingx-assets on httpx": lambda i: on_httpx[i % len(keys)].asset_overview(),
             "bingx-assets on aiohttp": lambda i: on_aiohttp[i % len(keys)].asset_overview(),
             "bingx-assets on httpx-aiohttp": lambda i: on_bridge[i % len(keys)].asset_overview(),
         }
+        if ONLY:  # `cpu ccxt "on aiohttp"`: those clients (and the floors) alone
+            runners = {
+                name: run
+                for name, run in runners.items()
+                if name.startswith("bare") or any(part in name for part in ONLY)
+            }
         for run in runners.values():  # warm up: connections, server time, imports
             for concurrency in CONCURRENCY:
                 await per_call(run, 2 * len(keys), concurrency)
@@ -179,6 +201,7 @@ async def cpu_and_wall() -> list[dict[str, object]]:
                     samples[name, concurrency].append(await per_call(run, n, concurrency))
         for client in by_default:
             await client.aclose()
+        await host_store.aclose()
         await http.aclose()
         await bridged.aclose()
         await session.close()
@@ -206,7 +229,9 @@ async def cpu_and_wall() -> list[dict[str, object]]:
                 )
                 if name != "ccxt"
                 else None,
-                "cpu_vs_ccxt": round(statistics.median(cpu) / median_cpu("ccxt", concurrency), 2),
+                "cpu_vs_ccxt": round(statistics.median(cpu) / median_cpu("ccxt", concurrency), 2)
+                if ("ccxt", concurrency) in samples
+                else None,
             }
         )
     return rows
@@ -338,7 +363,12 @@ async def memory_per_thousand_keys() -> list[dict[str, object]]:
 
 
 async def main() -> None:
-    report("peers_cpu", await cpu_and_wall())
+    rows = await cpu_and_wall()
+    if ONLY:  # some clients only: printed, never over the committed results
+        for row in rows:
+            print(row)
+        return
+    report("peers_cpu", rows)
     if "cpu" in sys.argv[1:]:  # only the CPU table: `python benchmarks/bench_peers.py cpu`
         return
     report("peers_import", import_times())

@@ -149,6 +149,8 @@ TABLES: dict[str, Table] = {
             ("median µs per acquire + settle", "{median_us_per_call:.1f}"),
             ("min-max µs", "{min_us:.1f}-{max_us:.1f}"),
             ("ratio to memory", "{ratio_to_memory:.2f}"),
+            ("CPU µs", "{cpu_us_per_call:.1f}"),
+            ("CPU µs added to memory's", "{cpu_added_us:.1f}"),
         ),
     ),
     "redis-processes": Table(
@@ -204,9 +206,16 @@ TABLES: dict[str, Table] = {
             ("CPU µs (median)", "{cpu_us_median}"),
             ("CPU vs ccxt", "{cpu_vs_ccxt:.2f}"),
         ),
-        # ccxt, and what a user gets without choosing, or with an httpx client of theirs
+        # ccxt, what a user gets without choosing, and with an aiohttp session or an httpx
+        # client of theirs (limited in memory)
         where=lambda row: (
-            row["client"] in {"ccxt", "bingx-assets (default: aiohttp)", "bingx-assets on httpx"}
+            row["client"]
+            in {
+                "ccxt",
+                "bingx-assets (default: aiohttp, host store)",
+                "bingx-assets on aiohttp",
+                "bingx-assets on httpx",
+            }
         ),
     ),
     "profile": Table(

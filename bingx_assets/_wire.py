@@ -20,7 +20,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import msgspec
 
 from ._exceptions import BingXError, DecodeError, error_from_answer
-from ._models import AssetOverview, Balance, account_type_from_wire, check_amount
+from ._models import AssetOverview, check_amount, checked_balances
 from ._printable import printable
 
 __all__ = [
@@ -102,7 +102,7 @@ class DataDecoder(Generic[T]):
 
 def _to_overview(wire: list[_WireBalance] | _WirePage, server_time_ms: int | None) -> AssetOverview:
     rows = wire.result if isinstance(wire, _WirePage) else wire
-    balances = [Balance(account_type_from_wire(r.account_type), r.usdt_balance) for r in rows]
+    balances = checked_balances((r.account_type, r.usdt_balance) for r in rows)
     return AssetOverview(balances, server_time_ms=server_time_ms)
 
 

@@ -17,11 +17,19 @@ from bingx_assets import (
     AccountType,
     AssetOverview,
     AssetsClient,
+    Balance,
     BingXError,
+    ConfigurationError,
     RateLimiter,
     RateLimitError,
 )
 from bingx_assets._exceptions import error_from_answer, parse_unblock_time
+from bingx_assets._models import (
+    MAX_DECIMAL_PLACES,
+    MAX_INTEGER_DIGITS,
+    check_amount,
+    checked_balances,
+)
 from bingx_assets._wire import BALANCES, decode_envelope_data
 from bingx_assets.testing import HostileAnswer, HostileServer
 from bingx_assets.testing._messages import MSG_DISABLED, MSG_TOO_MANY_ERRORS
@@ -89,6 +97,34 @@ def test_any_account_type_and_amount_round_trip(account_type: str, amount: Decim
         assert balance.account_type is AccountType.SPOT
     else:
         assert balance.account_type == account_type
+
+
+@given(
+    st.decimals(allow_nan=True, allow_infinity=True)
+    | st.builds(
+        lambda digits, exponent, negative: Decimal((negative, digits, exponent)),
+        st.lists(st.integers(0, 9), min_size=1, max_size=45).map(tuple),
+        st.integers(-50, 30),
+        st.integers(0, 1),
+    )
+)
+def test_check_amount_bounds_the_exponent_and_digits_as_the_decimal_says(
+    amount: Decimal,
+) -> None:
+    # The bounds as the Decimal's own tuple states them; the check reads the exponent
+    # from the text instead, and must agree whatever the notation.
+    exponent = amount.as_tuple().exponent
+    within = isinstance(exponent, int) and (
+        exponent >= -MAX_DECIMAL_PLACES
+        and amount.adjusted() < MAX_INTEGER_DIGITS
+        and exponent < MAX_INTEGER_DIGITS
+    )
+    if within:
+        assert check_amount(amount) is amount
+        assert [Balance("grid", amount)] == checked_balances([("grid", amount)])
+    else:
+        with pytest.raises(ConfigurationError):
+            check_amount(amount)
 
 
 # Up to the year 33658 (10**15 ms) a time is read exactly; past it, as that year.

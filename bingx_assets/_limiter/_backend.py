@@ -4,7 +4,7 @@ against (`Scope`), and what a backend answers (`Permit`, `Blocked`, `GateClosed`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .._exceptions import ConfigurationError
@@ -61,6 +61,13 @@ class Scope:
     from the answer on, an unanswered request until its horizon. One name may be checked
     with different limits (keys not known to be good get a smaller share); its period is
     the same for every check."""
+    checked: tuple[tuple[str, Rate], ...] = field(init=False, repr=False, compare=False)
+    """`windows`, then `errors` if any: every window a slot is taken in, in order."""
+
+    def __post_init__(self) -> None:
+        # Made once: every acquire and settle walks it.
+        checked = self.windows if self.errors is None else (*self.windows, self.errors)
+        object.__setattr__(self, "checked", checked)
 
     @property
     def uid_gate(self) -> str:

@@ -323,21 +323,26 @@ class HostBackend:
             assert self._fallback is not None
             return await self._fallback.try_acquire(scope, in_flight, horizon)
         permit = self._new_permit()
-        checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
-        names = [name for name, _ in checked]
-        read_counts = _COUNTS.format(", ".join("?" * len(names)))
+        checked = scope.checked
+        # The gates and the windows' counts in one statement, each row found by its key:
+        # `name IN (...)` would build a temporary b-tree for the list on every call.
+        read_state = " UNION ALL ".join(
+            [_GATE_ROW] * len(scope.gates) + [_WINDOW_ROW] * len(checked)
+        )
+        keys = (*scope.gates, *(part for name, rate in checked for part in (name, rate.period)))
 
         def acquire(db: sqlite3.Connection) -> Blocked | GateClosed | _HostPermit:
             now = self._clock.monotonic()
-            read_gates = _GATES.format(", ".join("?" * len(scope.gates)))
-            opens = dict(db.execute(read_gates, scope.gates).fetchall())
+            opens: dict[str, float] = {}
+            counts: dict[tuple[str, float], tuple[int, int]] = {}
+            for name, value, taken, alive_rows in db.execute(read_state, keys):
+                if taken is None:
+                    opens[name] = value
+                else:
+                    counts[name, value] = (taken, alive_rows)
             for gate in scope.gates:
                 if opens.get(gate, now) - now > 0:
                     return GateClosed(opens[gate] - now, gate)
-            counts = {
-                (name, period): (taken, alive)
-                for name, period, taken, alive in db.execute(read_counts, names).fetchall()
-            }
             longest = 0.0
             blocking: tuple[str, Rate] | None = None  # the window waited for, and its rate
             alive = [counts.get((name, rate.period), (0, 0))[1] for name, rate in checked]
@@ -496,7 +501,7 @@ class HostBackend:
             if not answered or server_count is None:
                 return False
             window, rate = permit.scope.windows[0]
-            taken, _ = _count(db, window, rate.period, 0)
+            taken = db.execute(_TAKEN, (window, rate.period)).fetchone()[0]
             ours = permit.alive + taken - permit.taken
             return self._fill(db, window, rate, server_count - ours, now) > 0
 
@@ -514,11 +519,14 @@ class HostBackend:
 
 # A scope has any number of gates (its UID's, its IP's, its key's).
 _GATES = "SELECT name, opens FROM gates WHERE name IN ({})"
-_COUNTS = "SELECT name, period, taken, alive FROM windows WHERE name IN ({})"
+# A gate's row reads (name, opens, NULL, NULL), a window's (name, period, taken, alive).
+_GATE_ROW = "SELECT name, opens, NULL, NULL FROM gates WHERE name = ?"
+_WINDOW_ROW = "SELECT name, period, taken, alive FROM windows WHERE name = ? AND period = ?"
 _COUNT = (
     "INSERT INTO windows VALUES (?, ?, ?, ?) ON CONFLICT (name, period) DO UPDATE "
     "SET taken = taken + excluded.taken, alive = alive + excluded.alive"
 )
+_TAKEN = "SELECT taken FROM windows WHERE name = ? AND period = ?"
 _RECOUNT = "UPDATE windows SET alive = alive + ? WHERE name = ? AND period = ?"
 _MOVE_SLOT = (
     "UPDATE slots SET anchor = ? WHERE name = ? AND period = ? AND anchor = ? AND permit = ?"
@@ -613,7 +621,7 @@ class _HostPermit:
     ) -> None:
         self._backend, self.permit, self.scope = backend, permit, scope
         self.anchor, self.horizon_at, self.bet = anchor, horizon_at, bet
-        checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
+        checked = scope.checked
         self.windows = tuple((name, rate.period) for name, rate in checked)
         """Where its rows are: (name, period) of each window, all at `anchor`."""
         # What this client can account for in the UID window when the server counts

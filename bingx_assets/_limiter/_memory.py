@@ -220,7 +220,7 @@ class MemoryBackend:
             gate_left = self._gates.get(gate, now) - now
             if gate_left > 0:
                 return GateClosed(gate_left, gate)
-        checked = scope.windows if scope.errors is None else (*scope.windows, scope.errors)
+        checked = scope.checked
         windows = []
         longest, blocking, full, limit = 0.0, "", None, 0
         for key, rate in checked:  # on every call's path: one pass, no intermediate lists

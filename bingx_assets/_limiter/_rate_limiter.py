@@ -563,10 +563,7 @@ class Ticket:
         if answered:
             # Any answer: a success frees its error-budget slot, an error tells a key
             # waiting for the budget that waiting no longer helps.
-            scope = self._scope
-            self._state.wake(
-                scope.windows if scope.errors is None else (*scope.windows, scope.errors)
-            )
+            self._state.wake(self._scope.checked)
 
     async def forgive(self) -> None:
         """A request settled unanswered is known since to be no error (its key's next
