@@ -28,6 +28,7 @@ from bingx_assets import (
     KeyOk,
     KeyResult,
     RateLimitError,
+    ServerBusyError,
     _client,
 )
 from bingx_assets._cli._render import results_table
@@ -169,6 +170,28 @@ def test_piped_at_any_width_every_label_digit_total_and_error_is_kept(width: int
             "Signature verification failed", "calls fail until then", "[2J [31mEVIL"]  # fmt: skip
     for text in kept:
         assert text in unwrapped, text
+
+
+def test_no_width_cuts_a_long_label_to_make_room_for_an_error() -> None:
+    """Found in the #19 re-review: piped at 72 to 90 columns (210 to 224 for the results
+    above), the table fitted by narrowing the key column, and a 36-character label was
+    printed as "victim-with-a-rather-long-lab…"."""
+    label = "victim-with-a-rather-long-label-name"
+    busy = ServerBusyError(100500, "busy really, please try again later", status_code=200)
+    result_sets = [
+        [KeyFailed(label, busy), KeyOk("healthy", AssetOverview([Balance("spot", Decimal(1))]))],
+        mixed_results(),
+    ]
+    cut = []
+    for results in result_sets:
+        for width in range(20, 251):
+            console = Console(file=io.StringIO(), width=width)
+            console.print(results_table(results))
+            out = console.file.getvalue()  # type: ignore[attr-defined]
+            # Narrower than the label itself, the blocks wrap it: whole, over two lines.
+            if "…" in out or results[0].label not in "".join(out.split()):
+                cut.append((results[0].label, width))
+    assert not cut
 
 
 # -- a hostile server, through the whole command ------------------------------------------
