@@ -673,7 +673,8 @@ def _write_keys(path: Path, credentials: list[Credentials]) -> None:
 
 def _reason(exc: OSError) -> str:
     # asyncio words a failed bind as a sentence around the errno's own text: keep the text.
-    return os.strerror(exc.errno) if exc.errno else str(exc)
+    # A path that is no file has no errno, and str() would prefix "[Errno 0]".
+    return os.strerror(exc.errno) if exc.errno else exc.strerror or str(exc)
 
 
 if __name__ == "__main__":
