@@ -125,6 +125,28 @@ def test_a_password_in_a_url_is_never_printed(
     assert err or "Redis" in out  # it said what went wrong
 
 
+@pytest.mark.parametrize(
+    "proxy", ["http://user:hunter/2qzx@127.0.0.1:1", "socks5://user:hunter2qzx@127.0.0.1:1"]
+)
+def test_an_unusable_proxy_is_one_line_not_a_row_per_key(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    proxy: str,
+) -> None:
+    """Found in the #19 re-review: a table with the same error for every key, exit 1."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    keys = keys_file(tmp_path)
+    code, out, err = run_cli_within(
+        30, capsys, "balances", "--keys", str(keys), "--base-url", "https://127.0.0.1:1"
+    )
+    assert_one_line_exit_2(code, out, err, "HTTPS_PROXY")
+    assert "hunter" not in err and "2qzx" not in err
+
+
 # -- output piped at any width -------------------------------------------------------------
 
 

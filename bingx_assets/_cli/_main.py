@@ -526,6 +526,18 @@ def _limiter_unreachable(results: Sequence[KeyResult]) -> LimiterUnavailableErro
     return None
 
 
+def _misconfigured(results: Sequence[KeyResult]) -> ConfigurationError | None:
+    """The one ConfigurationError every key failed with (an unusable proxy in the
+    environment, say): bad input, said once, not once per key."""
+    errors = [r.error for r in results]
+    first = errors[0] if errors else None
+    if isinstance(first, ConfigurationError) and all(
+        isinstance(e, ConfigurationError) and str(e) == str(first) for e in errors
+    ):
+        return first
+    return None
+
+
 def _exit_code(results: Sequence[KeyResult]) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_SOME_FAILED
 
@@ -540,6 +552,8 @@ async def _balances(args: argparse.Namespace) -> int:
                     results.append(result)
                     advance()
     results.sort(key=lambda r: position[r.label])
+    if (misconfigured := _misconfigured(results)) is not None:
+        raise misconfigured
     unreachable = _limiter_unreachable(results)
     if unreachable is not None:
         raise unreachable  # one line: every key would say the same, and none was sent
@@ -561,6 +575,8 @@ async def _watch(args: argparse.Namespace) -> int:
         async with contextlib.aclosing(watching) as snapshots:
             async for snapshot in snapshots:
                 last[:] = snapshot.results
+                if (misconfigured := _misconfigured(snapshot.results)) is not None:
+                    raise misconfigured  # no later round could read a key either
                 unreachable = _limiter_unreachable(snapshot.results)
                 if unreachable is not None:
                     # Once per outage, not once per key or per round.
