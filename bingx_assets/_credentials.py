@@ -121,6 +121,8 @@ class Credentials:
             raise ConfigurationError(f"cannot read {shown}: {exc.strerror}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"{file} is not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib parses nested arrays and tables recursively
+            raise ConfigurationError(f"{file} is not a keys file: nested too deeply") from None
         entries = document.get("keys")
         if not isinstance(entries, list) or not entries:
             raise ConfigurationError(f"{file}: expected one or more [[keys]] tables")

@@ -23,6 +23,7 @@ from bingx_assets import (
     AssetOverview,
     AuthenticationError,
     Balance,
+    ConfigurationError,
     Credentials,
     KeyFailed,
     KeyOk,
@@ -89,6 +90,22 @@ def test_a_keys_file_that_is_not_a_file_is_one_line_and_exit_2_at_once(
         # At once: no read of an endless device, no wait for a FIFO's writer. (A bound
         # far above the milliseconds it takes, only so that a regression shows.)
         assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    "nesting", ["[" * 100_000 + "]" * 100_000, "{a=" * 100_000 + "1" + "}" * 100_000]
+)
+def test_a_keys_file_nested_past_the_parser_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, nesting: str
+) -> None:
+    """Found in the #19 re-review: "unexpected RecursionError", exit 1 (from_file raised it)."""
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'[[keys]]\napi_key = "a"\nsecret_key = "b"\nx = {nesting}\n')
+    keys.chmod(0o600)
+    for argv in (["balances", "--keys", str(keys)], ["keys", "resolve", str(keys)]):
+        assert_one_line_exit_2(*run_cli_within(10, capsys, *argv), "nested too deeply")
+    with pytest.raises(ConfigurationError, match="nested too deeply"):
+        Credentials.from_file(keys)
 
 
 # -- passwords in URLs -------------------------------------------------------------------
