@@ -108,6 +108,18 @@ def test_a_keys_file_nested_past_the_parser_is_one_line_and_exit_2(
         Credentials.from_file(keys)
 
 
+def test_a_uid_past_python_s_digit_limit_is_not_valid_toml_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Found in the #19 re-review: tomllib's int() raised ValueError past 4,300 digits,
+    and the command said "unexpected ValueError", exit 1."""
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'[[keys]]\napi_key = "a"\nsecret_key = "b"\nuid = {"9" * 5000}\n')
+    keys.chmod(0o600)
+    code, out, err = run_cli_within(10, capsys, "balances", "--keys", str(keys))
+    assert_one_line_exit_2(code, out, err, "is not valid TOML")
+
+
 # -- passwords in URLs -------------------------------------------------------------------
 
 
