@@ -22,7 +22,9 @@ import ipaddress
 import logging
 import math
 import os
+import random
 import signal
+import string
 import sys
 import time
 import traceback
@@ -510,7 +512,18 @@ def _simulated_keys(simulator: BingXSimulator, keys: int, uids: int) -> list[Cre
             f"--simulated-uids {uids} needs at least as many --simulated-keys (one key per "
             f"UID at least), not {keys}"
         )
-    made = [simulator.add_key(uid=10_000 + n % uids) for n in range(keys)]
+    # Key n belongs to UID 10000 + n % uids, so the keys are drawn from a generator seeded
+    # with `uids`: a key names one UID in every run. A client of a served simulator keeps
+    # its UID cache as against BingX, where a key's UID never changes; with the same keys
+    # in a run of other --simulated-uids, it scheduled a key by the last run's UID, and
+    # the simulator refused and disabled both.
+    tokens = random.Random(f"simulated-uids={uids}")  # noqa: S311 (made up, reproducible)
+    alphabet = string.ascii_letters + string.digits
+
+    def token() -> str:
+        return "".join(tokens.choices(alphabet, k=64))
+
+    made = [simulator.add_key(token(), token(), uid=10_000 + n % uids) for n in range(keys)]
     return [
         Credentials(k.api_key, k.secret_key, f"sim-{n + 1}", str(k.uid)) for n, k in enumerate(made)
     ]
