@@ -237,7 +237,7 @@ def _parse_code(code: int | str, status_code: int, body: bytes, secrets: Sequenc
         except ValueError:
             pass
     raise DecodeError(
-        f"non-numeric code {printable(code, limit=20)!r}",
+        f"non-numeric code {printable(code, secrets=secrets, limit=20)!r}",
         status_code=status_code,
         excerpt=excerpt(body, secrets),
     )
