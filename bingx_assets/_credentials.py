@@ -119,8 +119,11 @@ class Credentials:
         except OSError as exc:
             shown = printable(str(file))  # a path is anyone's text too
             raise ConfigurationError(f"cannot read {shown}: {exc.strerror}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError, and tomllib's
+            # int() of a number past Python's 4,300 digits
             raise ConfigurationError(f"{file} is not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib parses nested arrays and tables recursively
+            raise ConfigurationError(f"{file} is not a keys file: nested too deeply") from None
         entries = document.get("keys")
         if not isinstance(entries, list) or not entries:
             raise ConfigurationError(f"{file}: expected one or more [[keys]] tables")

@@ -167,8 +167,18 @@ class AssetOverview:
     def __getitem__(self, account_type: AccountType | str) -> Decimal:
         found = self._find(account_type)
         if found is None:
-            raise AccountNotFoundError(account_type, [str(b.account_type) for b in self.balances])
+            raise AccountNotFoundError(account_type, self._shown_types())
         return found.usdt_balance
+
+    def _shown_types(self) -> list[str]:
+        # The server's text, for a message: printable, and a few whatever BingX sent.
+        shown = [
+            printable(str(b.account_type), limit=_REPR_TYPE_CHARS)
+            for b in self.balances[:_REPR_BALANCES]
+        ]
+        if len(self.balances) > _REPR_BALANCES:
+            shown.append(f"… {len(self.balances) - _REPR_BALANCES} more")
+        return shown
 
     def get(self, account_type: AccountType | str, default: T = None) -> Decimal | T:  # type: ignore[assignment]
         """The amount of `account_type` (`"spot"` and `"sopt"` are the same), or `default`."""

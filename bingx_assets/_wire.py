@@ -34,6 +34,7 @@ __all__ = [
 
 T = TypeVar("T")
 _EXCERPT_CHARS = 200
+_SIGNATURE_CHARS = 64  # HMAC-SHA256 in hex
 _MSG_CHARS = 500
 _MAX_CODE_DIGITS = 12
 _MAX_ROWS = 1000  # BingX has eight account types
@@ -131,9 +132,17 @@ def envelope_timestamp(body: bytes) -> int | None:
 
 
 def excerpt(body: bytes, secrets: Sequence[str] = ()) -> str:
-    """The start of a body, printable, for error messages."""
-    text = printable(body[:_EXCERPT_CHARS].decode("utf-8", "replace"), secrets=secrets)
-    return text + ("…" if len(body) > _EXCERPT_CHARS else "")
+    """The start of a body, printable, for error messages: masked before it is cut, so
+    that a secret across the cut shows none of itself (cut first, the api key's first
+    50 characters were shown)."""
+    window = 4 * _EXCERPT_CHARS
+    text = printable(body[:window].decode("utf-8", "replace"), secrets=secrets)
+    if len(body) > window:
+        # What the window's end cuts is only partly there, and so not masked: drop as
+        # much as a secret or a bare signature's digits could be.
+        text = text[: max(0, len(text) - max([_SIGNATURE_CHARS, *map(len, secrets)]))]
+    cut = len(body) > window or len(text) > _EXCERPT_CHARS
+    return text[:_EXCERPT_CHARS] + ("…" if cut else "")
 
 
 def decode_envelope_data(
@@ -228,7 +237,7 @@ def _parse_code(code: int | str, status_code: int, body: bytes, secrets: Sequenc
         except ValueError:
             pass
     raise DecodeError(
-        f"non-numeric code {printable(code, limit=20)!r}",
+        f"non-numeric code {printable(code, secrets=secrets, limit=20)!r}",
         status_code=status_code,
         excerpt=excerpt(body, secrets),
     )

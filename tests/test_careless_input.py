@@ -23,11 +23,13 @@ from bingx_assets import (
     AssetOverview,
     AuthenticationError,
     Balance,
+    ConfigurationError,
     Credentials,
     KeyFailed,
     KeyOk,
     KeyResult,
     RateLimitError,
+    ServerBusyError,
     _client,
 )
 from bingx_assets._cli._render import results_table
@@ -90,6 +92,34 @@ def test_a_keys_file_that_is_not_a_file_is_one_line_and_exit_2_at_once(
         assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize(
+    "nesting", ["[" * 100_000 + "]" * 100_000, "{a=" * 100_000 + "1" + "}" * 100_000]
+)
+def test_a_keys_file_nested_past_the_parser_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, nesting: str
+) -> None:
+    """Found in the #19 re-review: "unexpected RecursionError", exit 1 (from_file raised it)."""
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'[[keys]]\napi_key = "a"\nsecret_key = "b"\nx = {nesting}\n')
+    keys.chmod(0o600)
+    for argv in (["balances", "--keys", str(keys)], ["keys", "resolve", str(keys)]):
+        assert_one_line_exit_2(*run_cli_within(10, capsys, *argv), "nested too deeply")
+    with pytest.raises(ConfigurationError, match="nested too deeply"):
+        Credentials.from_file(keys)
+
+
+def test_a_uid_past_python_s_digit_limit_is_not_valid_toml_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Found in the #19 re-review: tomllib's int() raised ValueError past 4,300 digits,
+    and the command said "unexpected ValueError", exit 1."""
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'[[keys]]\napi_key = "a"\nsecret_key = "b"\nuid = {"9" * 5000}\n')
+    keys.chmod(0o600)
+    code, out, err = run_cli_within(10, capsys, "balances", "--keys", str(keys))
+    assert_one_line_exit_2(code, out, err, "is not valid TOML")
+
+
 # -- passwords in URLs -------------------------------------------------------------------
 
 
@@ -122,6 +152,28 @@ def test_a_password_in_a_url_is_never_printed(
     for piece in ("hunter", "2qzx"):
         assert piece not in out + err, out + err
     assert err or "Redis" in out  # it said what went wrong
+
+
+@pytest.mark.parametrize(
+    "proxy", ["http://user:hunter/2qzx@127.0.0.1:1", "socks5://user:hunter2qzx@127.0.0.1:1"]
+)
+def test_an_unusable_proxy_is_one_line_not_a_row_per_key(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    proxy: str,
+) -> None:
+    """Found in the #19 re-review: a table with the same error for every key, exit 1."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    keys = keys_file(tmp_path)
+    code, out, err = run_cli_within(
+        30, capsys, "balances", "--keys", str(keys), "--base-url", "https://127.0.0.1:1"
+    )
+    assert_one_line_exit_2(code, out, err, "HTTPS_PROXY")
+    assert "hunter" not in err and "2qzx" not in err
 
 
 # -- output piped at any width -------------------------------------------------------------
@@ -169,6 +221,28 @@ def test_piped_at_any_width_every_label_digit_total_and_error_is_kept(width: int
             "Signature verification failed", "calls fail until then", "[2J [31mEVIL"]  # fmt: skip
     for text in kept:
         assert text in unwrapped, text
+
+
+def test_no_width_cuts_a_long_label_to_make_room_for_an_error() -> None:
+    """Found in the #19 re-review: piped at 72 to 90 columns (210 to 224 for the results
+    above), the table fitted by narrowing the key column, and a 36-character label was
+    printed as "victim-with-a-rather-long-lab…"."""
+    label = "victim-with-a-rather-long-label-name"
+    busy = ServerBusyError(100500, "busy really, please try again later", status_code=200)
+    result_sets = [
+        [KeyFailed(label, busy), KeyOk("healthy", AssetOverview([Balance("spot", Decimal(1))]))],
+        mixed_results(),
+    ]
+    cut = []
+    for results in result_sets:
+        for width in range(20, 251):
+            console = Console(file=io.StringIO(), width=width)
+            console.print(results_table(results))
+            out = console.file.getvalue()  # type: ignore[attr-defined]
+            # Narrower than the label itself, the blocks wrap it: whole, over two lines.
+            if "…" in out or results[0].label not in "".join(out.split()):
+                cut.append((results[0].label, width))
+    assert not cut
 
 
 # -- a hostile server, through the whole command ------------------------------------------

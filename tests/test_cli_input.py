@@ -216,6 +216,7 @@ def test_simulate_never_replaces_what_is_not_a_file(
     os.mkfifo(fifo)
     code, out, err = run_cli(capsys, "simulate", "--port", "0", "--write-keys", str(fifo))
     assert_one_line_usage_error(code, out, err, "--write-keys: cannot write", "a FIFO")
+    assert "Errno" not in err  # found in the #19 re-review: "[Errno 0] a FIFO ..."
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert os.listdir(tmp_path) == ["null"]  # no temporary file left beside it
 

@@ -374,6 +374,23 @@ async def test_a_socks_proxy_in_the_environment_is_refused_not_bypassed(
 
 
 @real_time
+@pytest.mark.usefixtures("no_proxy_in_the_environment")
+@pytest.mark.parametrize(
+    "proxy",
+    ["http://user:hunter/2qzx@127.0.0.1:1", "http://user:hunter2qzx@[::1", "127.0.0.1:99999"],
+)
+async def test_an_environment_proxy_that_is_no_url_is_a_configuration_error(
+    server: SimulatorServer, monkeypatch: pytest.MonkeyPatch, proxy: str
+) -> None:
+    """Found in the #19 re-review: yarl's ValueError escaped untyped, once per key."""
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    with pytest.raises(ConfigurationError, match=r"HTTP_PROXY is not a URL") as raised:
+        await read_one_key(server)
+    assert "hunter" not in str(raised.value) and "2qzx" not in str(raised.value)
+    assert server.simulator.requests == []
+
+
+@real_time
 async def test_two_pools_on_one_route_share_its_windows_in_redis(
     server: SimulatorServer, redis_url: str
 ) -> None:

@@ -375,6 +375,28 @@ def test_an_excerpt_is_printable_and_marks_what_it_cut() -> None:
     assert excerpt(b"a" * 201) == "a" * 200 + "…"
 
 
+def test_an_echo_in_the_code_is_masked_too() -> None:
+    """Found in the #19 re-review: a non-numeric `code` was quoted unmasked (19 chars)."""
+    key = "VICTIMKEY" + "v" * 55
+    with pytest.raises(DecodeError) as caught:
+        decode_envelope_data(
+            b'{"code":"' + key.encode() + b'"}', status_code=200, headers={}, data=BALANCES,
+            secrets=[key],
+        )  # fmt: skip
+    assert "VICTIMK" not in str(caught.value)
+
+
+@pytest.mark.parametrize("at", [150, 190, 193, 780, 799])
+def test_a_secret_across_the_excerpt_s_cut_shows_none_of_itself(at: int) -> None:
+    """Found in the #19 re-review: the body was cut at 200 characters before it was
+    masked, and an api key from character 150 on showed its first 50."""
+    key = "VICTIMKEY" + "v" * 55
+    body = b"x" * at + key.encode() + b" rejected" + b" " * 2000
+    assert "VICTIMK" not in excerpt(body, [key])
+    # A run of control characters shortens the text, not what was cut from it.
+    assert "VICTIMK" not in excerpt(b"\x07" * at + key.encode() + b"y" * 2000, [key])
+
+
 # -- survivors of mutmut over _limiter/_rate_limiter.py ----------------------------------
 
 

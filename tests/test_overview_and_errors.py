@@ -63,6 +63,19 @@ def test_a_missing_account_is_a_typed_key_error_and_get_gives_the_default(key: o
     assert "holds spot, newType, stdFutures" in message and ".get(" in message
 
 
+def test_a_missing_account_s_message_shows_the_server_s_types_printable_and_few() -> None:
+    """Found in the #19 re-review: the message listed every account type raw, terminal
+    escapes and bidi overrides included, and all 1,000 a page may hold."""
+    hostile = [Balance("\x1b[2J\x1b]0;pwn\x07EVIL\u202e", Decimal(1))]
+    many = [Balance(f"type{n}", Decimal(n)) for n in range(1000)]
+    with pytest.raises(AccountNotFoundError) as caught:
+        AssetOverview(hostile)["grid"]
+    assert "holds [2J ]0;pwn EVIL)" in str(caught.value)
+    with pytest.raises(AccountNotFoundError) as caught:
+        AssetOverview(many)["grid"]
+    assert "type9, … 990 more" in str(caught.value) and len(str(caught.value)) < 300
+
+
 def test_an_empty_overview_says_it_holds_nothing() -> None:
     with pytest.raises(AccountNotFoundError, match="holds no accounts"):
         AssetOverview([])["spot"]

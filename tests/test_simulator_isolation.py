@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from bingx_assets import AssetsClient, AssetsPool, ConfigurationError, Credentials, RateLimiter
+from bingx_assets._cli._main import _simulated_keys
 from bingx_assets._limiter import MemoryBackend
 from bingx_assets._uid_cache import default_uid_cache_path
 from bingx_assets.testing import BingXSimulator, SimulatorServer
@@ -112,3 +113,19 @@ def test_a_bad_bingx_base_url_says_where_it_came_from(monkeypatch: pytest.Monkey
     monkeypatch.setenv("BINGX_BASE_URL", "ftp://example.test")
     with pytest.raises(ConfigurationError, match=r"https:// URL .*\(from BINGX_BASE_URL\)"):
         AssetsClient("a" * 64, "b" * 64)
+
+
+def test_a_served_simulator_s_key_names_one_uid_in_every_run() -> None:
+    """Found in the #20 re-review: `simulate` made the same keys whatever
+    --simulated-uids said, and a client of a served simulator keeps its UID cache as
+    against BingX. After a run of 2 keys over 2 UIDs, a run over 1 UID was scheduled by
+    the cached UID 10001 ("BingX says it belongs to UID 10001") while the simulator
+    counted the key in 10000: a watch was refused and both UIDs disabled for 300 s."""
+    uid_of: dict[str, str | None] = {}
+    for keys, uids in [(2, 1), (2, 2), (6, 2), (6, 3), (4, 4), (100, 7)]:
+        for made in _simulated_keys(BingXSimulator(), keys, uids):
+            assert uid_of.setdefault(made.api_key, made.uid) == made.uid
+    # Other keys for each number of UIDs; more keys over as many UIDs extend the same list.
+    assert len(uid_of) == 2 + 6 + 6 + 4 + 100
+    again = [c.api_key for c in _simulated_keys(BingXSimulator(), 6, 2)]
+    assert again == [c.api_key for c in _simulated_keys(BingXSimulator(), 6, 2)]

@@ -57,7 +57,9 @@ LONGEST_BACKOFF = 8.5  # the client's busy back-off: 8 s at most, plus jitter
 PEAK_MEMORY_GROWTH = 8 << 20
 SIGNATURE = re.compile(r"signature=([0-9a-fA-F]{64})")
 ESCAPES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-TRANSPORTS = ["httpx", "aiohttp"]
+# The client's own session (aiohttp), and a caller's client of each library: the
+# caller's httpx.AsyncClient is the only way onto the httpx transport.
+TRANSPORTS = ["own", "httpx", "aiohttp"]
 
 RETRIED = MAX_RETRIES + 1
 GOOD_BODY = b'{"code":0,"data":[{"accountType":"sopt","usdtBalance":"3.25"}]}'
@@ -110,13 +112,18 @@ def memory() -> Iterator[None]:
 
 
 @pytest.fixture(params=TRANSPORTS)
-async def session(request: pytest.FixtureRequest) -> AsyncIterator[aiohttp.ClientSession | None]:
-    """None for the client's own httpx client; a caller's aiohttp session otherwise."""
-    if request.param == "httpx":
+async def session(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[httpx.AsyncClient | aiohttp.ClientSession | None]:
+    """None for the client's own session; a caller's httpx client or aiohttp session."""
+    if request.param == "own":
         yield None
-        return
-    async with aiohttp.ClientSession() as own:
-        yield own
+    elif request.param == "httpx":
+        async with httpx.AsyncClient() as client:
+            yield client
+    else:
+        async with aiohttp.ClientSession() as caller:
+            yield caller
 
 
 def secrets_of(server: HostileServer) -> list[str]:
@@ -133,7 +140,7 @@ async def test_a_hostile_answer_stays_the_one_key_s_and_ends_typed_small_and_in_
     answer: HostileAnswer,
     expected: type[BingXError] | None,
     attempts: int,
-    session: aiohttp.ClientSession | None,
+    session: httpx.AsyncClient | aiohttp.ClientSession | None,
     memory: None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -22,7 +22,9 @@ import ipaddress
 import logging
 import math
 import os
+import random
 import signal
+import string
 import sys
 import time
 import traceback
@@ -510,7 +512,18 @@ def _simulated_keys(simulator: BingXSimulator, keys: int, uids: int) -> list[Cre
             f"--simulated-uids {uids} needs at least as many --simulated-keys (one key per "
             f"UID at least), not {keys}"
         )
-    made = [simulator.add_key(uid=10_000 + n % uids) for n in range(keys)]
+    # Key n belongs to UID 10000 + n % uids, so the keys are drawn from a generator seeded
+    # with `uids`: a key names one UID in every run. A client of a served simulator keeps
+    # its UID cache as against BingX, where a key's UID never changes; with the same keys
+    # in a run of other --simulated-uids, it scheduled a key by the last run's UID, and
+    # the simulator refused and disabled both.
+    tokens = random.Random(f"simulated-uids={uids}")  # noqa: S311 (made up, reproducible)
+    alphabet = string.ascii_letters + string.digits
+
+    def token() -> str:
+        return "".join(tokens.choices(alphabet, k=64))
+
+    made = [simulator.add_key(token(), token(), uid=10_000 + n % uids) for n in range(keys)]
     return [
         Credentials(k.api_key, k.secret_key, f"sim-{n + 1}", str(k.uid)) for n, k in enumerate(made)
     ]
@@ -522,6 +535,18 @@ def _limiter_unreachable(results: Sequence[KeyResult]) -> LimiterUnavailableErro
     if errors and all(isinstance(e, LimiterUnavailableError) for e in errors):
         first = errors[0]
         assert isinstance(first, LimiterUnavailableError)
+        return first
+    return None
+
+
+def _misconfigured(results: Sequence[KeyResult]) -> ConfigurationError | None:
+    """The one ConfigurationError every key failed with (an unusable proxy in the
+    environment, say): bad input, said once, not once per key."""
+    errors = [r.error for r in results]
+    first = errors[0] if errors else None
+    if isinstance(first, ConfigurationError) and all(
+        isinstance(e, ConfigurationError) and str(e) == str(first) for e in errors
+    ):
         return first
     return None
 
@@ -540,6 +565,8 @@ async def _balances(args: argparse.Namespace) -> int:
                     results.append(result)
                     advance()
     results.sort(key=lambda r: position[r.label])
+    if (misconfigured := _misconfigured(results)) is not None:
+        raise misconfigured
     unreachable = _limiter_unreachable(results)
     if unreachable is not None:
         raise unreachable  # one line: every key would say the same, and none was sent
@@ -561,6 +588,8 @@ async def _watch(args: argparse.Namespace) -> int:
         async with contextlib.aclosing(watching) as snapshots:
             async for snapshot in snapshots:
                 last[:] = snapshot.results
+                if (misconfigured := _misconfigured(snapshot.results)) is not None:
+                    raise misconfigured  # no later round could read a key either
                 unreachable = _limiter_unreachable(snapshot.results)
                 if unreachable is not None:
                     # Once per outage, not once per key or per round.
@@ -673,7 +702,8 @@ def _write_keys(path: Path, credentials: list[Credentials]) -> None:
 
 def _reason(exc: OSError) -> str:
     # asyncio words a failed bind as a sentence around the errno's own text: keep the text.
-    return os.strerror(exc.errno) if exc.errno else str(exc)
+    # A path that is no file has no errno, and str() would prefix "[Errno 0]".
+    return os.strerror(exc.errno) if exc.errno else exc.strerror or str(exc)
 
 
 if __name__ == "__main__":

@@ -182,7 +182,9 @@ def _table(
         show_footer=len(results) > 1,
         title_justify="left",
     )
-    table.add_column("key", "TOTAL")
+    # no_wrap, as the amounts: rich would otherwise narrow a long label to "…" to make
+    # room for the error column, where the blocks below keep it whole.
+    table.add_column("key", "TOTAL", no_wrap=True)
     for name in shown:
         footer = _amount(totals.by_type.get(name), places, totals)
         # An account type is the server's text: it reaches the terminal only printable.

@@ -89,7 +89,15 @@ def environment_proxies() -> ProxyFor | None:
     by_scheme: dict[str, yarl.URL] = {}
     for scheme in ("http", "https", "all"):
         if proxy := found.get(scheme):
-            url = yarl.URL(proxy if "://" in proxy else f"http://{proxy}")
+            try:
+                url = yarl.URL(proxy if "://" in proxy else f"http://{proxy}")
+            except ValueError as exc:
+                # Not quoted: the URL may hold a password (an unencoded '/' in one is
+                # what most often breaks it), and yarl's words do not quote it either.
+                raise ConfigurationError(
+                    f"{scheme.upper()}_PROXY is not a URL ({exc}); in a user or password, "
+                    "percent-encode '/', '?', '#' and '@'"
+                ) from None
             if url.scheme not in _PROXY_SCHEMES:
                 raise ConfigurationError(
                     f"{scheme.upper()}_PROXY names a {url.scheme}:// proxy; the client's own "
