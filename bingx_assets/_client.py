@@ -129,7 +129,7 @@ class AssetsClient(OwnsHttpClient):
         self.recv_window = options.recv_window
         # As BingX says, once known (or as given, when told to trust it).
         self._uid = None if options.verify_uids else self._claimed_uid
-        self._uid_cache = open_uid_cache(options.uid_cache)
+        self._uid_cache = open_uid_cache(options.uid_cache, options.base_url)
         if not isinstance(label, str) or not label:
             raise ConfigurationError(f"label must be a non-empty string, not {label!r}")
         self.label = label
@@ -188,14 +188,16 @@ class AssetsClient(OwnsHttpClient):
             return self._uid
         async with self.limiter.lock(f"uid-lookup:{self.api_key}"):
             if self._uid is None:
-                uid = self._uid_cache.get(self.api_key) or await self._look_up_uid()
+                cached = self._uid_cache.get(self.api_key)
+                uid = cached or await self._look_up_uid()
                 claimed = self._claimed_uid
                 if claimed is not None and claimed != uid:
+                    said = "this machine's UID cache says" if cached else "BingX says"
                     log.warning(
-                        "key %r was given uid %s, but BingX says it belongs to UID %s: using "
-                        "%s (fix the uid where it is written; `bingx-assets keys resolve` "
+                        "key %r was given uid %s, but %s it belongs to UID %s: using %s "
+                        "(fix the uid where it is written; `bingx-assets keys resolve` "
                         "corrects a keys file)",
-                        self.label, claimed, uid, uid,
+                        self.label, claimed, said, uid, uid,
                     )  # fmt: skip
                 self._uid = uid
         return self._uid

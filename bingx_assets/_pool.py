@@ -131,7 +131,7 @@ class AssetsPool(OwnsHttpClient):
         super().__init__(http_client, limits)
         # Keys are scheduled by the UID this machine verified, else by the one claimed:
         # an order only. What a request counts against is the verified UID alone.
-        uid_cache = open_uid_cache(self.options.uid_cache)
+        uid_cache = open_uid_cache(self.options.uid_cache, self.options.base_url)
         uids = [uid_cache.get(c.api_key) or c.uid for c in self.credentials]
         # One connection pool per route (one in all without egress), and a limiter that
         # names the route's IP windows; UID windows are named alike on every route.

@@ -6,7 +6,8 @@ until such a lookup agrees. The cache remembers what the lookups said, so each k
 once per machine. Only a lookup's answer is ever written here: an entry is a verified
 pair, never a claim.
 
-It is one SQLite table (default: `uids.sqlite3` in
+It is one SQLite table per server (default: `uids.sqlite3` for BingX's own, and
+`uids-<hash of the base URL>.sqlite3` for any other, in
 `platformdirs.user_cache_dir("bingx-assets")`, which honours `XDG_CACHE_HOME`), in WAL
 mode: a put is one short transaction touching one row, so what a write costs barely
 grows with the entries (one WAL page at 20,000 as at 10), and readers never wait for
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import platformdirs
 
+from ._constants import DEFAULT_BASE_URL
 from ._exceptions import AuthenticationError
 from ._logging import log
 
@@ -51,9 +53,17 @@ def key_id(api_key: str) -> str:
     return hashlib.blake2b(api_key.encode(), digest_size=16, person=_PERSONALISATION).hexdigest()
 
 
-def default_uid_cache_path() -> Path:
-    """`uids.sqlite3` in the user's cache directory, as the environment says now."""
-    return Path(platformdirs.user_cache_dir("bingx-assets", appauthor=False)) / "uids.sqlite3"
+def default_uid_cache_path(base_url: str = DEFAULT_BASE_URL) -> Path:
+    """The cache of the server at `base_url` in the user's cache directory, as the
+    environment says now: `uids.sqlite3` for BingX's own, `uids-<hash>.sqlite3` for any
+    other (a simulator served on loopback, a test server), as the host store is named.
+    A simulator's keys and UIDs are its own: in BingX's cache they would schedule the
+    keys of a later simulator, which draws the same keys, by UIDs it never gave them."""
+    directory = Path(platformdirs.user_cache_dir("bingx-assets", appauthor=False))
+    if base_url == DEFAULT_BASE_URL:
+        return directory / "uids.sqlite3"  # the name caches had before they were per server
+    server = hashlib.blake2b(base_url.encode(), digest_size=8).hexdigest()
+    return directory / f"uids-{server}.sqlite3"
 
 
 class UidCache:
@@ -270,10 +280,13 @@ _NO_CACHE = _NoUidCache(Path(os.devnull))
 _open: dict[Path, UidCache] = {}
 
 
-def open_uid_cache(option: bool | str | os.PathLike[str]) -> UidCache:
-    """The cache `ClientOptions.uid_cache` names: one per database in a process."""
+def open_uid_cache(
+    option: bool | str | os.PathLike[str], base_url: str = DEFAULT_BASE_URL
+) -> UidCache:
+    """The cache `ClientOptions.uid_cache` names for the server at `base_url`: one per
+    database in a process."""
     if option is False:
         return _NO_CACHE
-    path = default_uid_cache_path() if option is True else option
+    path = default_uid_cache_path(base_url) if option is True else option
     cache = UidCache(Path(os.path.abspath(path)))
     return _open.setdefault(cache.path, cache)

@@ -76,6 +76,25 @@ async def test_an_unmarked_transport_does_write_the_uid_cache(home: Path) -> Non
     assert default_uid_cache_path().is_relative_to(home)
 
 
+async def test_each_server_has_a_uid_cache_of_its_own(home: Path) -> None:
+    """Found in the #20 re-review: a simulator served by another process (which this
+    one cannot recognise) wrote its keys' UIDs into BingX's cache, and a later simulator
+    drawing the same keys over other UIDs was scheduled by them: refused, disabled."""
+    sim = BingXSimulator()
+    key = sim.add_key(uid=4245)
+    elsewhere = "http://127.0.0.1:8765"
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(sim.handle)) as http,
+        AssetsClient(key.api_key, key.secret_key, http_client=http, base_url=elsewhere) as c,
+    ):
+        assert await c.uid() == "4245"
+    theirs = default_uid_cache_path(elsewhere)
+    assert theirs.is_file() and theirs.name.startswith("uids-")
+    assert theirs.parent == default_uid_cache_path().parent
+    assert not default_uid_cache_path().exists()  # BingX's own never heard of the key
+    assert default_uid_cache_path().name == "uids.sqlite3"  # as before caches were per server
+
+
 async def test_an_explicit_uid_cache_file_is_still_used_with_the_simulator(
     home: Path, tmp_path: Path
 ) -> None:

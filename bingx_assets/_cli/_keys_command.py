@@ -54,7 +54,7 @@ async def resolve_keys_file(args: argparse.Namespace) -> int:
     if args.base_url is not None:  # else BINGX_BASE_URL or BingX's own
         settings["base_url"] = args.base_url
     options = ClientOptions(**settings)
-    cache = open_uid_cache(options.uid_cache)
+    cache = open_uid_cache(options.uid_cache, options.base_url)
     unchecked = [
         n for n, c in enumerate(credentials) if c.uid is None or cache.get(c.api_key) != c.uid
     ]
