@@ -33,9 +33,17 @@ def check_credential(value: Any, name: str, env: str) -> str:
         raise ConfigurationError(f"no {name}: pass {name}= or set {env}")
     if not isinstance(value, str):
         raise ConfigurationError(f"{name} must be a str, not {type(value).__name__}")
+    if len(value) > _MOST_CREDENTIAL_CHARS:  # it is sent in a header on every request
+        raise ConfigurationError(
+            f"{name} is {len(value)} characters long: BingX's are 64, a few hundred at most "
+            f"are taken ({_MOST_CREDENTIAL_CHARS})"
+        )
     if not value.isascii() or not value.isprintable() or any(c.isspace() for c in value):
         raise ConfigurationError(f"{name} has spaces or non-printable characters")
     return value
+
+
+_MOST_CREDENTIAL_CHARS = 512
 
 
 _UID_DIGITS = 19  # an int64: BingX's UIDs are far shorter

@@ -22,6 +22,7 @@ import pytest
 
 from bingx_assets import AssetsClient, RateLimiter
 from bingx_assets._cli import main
+from bingx_assets._constants import DEFAULT_BASE_URL
 from bingx_assets._transports import HttpxTransport, _http_clients
 from bingx_assets._uid_cache import _open as _open_uid_caches
 from bingx_assets._uid_cache import default_uid_cache_path, open_uid_cache
@@ -103,12 +104,15 @@ def _a_user_cache_for_each_test(_user_cache_in_a_temporary_directory: Path) -> I
         yield
 
 
-def verified_earlier(api_key: str, uid: int | str, uid_cache: Any = True) -> Path:
+def verified_earlier(
+    api_key: str, uid: int | str, uid_cache: Any = True, *, base_url: str = DEFAULT_BASE_URL
+) -> Path:
     """As if a lookup on this machine had found `uid` for `api_key` before the test: the
-    test's own UID cache (`uid_cache`, the test's default one unless named) remembers the
-    pair, so a client given that uid sends no lookup. Returns the cache's path: a client
-    aimed at the in-process simulator uses no cache unless it is named (`uid_cache=`)."""
-    path = default_uid_cache_path() if uid_cache is True else Path(uid_cache)
+    test's own UID cache (`uid_cache`, the test's default one for `base_url` unless
+    named) remembers the pair, so a client given that uid sends no lookup. Returns the
+    cache's path: a client aimed at the in-process simulator uses no cache unless it is
+    named (`uid_cache=`)."""
+    path = default_uid_cache_path(base_url) if uid_cache is True else Path(uid_cache)
     cache, canonical = open_uid_cache(path), str(int(str(uid).strip()))
     cache.put(api_key, canonical)
     assert cache.get(api_key) == canonical

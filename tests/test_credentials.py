@@ -72,7 +72,11 @@ def test_file_with_several_keys(tmp_path: Path) -> None:
         (f"[[keys]]\napi_key = '{KEY}'\nsecret_key = 's'\npassword = 'x'", "unknown field"),
         (f"[[keys]]\napi_key = '{KEY}'\nsecret_key = 's'\nuid = 'abc'", "numeric UID"),
         (f"[[keys]]\napi_key = '{KEY}'\nsecret_key = 's'\nlabel = 3", "label must be"),
+        # Sent in a header with every request: a 5 MB key is a mistake, not a key.
+        (f"[[keys]]\napi_key = '{'k' * 513}'\nsecret_key = 's'", "513 characters long"),
+        (f"[[keys]]\napi_key = '{KEY}'\nsecret_key = '{'s' * 5_000_000}'", "5000000 char"),
     ],
+    ids=lambda value: value[:40] if isinstance(value, str) else value,
 )
 def test_bad_files_give_clear_errors(tmp_path: Path, text: str, complaint: str) -> None:
     with pytest.raises(ConfigurationError, match=complaint) as caught:

@@ -61,9 +61,9 @@ async def test_a_dropped_request_is_sent_again_only_by_the_client_under_a_new_sl
 ) -> None:
     sim = CountThenDrop(limits=FAST)
     key = sim.add_key(uid=1)
-    verified_earlier(key.api_key, key.uid)
     limiter = RateLimiter(FAST)
     async with SimulatorServer(sim) as server:
+        verified_earlier(key.api_key, key.uid, base_url=server.url)
         http: httpx.AsyncClient | aiohttp.ClientSession = (
             aiohttp.ClientSession() if transport == "aiohttp" else httpx.AsyncClient()
         )
@@ -89,7 +89,6 @@ async def test_a_session_middleware_still_runs_and_cannot_resend_either() -> Non
     error reaches BingX once: the client's retry sends again, under a new slot."""
     sim = BingXSimulator(limits=FAST)
     key = sim.add_key(uid=1)
-    verified_earlier(key.api_key, key.uid)
     limiter = RateLimiter(FAST)
     seen: list[str] = []
 
@@ -108,6 +107,7 @@ async def test_a_session_middleware_still_runs_and_cannot_resend_either() -> Non
         SimulatorServer(sim) as server,
         aiohttp.ClientSession(middlewares=(retry_server_errors,)) as session,
     ):
+        verified_earlier(key.api_key, key.uid, base_url=server.url)
         client = AssetsClient(
             key.api_key, key.secret_key, uid=1, base_url=server.url, http_client=session,
             limiter=limiter,
