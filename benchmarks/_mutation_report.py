@@ -4,7 +4,9 @@ docs/reliability.md's "Mutation testing": run by `nox -s mutation` after mutmut.
 Results come from mutants/**/*.meta, or from the saved output of `mutmut run` given as
 arguments, later ones overriding earlier (a run over survivors only leaves the meta
 files holding just those). Survivors explained as equivalent are named in `EQUIVALENT`,
-one line each; any other survivor is listed as "to kill".
+one line each, and so are mutants no selected test reaches when none can; any other is
+listed as "to kill". A module with no results in this run keeps its entry from the
+mutation.json already there, with the commit it was run on: the table says which.
 """
 
 # ruff: noqa: E501 - one line per equivalent mutant reads better than wrapped strings
@@ -12,6 +14,7 @@ one line each; any other survivor is listed as "to kill".
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,6 +52,21 @@ EQUIVALENT = {
     "_rate_limiter.xǁRateLimitsǁ__post_init____mutmut_23": "1e9 + 1 for 1e9: both absurd bets, refused alike below",
     "_rate_limiter.xǁRateLimiterǁscope__mutmut_1": "group 3 by default: every caller takes the default, so it is still one shared name",
     "_rate_limiter.xǁTicketǁsettle__mutmut_9": "`<=` limit: a remaining of 5 means a count of 0, which adds nothing",
+    "_refusals.x_key_not_sent__mutmut_5": "`_BY_CODE.get(code, None)`: every code of NEVER_AS_IT_IS is in _BY_CODE",
+    "_refusals.x_key_not_sent__mutmut_7": "`_BY_CODE.get(code)`: every code of NEVER_AS_IT_IS is in _BY_CODE",
+    "_refusals.xǁKeyBackoffǁ__init____mutmut_2": '`code = ""` at first: read only while held, and `hold` sets it first',
+    "_refusals.xǁKeyBackoffǁ__init____mutmut_3": "`refused_at_ms = None` at first: read only while held, and `hold` sets it first",
+    "_refusals.xǁKeyBackoffǁ__init____mutmut_4": "`refused_at_ms = 1` at first: read only while held, and `hold` sets it first",
+    "_refusals.xǁKeyBackoffǁ__init____mutmut_5": "`retry_at_ms = None` at first: read only while held, and `hold` sets it first",
+    "_refusals.xǁKeyBackoffǁ__init____mutmut_6": "`retry_at_ms = 1` at first: read only while held, and `hold` sets it first",
+    "_refusals.xǁKeyBackoffǁ__init____mutmut_11": '`float("INF")` is `float("inf")`',
+    "_refusals.xǁKeyBackoffǁ__init____mutmut_13": "`_succeeded = None`: as falsy as False, and only its truth is read",
+    "_refusals.xǁKeyBackoffǁhold__mutmut_27": "`_succeeded = None`: as falsy as False, and only its truth is read",
+    "_refusals.xǁKeyBackoffǁsucceeded__mutmut_1": '`code = ""` on success: read only while held, and `hold` sets it first',
+    "_refusals.xǁKeyBackoffǁsucceeded__mutmut_6": '`float("INF")` is `float("inf")`',
+    "_backend.xǁLimiterBackendǁclose_gate__mutmut_1": "a Protocol's default, never run: each backend has its own (no test can reach it)",
+    "_backend.xǁPermitǁsettle__mutmut_1": "a Protocol's default, never run: each backend has its own (no test can reach it)",
+    "_backend.xǁRateǁ__post_init____mutmut_16": '`float("INF")` is `float("inf")`',
 }
 LOG_FUNCTIONS = {
     "_rate_limiter.xǁTicketǁsettle__mutmut_": range(24, 33),
@@ -92,12 +110,22 @@ def results(root: Path, logs: list[Path]) -> dict[str, dict[str, str]]:
 
 
 def main(root: Path, logs: list[Path]) -> int:
-    modules = {}
+    out = root / "benchmarks" / "results" / "mutation.json"
+    kept = json.loads(out.read_text())["modules"] if out.exists() else {}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+    ).stdout.strip()
+    fresh = {}
     for module, checked in sorted(results(root, logs).items()):
         killed = sum(1 for v in checked.values() if v == "killed")
         survivors = {k: fate(module, k) for k, v in checked.items() if v == "survived"}
-        untested = [k for k, v in checked.items() if v == "no tests"]
-        modules[module] = {
+        untested = {
+            k: fate(module, k).replace("to kill", "to kill: no test reaches it")
+            for k, v in checked.items()
+            if v == "no tests"
+        }
+        fresh[module] = {
+            "commit": commit,
             "checked": len(checked),
             "killed": killed,
             "survived": len(survivors),
@@ -106,15 +134,25 @@ def main(root: Path, logs: list[Path]) -> int:
             "survivors": survivors,
             "no_tests_mutants": untested,
         }
-    out = root / "benchmarks" / "results" / "mutation.json"
+    # The first runs (main at f463d33) did not record their commit.
+    modules = {module: {"commit": "f463d33", **entry} for module, entry in kept.items()}
+    modules = dict(sorted({**modules, **fresh}.items()))
     out.write_text(json.dumps({"tool": "mutmut 3", "modules": modules}, indent=2) + "\n")
     for module, m in modules.items():
-        equivalent = sum(1 for f in m["survivors"].values() if not f.startswith("to kill"))
+        left = [*m["survivors"].values(), *_fates(m["no_tests_mutants"])]
+        to_kill = sum(1 for f in left if f.startswith("to kill"))
         print(
-            f"| `{module}` | {m['checked']} | {m['killed']} | "
-            f"{equivalent} | {m['survived'] - equivalent} | {m['score']:.0%} |"
+            f"| `{module}` | {m['commit']} | {m['checked']} | {m['killed']} | "
+            f"{len(left) - to_kill} | {to_kill} | {m['score']:.0%} |"
         )
     return 0
+
+
+def _fates(untested: dict[str, str] | list[str]) -> list[str]:
+    """Fates of the unreached mutants; the first runs listed them without one."""
+    if isinstance(untested, dict):
+        return list(untested.values())
+    return ["to kill: no test reaches it"] * len(untested)
 
 
 if __name__ == "__main__":

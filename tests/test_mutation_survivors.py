@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from bingx_assets import (
     APIError,
     AssetsClient,
+    AuthenticationError,
     ConfigurationError,
     DecodeError,
     Rate,
@@ -33,7 +34,16 @@ from bingx_assets import (
 )
 from bingx_assets._clock import ServerClock, SystemClock
 from bingx_assets._constants import ASSET_OVERVIEW_PATH, UID_PATH
-from bingx_assets._limiter import BOUNDARY, Blocked, GateClosed, MemoryBackend, Permit, Scope
+from bingx_assets._limiter import (
+    BOUNDARY,
+    Blocked,
+    Closure,
+    GateClosed,
+    MemoryBackend,
+    Permit,
+    Scope,
+)
+from bingx_assets._refusals import KeyBackoff, key_gate, key_not_sent
 from bingx_assets._wire import BALANCES, decode_envelope_data, excerpt
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock
 
@@ -501,3 +511,73 @@ def test_bad_limits_say_which_and_what() -> None:
         RateLimiter(limits="x")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=r"^limiter must be a RateLimiter or None"):
         AssetsClient("k" * 64, "s" * 64, limiter="x")  # type: ignore[arg-type]
+
+
+# _refusals.py: what a key's back-off remembers and says.
+
+
+def test_a_key_gate_keeps_its_name_across_versions() -> None:
+    # Processes of different versions sharing a backend must name a key's gate alike, or
+    # one holds a refused key that the other sends at once.
+    assert key_gate("api-key", b"secret") == "gate:key:5fb08c9660fe75f0d5c0e5892862b391"
+
+
+def test_a_key_refused_here_says_when_it_was_refused() -> None:
+    backoff = KeyBackoff(error_window=480.0)
+    backoff.hold(10.0, 1_000_000, 60.0, Closure(60.0, 100413))
+    assert (backoff.refused_at_ms, backoff.retry_at_ms) == (1_000_000, 1_060_000)
+    assert backoff.code == 100413 and backoff.held(69.9) and not backoff.held(70.0)
+
+
+def test_a_key_held_by_another_process_dates_the_refusal_from_its_closure() -> None:
+    # The other process closed the gate for 120 s, 90 s ago: 30 s are left.
+    backoff = KeyBackoff(error_window=480.0)
+    backoff.hold(10.0, 1_000_000, 30.0, Closure(120.0, 100001))
+    assert (backoff.refused_at_ms, backoff.retry_at_ms) == (910_000, 1_030_000)
+    assert backoff.code == 100001
+
+
+def test_a_key_held_without_a_known_closure_holds_for_what_is_left() -> None:
+    # The backend no longer has the closure (or never had one): no code to report.
+    backoff = KeyBackoff(error_window=480.0)
+    backoff.hold(10.0, 1_000_000, 30.0, None)
+    assert (backoff.refused_at_ms, backoff.retry_at_ms, backoff.code) == (
+        1_000_000,
+        1_030_000,
+        None,
+    )
+    assert backoff.held(39.9) and not backoff.held(40.0) and backoff.known_good is False
+
+
+def test_an_error_about_the_key_makes_it_not_known_good_whatever_the_uid_cache_says() -> None:
+    backoff = KeyBackoff(error_window=480.0)
+    backoff.succeeded()
+    backoff.errored()
+    assert backoff.known_good is False  # None would ask the UID cache, which knows the UID
+
+
+def test_a_key_held_for_an_unexpected_code_is_a_plain_api_error() -> None:
+    # Only a code that refuses the key as it is keeps its type: a gate recording any other
+    # (an older version's, a hand-edited backend's) must not read as server trouble, which
+    # the client retries, or as a timestamp error, which re-measures the clock.
+    for code in (100500, 80014, 100400, None):
+        error = key_not_sent(code, "not sent: held")
+        assert type(error) is APIError and error.code == code
+    refused = key_not_sent(100001, "not sent: held")
+    assert isinstance(refused, AuthenticationError)
+    assert (str(refused), refused.msg, refused.status_code) == ("not sent: held",) * 2 + (None,)
+
+
+# _limiter/_backend.py: what a Rate accepts.
+
+
+def test_a_rate_is_a_positive_int_in_a_finite_positive_period() -> None:
+    for limit in (True, 0, -1, 1.5, "5"):
+        with pytest.raises(ConfigurationError) as limit_error:
+            Rate(limit, 1.0)  # type: ignore[arg-type]
+        assert str(limit_error.value) == f"a rate's limit must be a positive int, not {limit!r}"
+    for period in (True, 0, -1.0, math.inf, math.nan, "1"):
+        with pytest.raises(ConfigurationError) as period_error:
+            Rate(5, period)  # type: ignore[arg-type]
+        assert str(period_error.value) == f"a rate's period must be seconds > 0, not {period!r}"
+    assert Rate(1, 0.001) == Rate(1, 0.001) and Rate(5, 1).period == 1
