@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import email.utils
 import itertools
 import math
 import time
@@ -33,7 +34,7 @@ from bingx_assets import (
     ServerBusyError,
 )
 from bingx_assets._clock import ServerClock, SystemClock
-from bingx_assets._constants import ASSET_OVERVIEW_PATH, UID_PATH
+from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH, UID_PATH
 from bingx_assets._limiter import (
     BOUNDARY,
     Blocked,
@@ -581,3 +582,71 @@ def test_a_rate_is_a_positive_int_in_a_finite_positive_period() -> None:
             Rate(5, period)  # type: ignore[arg-type]
         assert str(period_error.value) == f"a rate's period must be seconds > 0, not {period!r}"
     assert Rate(1, 0.001) == Rate(1, 0.001) and Rate(5, 1).period == 1
+
+
+# _clock.py: the hold of a probe refused for its timestamp, and the `Date` header's bound.
+
+
+async def test_a_refused_probe_holds_15_s_doubling_to_480_s() -> None:
+    clock = LoopClock()
+    await asyncio.sleep(100.0)  # a loop time far from 0: the hold counts from now
+    server_clock = ServerClock(clock)
+    holds = []
+    for _ in range(7):
+        server_clock.probe_refused()
+        holds.append(server_clock.probe_held())
+    assert holds == [15.0, 30.0, 60.0, 120.0, 240.0, 480.0, 480.0]
+    # When it was refused, for the error's message and the next probe's first step.
+    assert server_clock.refused_at_ms == clock.wall_ms()
+    await asyncio.sleep(480.0)
+    assert server_clock.probe_held() == 0.0
+
+
+async def test_a_date_header_is_read_up_to_64_characters() -> None:
+    clock = LoopClock()
+    date = email.utils.format_datetime(
+        datetime.datetime.fromtimestamp(clock.wall_ms() // 1000, datetime.UTC), usegmt=True
+    )
+    for length, read in ((64, True), (65, False)):
+        server_clock = ServerClock(clock)
+        padded = date.ljust(length)  # a server's trailing spaces, which the parser skips
+        server_clock.observe_date({"date": padded}, clock.wall_ms(), clock.wall_ms())
+        assert server_clock.measured is read, length
+
+
+async def test_the_first_probe_goes_without_asking_the_failed_time_endpoint_again(
+    clock: LoopClock,
+) -> None:
+    # Only a probe refused before makes the client try the time endpoint again first.
+    sim = BingXSimulator(clock=clock)
+    key = sim.add_key(uid=9)
+    sim.inject(Fault.http(503), path=SERVER_TIME_PATH)
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=9, http_client=sim.http_client(),
+        limiter=RateLimiter(clock=clock), uid_cache=False,
+    ) as client:  # fmt: skip
+        await client.asset_overview()
+    signed = [r.path for r in sim.requests if r.path != UID_PATH]  # the UID's check
+    assert signed == [SERVER_TIME_PATH, ASSET_OVERVIEW_PATH]
+
+
+# _wire.py: what an undecodable code says, and the longest code read.
+
+
+def test_a_non_numeric_code_keeps_the_secrets_out_of_its_excerpt() -> None:
+    body = b'{"code":"x1","msg":"unknown key my-api-key-123"}'
+    with pytest.raises(DecodeError) as caught:
+        decode_envelope_data(
+            body, status_code=200, headers={}, data=BALANCES, secrets=("my-api-key-123",)
+        )
+    assert "my-api-key-123" not in str(caught.value)
+    assert caught.value.excerpt == '{"code":"x1","msg":"unknown key ***"}'
+
+
+def test_a_code_is_read_up_to_12_digits() -> None:
+    body = b'{"code":"%s","msg":"Incorrect apiKey"}'
+    with pytest.raises(AuthenticationError) as refused:
+        decode_envelope_data(body % b"000000100001", status_code=200, headers={}, data=BALANCES)
+    assert refused.value.code == 100001
+    with pytest.raises(DecodeError, match="non-numeric code '0000000100001'"):
+        decode_envelope_data(body % b"0000000100001", status_code=200, headers={}, data=BALANCES)
