@@ -24,6 +24,7 @@ from bingx_assets import (
     APIError,
     AssetsClient,
     AuthenticationError,
+    BingXError,
     ConfigurationError,
     DecodeError,
     Rate,
@@ -650,3 +651,54 @@ def test_a_code_is_read_up_to_12_digits() -> None:
     assert refused.value.code == 100001
     with pytest.raises(DecodeError, match="non-numeric code '0000000100001'"):
         decode_envelope_data(body % b"0000000100001", status_code=200, headers={}, data=BALANCES)
+
+
+def test_an_answer_nested_too_deep_is_a_decode_error_that_says_so() -> None:
+    nested = b"[" * 100_000 + b"]" * 100_000
+    body = b'{"code":0,"msg":"my-api-key-123","data":' + nested + b"}"
+    with pytest.raises(DecodeError) as caught:
+        decode_envelope_data(
+            body, status_code=502, headers={}, data=BALANCES, secrets=("my-api-key-123",)
+        )
+    error = caught.value
+    assert str(error).startswith("answer nested deeper than any BingX answer (HTTP 502): ")
+    assert error.status_code == 502
+    assert error.excerpt == excerpt(body, ("my-api-key-123",))
+    assert error.excerpt.startswith('{"code":0,"msg":"***","data":[[[')
+    assert error.__context__ is None and error.__traceback__ is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"<html>my-api-key-123 is not allowed here</html>", 403),  # HTML with an HTTP error
+        (b"<html>my-api-key-123</html>", 200),  # not an envelope
+        (b'{"code":100400,"msg":"bad apiKey value my-api-key-123"}', 200),  # an error's msg
+        (b'{"code":0,"msg":"my-api-key-123"}', 200),  # a success without data
+        (b'{"code":0,"data":{"my-api-key-123":1}}', 200),  # data of another shape
+    ],
+)
+def test_every_decoding_error_masks_the_api_key(body: bytes, status: int) -> None:
+    # A bare key in a body (no `apiKey=` before it) is masked only by being named.
+    with pytest.raises(BingXError) as caught:
+        decode_envelope_data(
+            body, status_code=status, headers={}, data=BALANCES, secrets=("my-api-key-123",)
+        )
+    error = caught.value
+    shown = [str(error), getattr(error, "excerpt", ""), getattr(error, "msg", "")]
+    assert "***" in str(error) and not any("my-api-key-123" in text for text in shown)
+
+
+def test_data_of_another_shape_says_what_is_wrong_with_it() -> None:
+    body = b'{"code":0,"data":[{"accountType":"spot","usdtBalance":[1,2]}]}'
+    with pytest.raises(DecodeError) as caught:
+        decode_envelope_data(body, status_code=200, headers={}, data=BALANCES)
+    reason = "Expected `decimal`, got `array` - at `$[0].usdtBalance`"
+    assert str(caught.value).startswith(f"unexpected data ({reason}) (HTTP 200): ")
+
+
+def test_an_error_message_is_cut_at_500_characters() -> None:
+    body = b'{"code":100400,"msg":"%s"}' % (b"x" * 600)
+    with pytest.raises(APIError) as caught:
+        decode_envelope_data(body, status_code=200, headers={}, data=BALANCES)
+    assert caught.value.msg == "x" * 499 + "…"
