@@ -73,6 +73,49 @@ EQUIVALENT = {
     "_backend.xǁLimiterBackendǁclose_gate__mutmut_1": "a Protocol's default, never run: each backend has its own (no test can reach it)",
     "_backend.xǁPermitǁsettle__mutmut_1": "a Protocol's default, never run: each backend has its own (no test can reach it)",
     "_backend.xǁRateǁ__post_init____mutmut_16": '`float("INF")` is `float("inf")`',
+    "_host_store.xǁHostBackendǁ_fill__mutmut_1": "`< 0` for `<= 0`: filling 0 inserts no rows and counts 0 more",
+    "_host_store.x__count__mutmut_3": "`taken` counted on giving back an error-budget slot: only the UID window's `taken` is ever read",
+    "_host_store.xǁHostBackendǁsettle_permit__mutmut_30": "`taken` counted on giving back an error-budget slot: only the UID window's `taken` is ever read",
+    "_host_store.xǁHostBackendǁsettle_permit__mutmut_34": "`taken` counted on giving back an error-budget slot: only the UID window's `taken` is ever read",
+    "_host_store.xǁHostBackendǁsettle_permit__mutmut_39": "`taken` counted on giving back an error-budget slot: only the UID window's `taken` is ever read",
+    "_host_store.xǁHostBackendǁsettle_permit__mutmut_37": "an error budget counted one too many on a success: a count only decides when to drop expired rows; fullness is read from the rows",
+    "_host_store.xǁHostBackendǁtry_acquire__mutmut_69": "`>` for `>=`: a full window's expired rows dropped one request later; fullness is read from the rows",
+    "_host_store.x__wait__mutmut_16": "`_wait` is called only on a full window: its limit-th latest row exists",
+    "_host_store.x__wait__mutmut_18": "`_wait` is called only on a full window: its limit-th latest row exists",
+    "_host_store.x__wait__mutmut_25": "`+ _EPSILON` for `- _EPSILON`: wakes 2 ns later, and the slot is dropped either way",
+    "_host_store.x__awaits_answers__mutmut_14": "`>=` for `>`: differs only at the float instant a slot's answer is due",
+    "_host_store.xǁHostBackendǁtry_acquire__mutmut_59": "the default's `taken` (index 0) is not what this line reads",
+    "_host_store.xǁHostBackendǁtry_acquire__mutmut_156": "the default's `alive` (index 1) is not what this line reads",
+    "_host_store.xǁHostBackendǁtry_acquire__mutmut_176": "a bet when in flight as long as its horizon: its anchor is its horizon, so settling it unanswered moves nothing",
+    **{
+        f"_host_store.xǁHostBackendǁtry_acquire__mutmut_{n}": "`zip` strict dropped or false: the lists are always as long"
+        for n in (101, 104, 105, 142, 145, 146)
+    },
+    **{
+        f"_host_store.{name}": "SQL is case-blind: its keywords and SQLite's table and column names alike"
+        for name in (
+            "xǁHostBackendǁ_fill__mutmut_9",
+            "xǁHostBackendǁ_fill__mutmut_10",
+            "xǁHostBackendǁclose_gate__mutmut_30",
+            "xǁHostBackendǁclose_gate__mutmut_31",
+            "xǁHostBackendǁclose_gate__mutmut_37",
+            "xǁHostBackendǁclose_gate__mutmut_38",
+            "xǁHostBackendǁclosure__mutmut_10",
+            "xǁHostBackendǁclosure__mutmut_11",
+            "x__alive__mutmut_17",
+            "x__alive__mutmut_18",
+            "x__wait__mutmut_7",
+            "x__wait__mutmut_8",
+            "x__wait__mutmut_10",
+            "x__wait__mutmut_11",
+            "x__awaits_answers__mutmut_7",
+            "x__awaits_answers__mutmut_8",
+            "x__count__mutmut_12",
+            "x__count__mutmut_13",
+            "xǁHostBackendǁtry_acquire__mutmut_131",
+            "xǁHostBackendǁtry_acquire__mutmut_132",
+        )
+    },
 }
 LOG_FUNCTIONS = {
     "_rate_limiter.xǁTicketǁsettle__mutmut_": range(24, 33),

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import stat
@@ -347,3 +348,52 @@ def test_four_runs_at_once_share_one_uid_through_the_store(tmp_path: Path) -> No
 def test_the_environment_points_the_store_at_the_tests_cache() -> None:
     cache = os.environ["XDG_CACHE_HOME"]
     assert str(default_host_store_path()).startswith(cache)
+
+
+async def test_the_default_store_that_cannot_be_opened_keeps_gates_and_windows_in_memory(
+    tmp_path: Path,
+) -> None:
+    clock = HandClock()
+    backend = HostBackend(clock=clock)  # the default store, whose fallback is memory
+    (tmp_path / "a-file").write_text("")
+    backend.path = tmp_path / "a-file" / "limits.sqlite3"
+    await backend.close_gate("gate:key:k", 60.0, code=100413, remember=480.0)
+    assert await backend.gate_remaining("gate:key:k") == 60.0
+    assert await backend.closure("gate:key:k") == Closure(60.0, 100413)
+    assert await backend.gate_remaining("gate:other") == 0.0
+    uid_window = SCOPE.windows[0]
+    assert await backend.occupy(*uid_window, 2) == 2
+    assert await backend.occupy(*uid_window, 3) == 1
+    assert (await blocked(backend)).window == uid_window[0]  # the window it named
+    clock.advance(60.0 + 400.0)  # open, and remembered as asked
+    assert await backend.closure("gate:key:k") == Closure(60.0, 100413)
+    assert not backend.path.exists()
+
+
+async def test_a_store_that_fails_in_use_says_what_could_not_be_done(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "limits.sqlite3"
+    backend = HostBackend(path, clock=HandClock())
+    in_flight = await take(backend, in_flight=1.0)
+    with sqlite3.connect(path) as other:
+        for table in ("slots", "windows", "gates", "closures"):
+            other.execute(f"DROP TABLE {table}")
+    failed = rf"^the limiter's store {re.escape(str(path))} failed \(no such table: \w+\): "
+    for what, call in [
+        ("fill a window", lambda: backend.occupy("uid:u:/x", Rate(3, 1.0), 2)),
+        ("close a gate", lambda: backend.close_gate("gate:u:/x", 1.0)),
+        ("read a gate; nothing was sent", lambda: backend.closure("gate:u:/x")),
+        ("read a gate; nothing was sent", lambda: backend.gate_remaining("gate:u:/x")),
+        ("take a slot; nothing was sent", lambda: backend.try_acquire(SCOPE, 0.0, HORIZON)),
+    ]:
+        with pytest.raises(LimiterUnavailableError, match=f"{failed}could not {what}$"):
+            await call()
+    # The request is over whatever the store says: its slot counts as it was taken.
+    assert await in_flight.settle(answered=True, server_count=5) is False
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning == (
+        f"the limiter's store {path} failed (no such table: slots): could not settle a slot; "
+        "the request's slot counts as it was taken"
+    )
+    await backend.aclose()
