@@ -32,7 +32,7 @@ from bingx_assets._limiter import (
     Scope,
     _host_store,
 )
-from bingx_assets._limiter._host_store import default_host_store_path
+from bingx_assets._limiter._host_store import HostClock, default_host_store_path
 from bingx_assets.testing import BingXSimulator
 
 from .test_backend_contract import HORIZON, SCOPE, HandClock, blocked, exactly, take
@@ -397,3 +397,57 @@ async def test_a_store_that_fails_in_use_says_what_could_not_be_done(
         "the request's slot counts as it was taken"
     )
     await backend.aclose()
+
+
+class SteppedClock(HandClock):
+    """`before`'s monotonic clock, on the same boot, and its wall clock stepped `step` s
+    (an NTP correction, a user setting the time)."""
+
+    def __init__(self, before: HandClock, step: float) -> None:
+        super().__init__()
+        self.now, self._step_ms = before.now, round(step * 1000)
+
+    def wall_ms(self) -> int:
+        return super().wall_ms() + self._step_ms
+
+
+@pytest.mark.parametrize("later", [0.0, 100.0])
+@pytest.mark.parametrize("step", [-3600.0, 3600.0])
+async def test_a_wall_clock_step_on_the_same_boot_moves_no_stored_time(
+    tmp_path: Path, later: float, step: float
+) -> None:
+    # On one boot the monotonic clock is the truth: moving a disabled period's gate by
+    # the wall clock's step would open it an hour early (or hold it an hour too long).
+    before = HandClock()
+    first = HostBackend(tmp_path / "limits.sqlite3", clock=before)
+    await first.close_gate("gate:u:/x", 300.0)
+    await first.aclose()
+    after = SteppedClock(before, step)
+    after.advance(later)
+    second = HostBackend(tmp_path / "limits.sqlite3", clock=after)
+    assert await second.gate_remaining("gate:u:/x") == pytest.approx(300.0 - later)
+    await second.aclose()
+
+
+def test_the_host_clock_reads_the_machine_in_epoch_milliseconds() -> None:
+    clock = HostClock()
+    wall = clock.wall_ms()
+    assert isinstance(wall, int) and abs(wall - time.time() * 1000) < 1000
+    assert abs(clock.monotonic() - time.monotonic()) < 1.0
+    assert repr(clock) == "HostClock()"
+
+
+def test_a_store_is_named_by_its_path_and_its_server(tmp_path: Path) -> None:
+    path = tmp_path / "limits.sqlite3"
+    assert repr(HostBackend(path)) == f"HostBackend(path={str(path)!r})"
+    other = HostBackend.for_base_url("https://bingx.example")
+    assert other.path == default_host_store_path("https://bingx.example")
+    assert other.path != default_host_store_path() and isinstance(other, HostBackend)
+
+
+async def test_a_store_without_wal_cannot_be_opened_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # SQLite reads ":memory:" as a database in memory: no WAL
+    with pytest.raises(LimiterUnavailableError, match=r"\(the file system does not support WAL\)"):
+        await HostBackend(":memory:").gate_remaining("gate:u:/x")
