@@ -87,6 +87,22 @@ EQUIVALENT = {
     "_host_store.xǁHostBackendǁtry_acquire__mutmut_59": "the default's `taken` (index 0) is not what this line reads",
     "_host_store.xǁHostBackendǁtry_acquire__mutmut_156": "the default's `alive` (index 1) is not what this line reads",
     "_host_store.xǁHostBackendǁtry_acquire__mutmut_176": "a bet when in flight as long as its horizon: its anchor is its horizon, so settling it unanswered moves nothing",
+    "_host_store.xǁHostBackendǁ_survive_a_reboot__mutmut_16": "the default for a store without a boot row: every version writes it with the offset, in one statement",
+    "_host_store.xǁHostBackendǁ_survive_a_reboot__mutmut_18": "the default for a store without a boot row: every version writes it with the offset, in one statement",
+    "_host_store.xǁHostBackendǁ_survive_a_reboot__mutmut_21": "the default for a store without a boot row: every version writes it with the offset, in one statement",
+    "_host_store.x__boot_id__mutmut_4": "any constant boot id where there is none (not Linux): only its changing is read",
+    "_host_store.x_default_host_store_path__mutmut_10": "`appauthor=None` for False: platformdirs reads it on Windows only",
+    "_host_store.x_default_host_store_path__mutmut_12": "`appauthor` left out (None): platformdirs reads it on Windows only",
+    "_host_store.xǁHostBackendǁ__init____mutmut_14": "the connection is read only once `_pid` is ours, which sets it",
+    "_host_store.xǁHostBackendǁ__init____mutmut_15": "`_pid` is read only with a connection, which sets it",
+    "_host_store.xǁHostBackendǁ__init____mutmut_16": "`_pid` is read only with a connection, which sets it",
+    "_host_store.xǁHostBackendǁ__init____mutmut_17": "`_pid` is read only with a connection, which sets it",
+    "_host_store.xǁHostBackendǁ__init____mutmut_21": "permits from 2: they only need to be distinct",
+    "_host_store.xǁHostBackendǁ__init____mutmut_28": "30 random bits for the process instead of 31: permits are still distinct across processes (odds 2^-30 a pair)",
+    "_host_store.xǁHostBackendǁ_connect__mutmut_25": "sqlite3's timeout: `PRAGMA busy_timeout = 0` right after sets it again",
+    "_host_store.xǁHostBackendǁ_connect__mutmut_28": "sqlite3's timeout: `PRAGMA busy_timeout = 0` right after sets it again",
+    "_host_store.xǁHostBackendǁ_connect__mutmut_26": "implicit transactions: every statement runs inside an explicit BEGIN IMMEDIATE, so sqlite3 never opens one",
+    "_host_store.xǁHostBackendǁ_retry_while_locked__mutmut_9": "`>=` for `>` against a 5 s deadline: differs only at one float instant",
     **{
         f"_host_store.xǁHostBackendǁtry_acquire__mutmut_{n}": "`zip` strict dropped or false: the lists are always as long"
         for n in (101, 104, 105, 142, 145, 146)
@@ -114,6 +130,34 @@ EQUIVALENT = {
             "x__count__mutmut_13",
             "xǁHostBackendǁtry_acquire__mutmut_131",
             "xǁHostBackendǁtry_acquire__mutmut_132",
+            *(f"xǁHostBackendǁ_prepare__mutmut_{n}" for n in (3, 4, 15, 16, 20, 24, 27)),
+            *(f"xǁHostBackendǁ_connect__mutmut_{n}" for n in (32, 33)),
+            *(f"xǁHostBackendǁ_transaction__mutmut_{n}" for n in (5, 10, 13)),
+            *(
+                f"xǁHostBackendǁ_survive_a_reboot__mutmut_{n}"
+                for n in (
+                    10,
+                    11,
+                    37,
+                    38,
+                    44,
+                    45,
+                    51,
+                    52,
+                    58,
+                    59,
+                    65,
+                    66,
+                    72,
+                    73,
+                    76,
+                    77,
+                    79,
+                    80,
+                    86,
+                    87,
+                )
+            ),
         )
     },
 }
