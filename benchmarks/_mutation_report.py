@@ -132,6 +132,7 @@ EQUIVALENT = {
             "xǁHostBackendǁtry_acquire__mutmut_132",
             *(f"xǁHostBackendǁ_prepare__mutmut_{n}" for n in (3, 4, 15, 16, 20, 24, 27)),
             *(f"xǁHostBackendǁ_connect__mutmut_{n}" for n in (32, 33)),
+            *(f"x__drop_expired__mutmut_{n}" for n in (6, 7)),
             *(f"xǁHostBackendǁ_transaction__mutmut_{n}" for n in (5, 10, 13)),
             *(
                 f"xǁHostBackendǁ_survive_a_reboot__mutmut_{n}"

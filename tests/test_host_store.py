@@ -602,3 +602,25 @@ async def test_a_store_that_fails_while_opening_is_rolled_back_and_says_why(
         f"the limiter's store {path} cannot be opened (this store refuses its clock); "
         "nothing was sent"
     )
+
+
+async def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    # SQLite connections must not cross a fork: the child's first call opens another.
+    backend = HostBackend(tmp_path / "limits.sqlite3", clock=HandClock())
+    await backend.close_gate("gate:u:/x", 30.0)
+    parents = backend._connection
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            remaining = asyncio.run(backend.gate_remaining("gate:u:/x"))
+            own = backend._connection is not None and backend._connection is not parents
+            os.write(write, f"{remaining} {own}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        said = answer.read()
+    await asyncio.to_thread(os.waitpid, child, 0)
+    assert said == "30.0 True"
+    await backend.aclose()
