@@ -167,7 +167,6 @@ LOG_FUNCTIONS = {
     "_rate_limiter.xǁRateLimiterǁacquire__mutmut_": (35, 40),
 }
 IMPORT_TIME = ("_wire.xǁDataDecoderǁ__init__",)
-STATE_FILE = ("ǁ_save__", "ǁ_restore__", "ǁ_to_wall__", "ǁaclose__")
 
 
 def fate(module: str, name: str) -> str:
@@ -179,8 +178,6 @@ def fate(module: str, name: str) -> str:
             return "log text only (what a debug or info line says)"
     if any(part in name for part in IMPORT_TIME):
         return "run at import, out of mutmut's reach: any change breaks every decode"
-    if module.endswith("_memory.py") and any(part in name for part in STATE_FILE):
-        return "not re-run: the state file is being replaced by the host store"
     return "to kill"
 
 

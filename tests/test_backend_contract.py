@@ -515,3 +515,13 @@ async def test_a_success_gives_back_its_budget_slot_and_no_other(
     await (await take(backend, scope)).settle(answered=True, succeeded=True)
     await (await take(backend, scope)).settle(answered=True, succeeded=True)
     assert (await blocked(backend, scope)).window == "ip:i:/x"  # two of two
+
+
+async def test_a_slot_in_flight_a_moment_more_still_holds_its_window_as_pending(
+    backend: LimiterBackend, clock: HandClock
+) -> None:
+    alone = replace(SCOPE, windows=(("uid:w:/x", Rate(1, 1.0)),))
+    await take(backend, alone, in_flight=0.5)
+    assert (await blocked(backend, alone)).pending  # its answer may free it sooner
+    clock.advance(0.4)
+    assert (await blocked(backend, alone)).pending  # 0.1 s more, in flight all the same
