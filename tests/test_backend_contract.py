@@ -395,6 +395,16 @@ async def test_a_closure_that_lengthens_nothing_records_nothing(
     assert await backend.closure("gate:key:k") is None
 
 
+async def test_a_closure_as_long_as_the_last_records_nothing(
+    backend: LimiterBackend, clock: HandClock
+) -> None:
+    await backend.close_gate("gate:key:k", 60.0, code=100419, remember=480.0)
+    await backend.close_gate("gate:key:k", 60.0, code=100001, remember=0.0)  # same end
+    assert await backend.closure("gate:key:k") == Closure(60.0, 100419)
+    clock.advance(60.0 + 400.0)  # remembered as the first closure asked
+    assert await backend.closure("gate:key:k") == Closure(60.0, 100419)
+
+
 # -- what the server says ---------------------------------------------------------------------
 
 
@@ -411,6 +421,16 @@ async def test_occupy_fills_a_window_up_to_a_count_from_now(
     assert (await blocked(backend)).seconds == exactly(0.5)  # then the two from 0.5
 
 
+async def test_occupy_counts_a_new_window_as_empty_and_expired_slots_as_gone(
+    backend: LimiterBackend, clock: HandClock
+) -> None:
+    assert await backend.occupy(*UID, 2) == 2  # a window never used
+    assert await backend.occupy(*UID, 3) == 1
+    clock.advance(1.0 + BOUNDARY)  # all three expired
+    assert await backend.occupy(*UID, 3) == 3
+    assert (await blocked(backend)).seconds == exactly(1.0 + BOUNDARY)
+
+
 async def test_a_server_count_above_ours_is_someone_elses(
     backend: LimiterBackend, clock: HandClock
 ) -> None:
@@ -425,3 +445,83 @@ async def test_a_server_count_above_ours_is_someone_elses(
     lone = await take(backend, in_flight=HORIZON)
     assert await lone.settle(answered=True, server_count=1) is False
     assert await lone.settle(answered=True, server_count=None) is False
+
+
+# -- found by mutation testing (docs/reliability.md) ------------------------------------------
+
+
+async def test_a_server_count_on_a_new_window_is_read_against_one_slot(
+    backend: LimiterBackend,
+) -> None:
+    assert await (await take(backend)).settle(answered=True, server_count=2) is True
+
+
+async def test_a_server_count_is_read_against_the_slots_alive_not_those_expired(
+    backend: LimiterBackend, clock: HandClock
+) -> None:
+    scope = replace(SCOPE, windows=(("uid:u:/x", Rate(5, 1.0)), IP))
+    await (await take(backend, scope)).settle(answered=True)
+    clock.advance(1.0 + BOUNDARY)  # expired: BingX no longer counts it either
+    second = await take(backend, scope, in_flight=HORIZON)
+    clock.advance(0.1)
+    assert await second.settle(answered=True, server_count=2) is True  # one not ours
+    third = await take(backend, scope)  # ours: the second, the other's and this one
+    assert await third.settle(answered=True, server_count=4) is True
+
+
+async def test_a_window_blocked_by_another_still_drops_its_expired_slots(
+    backend: LimiterBackend, clock: HandClock
+) -> None:
+    scope = replace(SCOPE, windows=(UID, ("ip:i:/x", Rate(2, 10.0))))
+    for _ in range(2):
+        await (await take(backend, scope)).settle(answered=True)
+        clock.advance(1.0 + BOUNDARY)  # gone from the UID window, not the IP's
+    assert (await blocked(backend, scope)).window == "ip:i:/x"
+    clock.advance(10.0)
+    lone = await take(backend, scope)
+    assert await lone.settle(answered=True, server_count=2) is True  # ours is one
+
+
+async def test_windows_full_alike_block_on_the_first_named(backend: LimiterBackend) -> None:
+    scope = replace(SCOPE, windows=(("uid:u:/x", Rate(1, 1.0)), ("ip:i:/x", Rate(1, 1.0))))
+    await (await take(backend, scope)).settle(answered=True)
+    full = await blocked(backend, scope)
+    assert (full.window, full.seconds) == ("uid:u:/x", exactly(1.0 + BOUNDARY))
+
+
+async def test_settling_an_unanswered_request_reports_no_disagreement(
+    backend: LimiterBackend,
+) -> None:
+    # In flight until its horizon: it already counts until then, and nothing is moved.
+    assert await (await take(backend, in_flight=HORIZON)).settle(answered=False) is False
+
+
+async def test_a_success_in_a_budgeted_scope_moves_every_window_slot_to_its_answer(
+    backend: LimiterBackend, clock: HandClock
+) -> None:
+    scope = replace(BUDGETED, windows=(UID, ("ip:i:/x", Rate(1, 10.0))))
+    in_flight = await take(backend, scope, in_flight=HORIZON)
+    clock.advance(0.2)
+    await in_flight.settle(answered=True, succeeded=True)
+    assert (await blocked(backend, scope)).seconds == exactly(10.0 + BOUNDARY)
+    clock.advance(10.0 + BOUNDARY)
+    await take(backend, scope)
+
+
+async def test_a_success_gives_back_its_budget_slot_and_no_other(
+    backend: LimiterBackend,
+) -> None:
+    scope = replace(BUDGETED, windows=(UID, ("ip:i:/x", Rate(2, 10.0))))
+    await (await take(backend, scope)).settle(answered=True, succeeded=True)
+    await (await take(backend, scope)).settle(answered=True, succeeded=True)
+    assert (await blocked(backend, scope)).window == "ip:i:/x"  # two of two
+
+
+async def test_a_slot_in_flight_a_moment_more_still_holds_its_window_as_pending(
+    backend: LimiterBackend, clock: HandClock
+) -> None:
+    alone = replace(SCOPE, windows=(("uid:w:/x", Rate(1, 1.0)),))
+    await take(backend, alone, in_flight=0.5)
+    assert (await blocked(backend, alone)).pending  # its answer may free it sooner
+    clock.advance(0.4)
+    assert (await blocked(backend, alone)).pending  # 0.1 s more, in flight all the same

@@ -499,6 +499,8 @@ def test_the_refusal_table() -> None:
     for code in (100419, 100004):
         assert row(PermissionDeniedError(code, "", status_code=200)) == ("no", True, True, True)
     assert row(TimestampError(100421, "", status_code=200)) == ("once", False, False, True)
+    # Not sent because the clock cannot be measured: sending it again changes nothing.
+    assert row(TimestampError(None, "not sent", status_code=None)) == ("no", False, False, True)
     assert row(ServerBusyError(100500, "", status_code=200)) == (
         "with back-off",
         False,

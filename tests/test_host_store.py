@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import stat
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import platformdirs
 import pytest
 
 from bingx_assets import AssetsClient, HostBackend, LimiterUnavailableError, RateLimiter
@@ -31,7 +33,7 @@ from bingx_assets._limiter import (
     Scope,
     _host_store,
 )
-from bingx_assets._limiter._host_store import default_host_store_path
+from bingx_assets._limiter._host_store import HostClock, default_host_store_path
 from bingx_assets.testing import BingXSimulator
 
 from .test_backend_contract import BUDGETED, HORIZON, SCOPE, HandClock, blocked, exactly, take
@@ -424,3 +426,278 @@ def test_four_runs_at_once_share_one_uid_through_the_store(tmp_path: Path) -> No
 def test_the_environment_points_the_store_at_the_tests_cache() -> None:
     cache = os.environ["XDG_CACHE_HOME"]
     assert str(default_host_store_path()).startswith(cache)
+
+
+async def test_the_default_store_that_cannot_be_opened_keeps_gates_and_windows_in_memory(
+    tmp_path: Path,
+) -> None:
+    clock = HandClock()
+    backend = HostBackend(clock=clock)  # the default store, whose fallback is memory
+    (tmp_path / "a-file").write_text("")
+    backend.path = tmp_path / "a-file" / "limits.sqlite3"
+    await backend.close_gate("gate:key:k", 60.0, code=100413, remember=480.0)
+    assert await backend.gate_remaining("gate:key:k") == 60.0
+    assert await backend.closure("gate:key:k") == Closure(60.0, 100413)
+    assert await backend.gate_remaining("gate:other") == 0.0
+    uid_window = SCOPE.windows[0]
+    assert await backend.occupy(*uid_window, 2) == 2
+    assert await backend.occupy(*uid_window, 3) == 1
+    assert (await blocked(backend)).window == uid_window[0]  # the window it named
+    clock.advance(60.0 + 400.0)  # open, and remembered as asked
+    assert await backend.closure("gate:key:k") == Closure(60.0, 100413)
+    assert not backend.path.exists()
+
+
+async def test_a_store_that_fails_in_use_says_what_could_not_be_done(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "limits.sqlite3"
+    backend = HostBackend(path, clock=HandClock())
+    in_flight = await take(backend, in_flight=1.0)
+    with sqlite3.connect(path) as other:
+        for table in ("slots", "windows", "gates", "closures"):
+            other.execute(f"DROP TABLE {table}")
+    failed = rf"^the limiter's store {re.escape(str(path))} failed \(no such table: \w+\): "
+    for what, call in [
+        ("fill a window", lambda: backend.occupy("uid:u:/x", Rate(3, 1.0), 2)),
+        ("close a gate", lambda: backend.close_gate("gate:u:/x", 1.0)),
+        ("read a gate; nothing was sent", lambda: backend.closure("gate:u:/x")),
+        ("read a gate; nothing was sent", lambda: backend.gate_remaining("gate:u:/x")),
+        ("take a slot; nothing was sent", lambda: backend.try_acquire(SCOPE, 0.0, HORIZON)),
+    ]:
+        with pytest.raises(LimiterUnavailableError, match=f"{failed}could not {what}$"):
+            await call()
+    # The request is over whatever the store says: its slot counts as it was taken.
+    assert await in_flight.settle(answered=True, server_count=5) is False
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning == (
+        f"the limiter's store {path} failed (no such table: slots): could not settle a slot; "
+        "the request's slot counts as it was taken"
+    )
+    await backend.aclose()
+
+
+class SteppedClock(HandClock):
+    """`before`'s monotonic clock, on the same boot, and its wall clock stepped `step` s
+    (an NTP correction, a user setting the time)."""
+
+    def __init__(self, before: HandClock, step: float) -> None:
+        super().__init__()
+        self.now, self._step_ms = before.now, round(step * 1000)
+
+    def wall_ms(self) -> int:
+        return super().wall_ms() + self._step_ms
+
+
+@pytest.mark.parametrize("later", [0.0, 100.0])
+@pytest.mark.parametrize("step", [-3600.0, 3600.0])
+async def test_a_wall_clock_step_on_the_same_boot_moves_no_stored_time(
+    tmp_path: Path, later: float, step: float
+) -> None:
+    # On one boot the monotonic clock is the truth: moving a disabled period's gate by
+    # the wall clock's step would open it an hour early (or hold it an hour too long).
+    before = HandClock()
+    first = HostBackend(tmp_path / "limits.sqlite3", clock=before)
+    await first.close_gate("gate:u:/x", 300.0)
+    await first.aclose()
+    after = SteppedClock(before, step)
+    after.advance(later)
+    second = HostBackend(tmp_path / "limits.sqlite3", clock=after)
+    assert await second.gate_remaining("gate:u:/x") == pytest.approx(300.0 - later)
+    await second.aclose()
+
+
+def test_the_host_clock_reads_the_machine_in_epoch_milliseconds() -> None:
+    clock = HostClock()
+    wall = clock.wall_ms()
+    assert isinstance(wall, int) and abs(wall - time.time() * 1000) < 1000
+    assert abs(clock.monotonic() - time.monotonic()) < 1.0
+    assert repr(clock) == "HostClock()"
+
+
+def test_a_store_is_named_by_its_path_and_its_server(tmp_path: Path) -> None:
+    path = tmp_path / "limits.sqlite3"
+    assert repr(HostBackend(path)) == f"HostBackend(path={str(path)!r})"
+    other = HostBackend.for_base_url("https://bingx.example")
+    assert other.path == default_host_store_path("https://bingx.example")
+    assert other.path != default_host_store_path() and isinstance(other, HostBackend)
+
+
+async def test_a_store_without_wal_cannot_be_opened_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # SQLite reads ":memory:" as a database in memory: no WAL
+    with pytest.raises(LimiterUnavailableError, match=r"\(the file system does not support WAL\)"):
+        await HostBackend(":memory:").gate_remaining("gate:u:/x")
+
+
+def test_each_server_has_its_own_default_store_named_by_a_hash_of_its_url() -> None:
+    assert default_host_store_path().name == "limits-c69b4a69f7c2cdf4.sqlite3"
+    user_cache = Path(platformdirs.user_cache_dir())
+    assert default_host_store_path().parent == user_cache / "bingx-assets"
+    assert default_host_store_path("http://127.0.0.1:1").name != default_host_store_path().name
+
+
+def test_a_locked_store_is_told_by_its_error_code_or_else_its_words() -> None:
+    def error(message: str, code: int | None = None) -> sqlite3.OperationalError:
+        exc = sqlite3.OperationalError(message)
+        if code is not None:
+            exc.sqlite_errorcode = code  # type: ignore[attr-defined]
+        return exc
+
+    is_locked = _host_store._is_locked
+    busy_snapshot = sqlite3.SQLITE_BUSY | 2 << 8  # an extended code: the low byte tells
+    for code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, busy_snapshot):
+        assert is_locked(error("whatever it says", code))
+    assert not is_locked(error("database is locked", sqlite3.SQLITE_ERROR))  # the code wins
+    assert is_locked(error("database is locked")) and is_locked(error("database busy"))
+    assert not is_locked(error("no such table: slots"))
+
+
+def test_a_store_error_is_described_by_its_first_line() -> None:
+    describe = _host_store._describe
+    assert describe(OSError("")) == "OSError" and describe(ValueError("  ")) == "ValueError"
+    assert describe(ValueError(" first\nsecond")) == "first"
+    assert describe(ValueError("x" * 150)) == "x" * 100
+
+
+async def test_the_default_store_that_cannot_be_opened_says_where_and_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = HostBackend(clock=HandClock())
+    (tmp_path / "a-file").write_text("")
+    backend.path = tmp_path / "a-file" / ("x" * 80) / "limits.sqlite3"
+    await backend.gate_remaining("gate:u:/x")
+    why = f"[Errno 20] Not a directory: '{backend.path.parent}'"[:100]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning == (
+        f"the limiter's store {backend.path} cannot be opened ({why}): this process keeps "
+        "its limits in memory and shares none with other processes"
+    )
+
+
+async def test_a_store_is_made_with_its_directories_and_reopened_after_aclose(
+    tmp_path: Path,
+) -> None:
+    backend = HostBackend(tmp_path / "a" / "b" / "limits.sqlite3", clock=HandClock())
+    await backend.close_gate("gate:u:/x", 30.0)
+    connection = backend._connection
+    assert connection is not None
+    await backend.aclose()
+    with pytest.raises(sqlite3.ProgrammingError):  # closed, not left to the collector
+        connection.execute("SELECT 1")
+    await backend.aclose()  # twice is harmless
+    assert await backend.gate_remaining("gate:u:/x") == 30.0  # opened again
+    await backend.aclose()
+
+
+async def test_a_store_is_usable_from_another_threads_loop(tmp_path: Path) -> None:
+    backend = HostBackend(tmp_path / "limits.sqlite3", clock=HandClock())
+    await backend.close_gate("gate:u:/x", 30.0)
+    remaining = await asyncio.to_thread(asyncio.run, backend.gate_remaining("gate:u:/x"))
+    assert remaining == 30.0
+    await backend.aclose()
+
+
+async def test_a_slot_in_flight_elsewhere_is_looked_at_again_after_50_ms_by_default(
+    tmp_path: Path,
+) -> None:
+    backend = HostBackend(tmp_path / "limits.sqlite3", clock=HandClock())
+    for _ in range(3):
+        await take(backend, in_flight=HORIZON)
+    full = await blocked(backend)
+    assert (full.pending, full.seconds) == (True, 0.05)
+    await backend.aclose()
+
+
+async def test_a_locked_store_is_tried_again_after_pauses_doubling_from_half_a_ms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "limits.sqlite3"
+    backend = HostBackend(path, clock=HandClock())
+    await backend.gate_remaining("gate:u:/x")  # opened
+    other = sqlite3.connect(path, isolation_level=None)  # another process, holding the lock
+    other.execute("BEGIN IMMEDIATE")
+    pauses: list[float] = []
+    sleep = asyncio.sleep
+
+    async def recorded(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 8:
+            other.execute("COMMIT")
+        await sleep(0)
+
+    monkeypatch.setattr(_host_store.asyncio, "sleep", recorded)
+    await backend.close_gate("gate:u:/x", 1.0)
+    assert pauses == [0.0005, 0.001, 0.002, 0.004, 0.008, 0.01, 0.01, 0.01]
+    other.close()
+    await backend.aclose()
+
+
+def test_the_boot_is_the_kernels_boot_id() -> None:
+    boot_id = Path("/proc/sys/kernel/random/boot_id")  # Linux; elsewhere none: ""
+    assert _host_store._boot_id() == (boot_id.read_text().strip() if boot_id.exists() else "")
+
+
+async def test_a_store_locked_while_opening_says_so_in_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / ("x" * 60) / "limits.sqlite3"
+    made = HostBackend(path)
+    await made.gate_remaining("gate:u:/x")
+    await made.aclose()
+    other = sqlite3.connect(path, isolation_level=None)  # another process, holding the lock
+    other.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr(_host_store, "LOCKED_FOR_TOO_LONG", 0.05)
+    locked = (
+        f"the limiter's store {path} stayed locked by another process for 0.05 s: "
+        "could not open the store"
+    )
+    with pytest.raises(LimiterUnavailableError) as caught:
+        await HostBackend(path).gate_remaining("gate:u:/x")
+    assert str(caught.value) == (
+        f"the limiter's store {path} cannot be opened ({locked}); nothing was sent"
+    )
+    other.close()
+
+
+async def test_a_store_that_fails_while_opening_is_rolled_back_and_says_why(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "limits.sqlite3"
+    made = HostBackend(path, clock=HandClock())
+    await made.close_gate("gate:u:/x", 30.0)
+    await made.aclose()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON clock "
+            "BEGIN SELECT RAISE(ABORT, 'this store refuses its clock'); END"
+        )
+    with pytest.raises(LimiterUnavailableError) as caught:
+        await HostBackend(path, clock=HandClock()).gate_remaining("gate:u:/x")
+    assert str(caught.value) == (
+        f"the limiter's store {path} cannot be opened (this store refuses its clock); "
+        "nothing was sent"
+    )
+
+
+async def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    # SQLite connections must not cross a fork: the child's first call opens another.
+    backend = HostBackend(tmp_path / "limits.sqlite3", clock=HandClock())
+    await backend.close_gate("gate:u:/x", 30.0)
+    parents = backend._connection
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            remaining = asyncio.run(backend.gate_remaining("gate:u:/x"))
+            own = backend._connection is not None and backend._connection is not parents
+            os.write(write, f"{remaining} {own}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        said = answer.read()
+    await asyncio.to_thread(os.waitpid, child, 0)
+    assert said == "30.0 True"
+    await backend.aclose()

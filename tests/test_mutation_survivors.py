@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import email.utils
 import itertools
 import math
 import time
@@ -22,6 +23,8 @@ from redis.asyncio import Redis
 from bingx_assets import (
     APIError,
     AssetsClient,
+    AuthenticationError,
+    BingXError,
     ConfigurationError,
     DecodeError,
     Rate,
@@ -32,8 +35,17 @@ from bingx_assets import (
     ServerBusyError,
 )
 from bingx_assets._clock import ServerClock, SystemClock
-from bingx_assets._constants import ASSET_OVERVIEW_PATH, UID_PATH
-from bingx_assets._limiter import BOUNDARY, Blocked, GateClosed, MemoryBackend, Permit, Scope
+from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH, UID_PATH
+from bingx_assets._limiter import (
+    BOUNDARY,
+    Blocked,
+    Closure,
+    GateClosed,
+    MemoryBackend,
+    Permit,
+    Scope,
+)
+from bingx_assets._refusals import KeyBackoff, key_gate, key_not_sent
 from bingx_assets._wire import BALANCES, decode_envelope_data, excerpt
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock
 
@@ -523,3 +535,192 @@ def test_bad_limits_say_which_and_what() -> None:
         RateLimiter(limits="x")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=r"^limiter must be a RateLimiter or None"):
         AssetsClient("k" * 64, "s" * 64, limiter="x")  # type: ignore[arg-type]
+
+
+# _refusals.py: what a key's back-off remembers and says.
+
+
+def test_a_key_gate_keeps_its_name_across_versions() -> None:
+    # Processes of different versions sharing a backend must name a key's gate alike, or
+    # one holds a refused key that the other sends at once.
+    assert key_gate("api-key", b"secret") == "gate:key:5fb08c9660fe75f0d5c0e5892862b391"
+
+
+def test_a_key_refused_here_says_when_it_was_refused() -> None:
+    backoff = KeyBackoff(error_window=480.0)
+    backoff.hold(10.0, 1_000_000, 60.0, Closure(60.0, 100413))
+    assert (backoff.refused_at_ms, backoff.retry_at_ms) == (1_000_000, 1_060_000)
+    assert backoff.code == 100413 and backoff.held(69.9) and not backoff.held(70.0)
+
+
+def test_a_key_held_by_another_process_dates_the_refusal_from_its_closure() -> None:
+    # The other process closed the gate for 120 s, 90 s ago: 30 s are left.
+    backoff = KeyBackoff(error_window=480.0)
+    backoff.hold(10.0, 1_000_000, 30.0, Closure(120.0, 100001))
+    assert (backoff.refused_at_ms, backoff.retry_at_ms) == (910_000, 1_030_000)
+    assert backoff.code == 100001
+
+
+def test_a_key_held_without_a_known_closure_holds_for_what_is_left() -> None:
+    # The backend no longer has the closure (or never had one): no code to report.
+    backoff = KeyBackoff(error_window=480.0)
+    backoff.hold(10.0, 1_000_000, 30.0, None)
+    assert (backoff.refused_at_ms, backoff.retry_at_ms, backoff.code) == (
+        1_000_000,
+        1_030_000,
+        None,
+    )
+    assert backoff.held(39.9) and not backoff.held(40.0) and backoff.known_good is False
+
+
+def test_an_error_about_the_key_makes_it_not_known_good_whatever_the_uid_cache_says() -> None:
+    backoff = KeyBackoff(error_window=480.0)
+    backoff.succeeded()
+    backoff.errored()
+    assert backoff.known_good is False  # None would ask the UID cache, which knows the UID
+
+
+def test_a_key_held_for_an_unexpected_code_is_a_plain_api_error() -> None:
+    # Only a code that refuses the key as it is keeps its type: a gate recording any other
+    # (an older version's, a hand-edited backend's) must not read as server trouble, which
+    # the client retries, or as a timestamp error, which re-measures the clock.
+    for code in (100500, 80014, 100400, None):
+        error = key_not_sent(code, "not sent: held")
+        assert type(error) is APIError and error.code == code
+    refused = key_not_sent(100001, "not sent: held")
+    assert isinstance(refused, AuthenticationError)
+    assert (str(refused), refused.msg, refused.status_code) == ("not sent: held",) * 2 + (None,)
+
+
+# _limiter/_backend.py: what a Rate accepts.
+
+
+def test_a_rate_is_a_positive_int_in_a_finite_positive_period() -> None:
+    for limit in (True, 0, -1, 1.5, "5"):
+        with pytest.raises(ConfigurationError) as limit_error:
+            Rate(limit, 1.0)  # type: ignore[arg-type]
+        assert str(limit_error.value) == f"a rate's limit must be a positive int, not {limit!r}"
+    for period in (True, 0, -1.0, math.inf, math.nan, "1"):
+        with pytest.raises(ConfigurationError) as period_error:
+            Rate(5, period)  # type: ignore[arg-type]
+        assert str(period_error.value) == f"a rate's period must be seconds > 0, not {period!r}"
+    assert Rate(1, 0.001) == Rate(1, 0.001) and Rate(5, 1).period == 1
+
+
+# _clock.py: the hold of a probe refused for its timestamp, and the `Date` header's bound.
+
+
+async def test_a_refused_probe_holds_15_s_doubling_to_480_s() -> None:
+    clock = LoopClock()
+    await asyncio.sleep(100.0)  # a loop time far from 0: the hold counts from now
+    server_clock = ServerClock(clock)
+    holds = []
+    for _ in range(7):
+        server_clock.probe_refused()
+        holds.append(server_clock.probe_held())
+    assert holds == [15.0, 30.0, 60.0, 120.0, 240.0, 480.0, 480.0]
+    # When it was refused, for the error's message and the next probe's first step.
+    assert server_clock.refused_at_ms == clock.wall_ms()
+    await asyncio.sleep(480.0)
+    assert server_clock.probe_held() == 0.0
+
+
+async def test_a_date_header_is_read_up_to_64_characters() -> None:
+    clock = LoopClock()
+    date = email.utils.format_datetime(
+        datetime.datetime.fromtimestamp(clock.wall_ms() // 1000, datetime.UTC), usegmt=True
+    )
+    for length, read in ((64, True), (65, False)):
+        server_clock = ServerClock(clock)
+        padded = date.ljust(length)  # a server's trailing spaces, which the parser skips
+        server_clock.observe_date({"date": padded}, clock.wall_ms(), clock.wall_ms())
+        assert server_clock.measured is read, length
+
+
+async def test_the_first_probe_goes_without_asking_the_failed_time_endpoint_again(
+    clock: LoopClock,
+) -> None:
+    # Only a probe refused before makes the client try the time endpoint again first.
+    sim = BingXSimulator(clock=clock)
+    key = sim.add_key(uid=9)
+    sim.inject(Fault.http(503), path=SERVER_TIME_PATH)
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=9, http_client=sim.http_client(),
+        limiter=RateLimiter(clock=clock), uid_cache=False,
+    ) as client:  # fmt: skip
+        await client.asset_overview()
+    signed = [r.path for r in sim.requests if r.path != UID_PATH]  # the UID's check
+    assert signed == [SERVER_TIME_PATH, ASSET_OVERVIEW_PATH]
+
+
+# _wire.py: what an undecodable code says, and the longest code read.
+
+
+def test_a_non_numeric_code_keeps_the_secrets_out_of_its_excerpt() -> None:
+    body = b'{"code":"x1","msg":"unknown key my-api-key-123"}'
+    with pytest.raises(DecodeError) as caught:
+        decode_envelope_data(
+            body, status_code=200, headers={}, data=BALANCES, secrets=("my-api-key-123",)
+        )
+    assert "my-api-key-123" not in str(caught.value)
+    assert caught.value.excerpt == '{"code":"x1","msg":"unknown key ***"}'
+
+
+def test_a_code_is_read_up_to_12_digits() -> None:
+    body = b'{"code":"%s","msg":"Incorrect apiKey"}'
+    with pytest.raises(AuthenticationError) as refused:
+        decode_envelope_data(body % b"000000100001", status_code=200, headers={}, data=BALANCES)
+    assert refused.value.code == 100001
+    with pytest.raises(DecodeError, match="non-numeric code '0000000100001'"):
+        decode_envelope_data(body % b"0000000100001", status_code=200, headers={}, data=BALANCES)
+
+
+def test_an_answer_nested_too_deep_is_a_decode_error_that_says_so() -> None:
+    nested = b"[" * 100_000 + b"]" * 100_000
+    body = b'{"code":0,"msg":"my-api-key-123","data":' + nested + b"}"
+    with pytest.raises(DecodeError) as caught:
+        decode_envelope_data(
+            body, status_code=502, headers={}, data=BALANCES, secrets=("my-api-key-123",)
+        )
+    error = caught.value
+    assert str(error).startswith("answer nested deeper than any BingX answer (HTTP 502): ")
+    assert error.status_code == 502
+    assert error.excerpt == excerpt(body, ("my-api-key-123",))
+    assert error.excerpt.startswith('{"code":0,"msg":"***","data":[[[')
+    assert error.__context__ is None and error.__traceback__ is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"<html>my-api-key-123 is not allowed here</html>", 403),  # HTML with an HTTP error
+        (b"<html>my-api-key-123</html>", 200),  # not an envelope
+        (b'{"code":100400,"msg":"bad apiKey value my-api-key-123"}', 200),  # an error's msg
+        (b'{"code":0,"msg":"my-api-key-123"}', 200),  # a success without data
+        (b'{"code":0,"data":{"my-api-key-123":1}}', 200),  # data of another shape
+    ],
+)
+def test_every_decoding_error_masks_the_api_key(body: bytes, status: int) -> None:
+    # A bare key in a body (no `apiKey=` before it) is masked only by being named.
+    with pytest.raises(BingXError) as caught:
+        decode_envelope_data(
+            body, status_code=status, headers={}, data=BALANCES, secrets=("my-api-key-123",)
+        )
+    error = caught.value
+    shown = [str(error), getattr(error, "excerpt", ""), getattr(error, "msg", "")]
+    assert "***" in str(error) and not any("my-api-key-123" in text for text in shown)
+
+
+def test_data_of_another_shape_says_what_is_wrong_with_it() -> None:
+    body = b'{"code":0,"data":[{"accountType":"spot","usdtBalance":[1,2]}]}'
+    with pytest.raises(DecodeError) as caught:
+        decode_envelope_data(body, status_code=200, headers={}, data=BALANCES)
+    reason = "Expected `decimal`, got `array` - at `$[0].usdtBalance`"
+    assert str(caught.value).startswith(f"unexpected data ({reason}) (HTTP 200): ")
+
+
+def test_an_error_message_is_cut_at_500_characters() -> None:
+    body = b'{"code":100400,"msg":"%s"}' % (b"x" * 600)
+    with pytest.raises(APIError) as caught:
+        decode_envelope_data(body, status_code=200, headers={}, data=BALANCES)
+    assert caught.value.msg == "x" * 499 + "…"
