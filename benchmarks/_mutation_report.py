@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from render_tables import main as render_tables  # type: ignore[import-not-found]
+
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"}
 TIMEOUTS = {36, 24, -24, 152, 255}
 EMOJI = {"🎉": "killed", "⏰": "killed", "🙁": "survived", "🫥": "no tests"}
@@ -231,21 +233,7 @@ def main(root: Path, logs: list[Path]) -> int:
     modules = {module: {"commit": "f463d33", **entry} for module, entry in kept.items()}
     modules = dict(sorted({**modules, **fresh}.items()))
     out.write_text(json.dumps({"tool": "mutmut 3", "modules": modules}, indent=2) + "\n")
-    for module, m in modules.items():
-        left = [*m["survivors"].values(), *_fates(m["no_tests_mutants"])]
-        to_kill = sum(1 for f in left if f.startswith("to kill"))
-        print(
-            f"| `{module}` | {m['commit']} | {m['checked']} | {m['killed']} | "
-            f"{len(left) - to_kill} | {to_kill} | {m['score']:.0%} |"
-        )
-    return 0
-
-
-def _fates(untested: dict[str, str] | list[str]) -> list[str]:
-    """Fates of the unreached mutants; the first runs listed them without one."""
-    if isinstance(untested, dict):
-        return list(untested.values())
-    return ["to kill: no test reaches it"] * len(untested)
+    return render_tables([])  # docs/reliability.md's table, from the file just written
 
 
 if __name__ == "__main__":

@@ -48,6 +48,25 @@ class Table:
     results: str
     columns: tuple[tuple[str, str], ...]
     where: Callable[[Row], bool] = field(default=lambda row: True)
+    rows: Callable[[Any], list[Row]] = field(default=lambda results: list(results))
+    """The rows from the file's JSON, when it is not already a list of them."""
+
+
+def _mutation_rows(results: dict[str, Any]) -> list[Row]:
+    """A row per module of `_mutation_report.py`'s file: survivors and unreached
+    mutants are "explained" when their fate says why, else "to kill"."""
+    rows = []
+    for module, entry in results["modules"].items():
+        unreached = entry["no_tests_mutants"]
+        fates = [
+            *entry["survivors"].values(),
+            *(unreached.values() if isinstance(unreached, dict) else ["to kill"] * len(unreached)),
+        ]
+        to_kill = sum(1 for fate in fates if fate.startswith("to kill"))
+        rows.append(
+            {**entry, "module": module, "explained": len(fates) - to_kill, "to_kill": to_kill}
+        )
+    return rows
 
 
 def _readme_limits(row: Row) -> bool:
@@ -110,6 +129,19 @@ TABLES: dict[str, Table] = {
             ("UIDs on 2+ addresses", "{uids_on_2+_addresses}"),
             ("busiest second per address", "{peak_per_address} of {limit}"),
         ),
+    ),
+    "mutation": Table(
+        "mutation",
+        (
+            ("module", "`{module}`"),
+            ("run on", "{commit}"),
+            ("mutants", "{checked}"),
+            ("killed", "{killed}"),
+            ("survived or unreached, explained", "{explained}"),
+            ("to kill", "{to_kill}"),
+            ("score", "{score:.0%}"),
+        ),
+        rows=_mutation_rows,
     ),
     "host-store-cost": Table(
         "host_store_cost",
@@ -286,7 +318,7 @@ class _Formatter(string.Formatter):
 
 def rows_of(table: Table) -> list[Row]:
     path = RESULTS / f"{table.results}.json"
-    rows: list[Row] = json.loads(path.read_text(encoding="utf-8"))
+    rows = table.rows(json.loads(path.read_text(encoding="utf-8")))
     kept = [row for row in rows if table.where(row)]
     if not kept:
         raise SystemExit(f"{path.name}: no row is kept by its table's `where`")

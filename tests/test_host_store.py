@@ -171,6 +171,21 @@ async def test_an_explicit_store_that_cannot_be_opened_is_a_typed_error(tmp_path
         await HostBackend(blocked_dir / "limits.sqlite3").gate_remaining("gate:u:/x")
 
 
+async def test_a_store_whose_clock_holds_no_number_is_unusable_not_a_crash(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by mutation testing: float() of a stored time escaped as a bare ValueError.
+    for path in (tmp_path / "limits.sqlite3", default_host_store_path()):
+        await HostBackend(path).gate_remaining("gate:u:/x")
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
+            db.execute("UPDATE clock SET value = 'garbage' WHERE name = 'seen'")
+    with pytest.raises(LimiterUnavailableError, match=r"cannot be opened.*garbage"):
+        await HostBackend(tmp_path / "limits.sqlite3").gate_remaining("gate:u:/x")
+    assert await HostBackend().gate_remaining("gate:u:/x") == 0.0  # in memory, with a warning
+    (warning,) = [r.getMessage() for r in caplog.records if "cannot be opened" in r.getMessage()]
+    assert "the file is damaged: delete it" in warning
+
+
 async def test_the_default_store_that_cannot_be_opened_warns_once_and_limits_in_memory(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -467,12 +482,12 @@ async def test_a_store_that_fails_in_use_says_what_could_not_be_done(
     ]:
         with pytest.raises(LimiterUnavailableError, match=f"{failed}could not {what}$"):
             await call()
-    # The request is over whatever the store says: its slot counts as it was taken.
+    # The request is over whatever the store says: its settle waits for the store.
     assert await in_flight.settle(answered=True, server_count=5) is False
     [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warning == (
         f"the limiter's store {path} failed (no such table: slots): could not settle a slot; "
-        "the request's slot counts as it was taken"
+        "the request's slot is settled once the store is free"
     )
     await backend.aclose()
 

@@ -184,7 +184,8 @@ class HostBackend:
         try:
             connection = self._connect()
             await self._retry_while_locked(connection, self._prepare, "open the store")
-        except (OSError, sqlite3.Error, LimiterUnavailableError) as exc:
+        # ValueError: a stored time that is no number (the file was written by hand).
+        except (OSError, ValueError, sqlite3.Error, LimiterUnavailableError) as exc:
             if connection is not None:
                 connection.close()
             why = exc if isinstance(exc, LimiterUnavailableError) else _describe(exc)
@@ -193,7 +194,7 @@ class HostBackend:
                     f"the limiter's store {self.path} cannot be opened ({why}); nothing was sent"
                 ) from exc
             # A damaged file stays damaged: say how to end the fallback of every run.
-            damaged = type(exc) is sqlite3.DatabaseError
+            damaged = type(exc) in (sqlite3.DatabaseError, ValueError)
             log.warning(
                 "the limiter's store %s cannot be opened (%s): this process keeps its "
                 "limits in memory and shares none with other processes%s",
