@@ -789,7 +789,7 @@ class AssetsClient(OwnsHttpClient):
         # taken since).
         server_clock.forget()
         server_clock.observe(server_ms, sent_ms, clock.wall_ms())
-        log.debug("clock offset to BingX: %+d ms", server_clock.offset_ms)
+        log.debug("clock offset to %s: %+d ms", self.base_url, server_clock.offset_ms)
 
     def _log_retry(self, retry_state: RetryCallState) -> None:
         self.limiter.stats.retries += 1
