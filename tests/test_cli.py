@@ -110,6 +110,26 @@ def test_environment_key_reads_balances(
     assert env_key.secret_key not in out + err
 
 
+def test_a_negative_zero_balance_prints_as_zero(
+    capsys: pytest.CaptureFixture[str], wired: BingXSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # BingX's "-0.00000000" is no debt; "-0.0" in a table reads as one.
+    _clear_key_env(monkeypatch)
+    for n, spot in enumerate(["-0.00000000", "2.5"], start=1):
+        key = wired.add_key(uid=4243, balances={"sopt": spot, "grid": "1"})
+        monkeypatch.setenv(f"BINGX_API_KEY_{n}", key.api_key)
+        monkeypatch.setenv(f"BINGX_SECRET_KEY_{n}", key.secret_key)
+    code, out, err = run_cli(capsys, "balances")
+    assert code == 0, err
+    rows = cli_table(out)
+    assert rows[0] == ["key", "spot", "grid", "total"]
+    assert [row[1:] for row in rows[1:]] == [
+        ["0.0", "1.0", "1.0"],
+        ["2.5", "1.0", "3.5"],
+        ["2.5", "2.0", "4.5"],
+    ]
+
+
 def test_missing_credentials_exit_2_with_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

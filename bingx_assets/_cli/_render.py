@@ -284,7 +284,11 @@ def _decimals(value: Decimal) -> int:
 
 
 def _format(value: Decimal | None, places: int) -> str:
-    return _MISSING if value is None else f"{value:.{places}f}"
+    if value is None:
+        return _MISSING
+    if value.is_zero():
+        value = value.copy_abs()  # BingX's "-0" is no debt: a person reads "-0.0" as one
+    return f"{value:.{places}f}"
 
 
 def _amount(value: Decimal | None, places: int, totals: Totals) -> str:
