@@ -327,6 +327,62 @@ async def test_a_success_settled_after_its_error_slot_expired_is_fine() -> None:
     await late.settle(answered=True, succeeded=True)
 
 
+async def test_a_slot_given_up_moves_in_among_the_others() -> None:
+    # It is the oldest, moved to between the two younger ones: the order must be kept
+    # (a shortcut that checked the wrong neighbour left the list unsorted).
+    backend = MemoryBackend(LoopClock())
+    s = scope(limit=5)
+    given_up = await backend.try_acquire(s, 0.0, 0.15)
+    assert not isinstance(given_up, Blocked | GateClosed)
+    await asyncio.sleep(0.1)
+    await permit(backend, s)
+    await asyncio.sleep(0.1)
+    await permit(backend, s)
+    await given_up.settle(answered=False)  # counts again until t = 0.15
+    await asyncio.sleep(0.92 + BOUNDARY)  # t = 1.12 + BOUNDARY: the slot of t = 0.1 ended
+    assert await backend.occupy("uid:u", Rate(5, 1.0), 5) == 3
+
+
+async def test_a_slot_given_up_after_its_window_was_compacted_counts_again() -> None:
+    # 17 slots end while the long window blocks: the short one drops them all (its list
+    # compacted to nothing), then one of them is given up and must count until its horizon.
+    backend = MemoryBackend(LoopClock())
+    s = Scope(
+        uid="u",
+        ip="local",
+        gates=(),
+        windows=(("short", Rate(100, 1.0)), ("long", Rate(17, 100.0))),
+    )
+    permits = []
+    for _ in range(17):
+        outcome = await backend.try_acquire(s, 0.0, 5.0)
+        assert not isinstance(outcome, Blocked | GateClosed)
+        permits.append(outcome)
+    await asyncio.sleep(1.1 + BOUNDARY)
+    blocked = await backend.try_acquire(s, 0.0, 5.0)
+    assert isinstance(blocked, Blocked) and blocked.window == "long"
+    await permits[0].settle(answered=False)
+    assert await backend.occupy("short", Rate(100, 1.0), 100) == 99
+
+
+async def test_a_window_with_a_permit_in_flight_survives_a_sweep() -> None:
+    # Two permits share the window; one is settled, twice: the other still holds it, so
+    # the sweep keeps it and giving that one up counts its slot again.
+    backend = MemoryBackend(LoopClock())
+    s = scope("k", limit=5)
+    settled = await backend.try_acquire(s, 0.0, 5.0)
+    in_flight = await backend.try_acquire(s, 0.0, 5.0)
+    assert not isinstance(settled, Blocked | GateClosed)
+    assert not isinstance(in_flight, Blocked | GateClosed)
+    await settled.settle(answered=True)
+    await settled.settle(answered=True)
+    await asyncio.sleep(1.1 + BOUNDARY)  # both slots ended: only `pending` keeps it
+    for i in range(254):  # the 256th acquire sweeps
+        await permit(backend, scope(f"other{i}"))
+    await in_flight.settle(answered=False)  # counts again until t = 5
+    assert await backend.occupy("uid:k", Rate(5, 1.0), 5) == 4
+
+
 # -- survivors of mutmut over _wire.py ---------------------------------------------------
 
 
