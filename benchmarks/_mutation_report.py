@@ -37,7 +37,6 @@ EQUIVALENT = {
     "_memory.xǁMemoryBackendǁtry_acquire__mutmut_18": 'the blocking window\'s name starting "XXXX": read only once a window is full, which sets it',
     "_memory.xǁMemoryBackendǁtry_acquire__mutmut_19": "the blocking limit starting at 1: read only once a window is full, which sets it",
     "_memory.xǁMemoryBackendǁtry_acquire__mutmut_62": "`_acquired += 2`: sweeps twice as often, and a sweep changes no answer",
-    "_memory.xǁMemoryBackendǁtry_acquire__mutmut_70": "`now=None` to `_MemoryPermit`: its `now` parameter is never read",
     "_memory.xǁ_Windowǁ__init____mutmut_8": "`taken` starting at 1: only its differences are read",
     "_memory.xǁ_Windowǁalive__mutmut_7": "bisecting from 0, not `_head`: the ends before it are at most 1 ns past now, so the count differs only within the nanosecond `wait` forgives",
     "_memory.xǁ_Windowǁwait__mutmut_8": "`<` for `<=` after `now += 1e-9`: differs only at the float instant a slot frees",

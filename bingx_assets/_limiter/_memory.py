@@ -149,7 +149,6 @@ class _MemoryPermit:
         slot: _Slot,
         windows: list[_Window],
         errors: _Window | None,
-        now: float,
     ) -> None:
         self._backend, self._clock, self._slot, self._windows = backend, clock, slot, windows
         self._errors = errors
@@ -240,7 +239,7 @@ class MemoryBackend:
         self._acquired += 1
         if self._acquired >= self._next_sweep:
             self._sweep(now)
-        return _MemoryPermit(self, self._clock, slot, windows, errors, now)
+        return _MemoryPermit(self, self._clock, slot, windows, errors)
 
     def _sweep(self, now: float) -> None:
         """Free the windows and gates of UIDs that have gone quiet: a process whose pools
