@@ -116,8 +116,6 @@ EQUIVALENT = {
     "_host_store.xǁHostBackendǁ_survive_a_reboot__mutmut_18": "the default for a store without a boot row: every version writes it with the offset, in one statement",
     "_host_store.xǁHostBackendǁ_survive_a_reboot__mutmut_21": "the default for a store without a boot row: every version writes it with the offset, in one statement",
     "_host_store.x__boot_id__mutmut_4": "any constant boot id where there is none (not Linux): only its changing is read",
-    "_host_store.x_default_host_store_path__mutmut_10": "`appauthor=None` for False: platformdirs reads it on Windows only",
-    "_host_store.x_default_host_store_path__mutmut_12": "`appauthor` left out (None): platformdirs reads it on Windows only",
     "_host_store.xǁHostBackendǁ__init____mutmut_14": "the connection is read only once `_pid` is ours, which sets it",
     "_host_store.xǁHostBackendǁ__init____mutmut_15": "`_pid` is read only with a connection, which sets it",
     "_host_store.xǁHostBackendǁ__init____mutmut_16": "`_pid` is read only with a connection, which sets it",

@@ -1,15 +1,24 @@
 """Files that hold secrets or shared state: read only if they are files, written whole
-and private."""
+and private, and named per server in the user's cache directory."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["NotAFileError", "read_regular_file", "write_private"]
+import platformdirs
+
+__all__ = [
+    "NotAFileError",
+    "cache_directory",
+    "per_server_cache_file",
+    "read_regular_file",
+    "write_private",
+]
 
 
 class NotAFileError(OSError):
@@ -70,3 +79,16 @@ def write_private(path: Path, content: bytes, *, mode: int = 0o600) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def cache_directory() -> Path:
+    """The user's cache directory for bingx-assets, as the environment says now
+    (`XDG_CACHE_HOME` on Linux)."""
+    return Path(platformdirs.user_cache_dir("bingx-assets", appauthor=False))
+
+
+def per_server_cache_file(stem: str, base_url: str) -> Path:
+    """`<stem>-<hash of base_url>.sqlite3` in `cache_directory()`: one file per server
+    as written, since what a simulator on loopback counts and names is not BingX's."""
+    server = hashlib.blake2b(base_url.encode(), digest_size=8).hexdigest()
+    return cache_directory() / f"{stem}-{server}.sqlite3"

@@ -32,10 +32,9 @@ import sqlite3
 import threading
 from pathlib import Path
 
-import platformdirs
-
 from ._constants import DEFAULT_BASE_URL
 from ._exceptions import AuthenticationError
+from ._files import cache_directory, per_server_cache_file
 from ._logging import log
 
 __all__ = ["UidCache", "default_uid_cache_path", "key_id", "open_uid_cache"]
@@ -59,11 +58,9 @@ def default_uid_cache_path(base_url: str = DEFAULT_BASE_URL) -> Path:
     other (a simulator served on loopback, a test server), as the host store is named.
     A simulator's keys and UIDs are its own: in BingX's cache they would schedule the
     keys of a later simulator, which draws the same keys, by UIDs it never gave them."""
-    directory = Path(platformdirs.user_cache_dir("bingx-assets", appauthor=False))
     if base_url == DEFAULT_BASE_URL:
-        return directory / "uids.sqlite3"  # the name caches had before they were per server
-    server = hashlib.blake2b(base_url.encode(), digest_size=8).hexdigest()
-    return directory / f"uids-{server}.sqlite3"
+        return cache_directory() / "uids.sqlite3"  # its name from before caches were per server
+    return per_server_cache_file("uids", base_url)
 
 
 class UidCache:

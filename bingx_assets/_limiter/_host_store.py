@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import logging
 import os
@@ -42,11 +41,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-import platformdirs
-
 from .._clock import Clock
 from .._constants import DEFAULT_BASE_URL
 from .._exceptions import LimiterUnavailableError
+from .._files import per_server_cache_file
 from ._backend import BOUNDARY, Blocked, Closure, GateClosed, Permit, Rate, Scope
 from ._memory import MemoryBackend
 
@@ -90,9 +88,7 @@ CREATE TABLE IF NOT EXISTS clock (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 def default_host_store_path(base_url: str = DEFAULT_BASE_URL) -> Path:
     """The store of `base_url` in the user's cache directory, as the environment says
     now: one per server, since a simulator's windows on loopback are not BingX's."""
-    server = hashlib.blake2b(base_url.encode(), digest_size=8).hexdigest()
-    directory = Path(platformdirs.user_cache_dir("bingx-assets", appauthor=False))
-    return directory / f"limits-{server}.sqlite3"
+    return per_server_cache_file("limits", base_url)
 
 
 class HostClock:
