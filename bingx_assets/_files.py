@@ -45,6 +45,12 @@ def read_regular_file(path: Path, *, limit: int) -> bytes:
 
 
 def _check_regular(status: os.stat_result, limit: int) -> None:
+    _check_a_file(status)
+    if status.st_size > limit:
+        raise NotAFileError(0, f"larger than {limit // (1 << 20)} MiB ({status.st_size} bytes)")
+
+
+def _check_a_file(status: os.stat_result) -> None:
     mode = status.st_mode
     if not stat.S_ISREG(mode):
         what = (
@@ -55,8 +61,6 @@ def _check_regular(status: os.stat_result, limit: int) -> None:
             else "not a regular file"
         )  # fmt: skip
         raise NotAFileError(0, f"{what}, not a file")
-    if status.st_size > limit:
-        raise NotAFileError(0, f"larger than {limit // (1 << 20)} MiB ({status.st_size} bytes)")
 
 
 def write_private(path: Path, content: bytes, *, mode: int = 0o600) -> None:
@@ -66,7 +70,7 @@ def write_private(path: Path, content: bytes, *, mode: int = 0o600) -> None:
     Only a file is replaced: `/dev/null`, a FIFO or a directory at `path` is refused, as
     replacing one would put a file where a device was (as root, for every program)."""
     with contextlib.suppress(FileNotFoundError):
-        _check_regular(os.stat(path), limit=1 << 62)
+        _check_a_file(os.stat(path))
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(descriptor, "wb") as file:
