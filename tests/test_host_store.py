@@ -716,3 +716,28 @@ async def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
     await asyncio.to_thread(os.waitpid, child, 0)
     assert said == "30.0 True"
     await backend.aclose()
+
+
+async def test_a_window_under_a_raised_limit_keeps_few_expired_rows(tmp_path: Path) -> None:
+    # Found measuring issue 21: a window under its limit deleted none of its rows, so with
+    # raised limits the store kept every request it ever saw (1,000 rows here, and the
+    # table grew for as long as the process ran).
+    clock = HandClock()
+    backend = HostBackend(tmp_path / "limits.sqlite3", clock=clock)
+    raised = replace(
+        SCOPE,
+        windows=(("uid:u:/x", Rate(10**9, 1.0)), ("ip:i:/x", Rate(10**9, 1.0))),
+        errors=None,
+    )
+    for _ in range(1000):
+        permit = await take(backend, raised)
+        await permit.settle(answered=True, succeeded=True)
+        clock.advance(0.1)  # ten calls per period: every older row has expired
+    raw = sqlite3.connect(tmp_path / "limits.sqlite3")
+    rows = dict(raw.execute("SELECT name, count(*) FROM slots GROUP BY name").fetchall())
+    counted = dict(raw.execute("SELECT name, alive FROM windows").fetchall())
+    raw.close()
+    assert rows["uid:u:/x"] <= 11
+    assert 11 <= rows["ip:i:/x"] <= _host_store._ROWS_KEPT + 1
+    assert counted == rows  # the counts follow the rows deleted
+    await backend.aclose()

@@ -58,6 +58,10 @@ LOCKED_FOR_TOO_LONG = 5.0
 """Seconds a transaction may wait for other processes' before the store counts as
 unavailable: thousands of their transactions."""
 
+# Rows, expired or not, that a window under its limit may hold before its expired ones
+# are deleted.
+_ROWS_KEPT = 64
+
 # The nanosecond forgives float error in `anchor + period`, nothing more (as in memory).
 _EPSILON = 1e-9
 
@@ -347,8 +351,10 @@ class HostBackend:
             for n, (name, rate) in enumerate(checked):
                 # Rows counted may have expired: fewer than the limit admits all the same.
                 # The UID window is always counted exactly (a server's count is read
-                # against it), the others once they might be full.
-                if n == 0 or alive[n] >= rate.limit:
+                # against it), the others once they might be full or hold more than a
+                # few rows: with raised limits, a window under its limit would otherwise
+                # keep every row it ever took.
+                if n == 0 or alive[n] >= min(rate.limit, _ROWS_KEPT):
                     dropped[n] = _drop_expired(db, name, rate, now)
                     alive[n] -= dropped[n]
                 if alive[n] >= rate.limit:
