@@ -69,6 +69,7 @@ class HandClockRedisBackend(RedisBackend):
         for name in (
             "_acquire",
             "_settle",
+            "_settle_then_acquire",
             "_occupy",
             "_close_gate",
             "_closure",

@@ -6,6 +6,8 @@ import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -19,7 +21,7 @@ from bingx_assets import (
     RateLimits,
     RedisBackend,
 )
-from bingx_assets._limiter import Blocked, GateTooLong
+from bingx_assets._limiter import Blocked, GateTooLong, Scope
 from bingx_assets.testing import BingXSimulator, SimulatorServer
 
 from .test_limits import most_in_any_window
@@ -28,6 +30,14 @@ from .test_limits import most_in_any_window
 pytestmark = pytest.mark.looptime(False)
 
 FAST = RateLimits(per_uid=Rate(5, 0.5))
+# An error budget of 2, the only window that fills in a test of a few requests.
+ROOMY = Scope(
+    uid="u",
+    ip="i",
+    gates=("gate:u:/x", "gate:ip:i"),
+    windows=(("uid:u:/x", Rate(10, 1.0)), ("ip:i:/x", Rate(10, 10.0))),
+    errors=("errors:u:/x", Rate(2, 480.0)),
+)
 
 
 @pytest.fixture
@@ -209,14 +219,89 @@ async def test_a_settle_lost_to_a_redis_blip_is_applied_by_the_next_call(
     answered = await take(backend, BUDGETED, in_flight=HORIZON)
     settle = backend._settle
 
-    async def blip(**_: object) -> None:
+    async def blip(*_: object, **__: object) -> None:
         raise RedisTimeoutError("Timeout reading from socket")
 
     backend._settle = blip  # type: ignore[assignment]
     await answered.settle(answered=True, succeeded=True)
+    await asyncio.sleep(0.05)  # no acquire came: the settle was sent alone, and lost
     assert "once Redis answers again" in caplog.text
     backend._settle = settle  # type: ignore[method-assign]
     # The budget (2) holds the two requests now in flight, not the success.
     await take(backend, BUDGETED, in_flight=HORIZON)
     await take(backend, BUDGETED, in_flight=HORIZON)
     assert isinstance(await backend.try_acquire(BUDGETED, 0.0, HORIZON), Blocked)
+
+
+async def test_an_answer_rides_on_the_next_acquire_in_one_round_trip(
+    redis: Redis, namespace: str
+) -> None:
+    from .test_backend_contract import BUDGETED, HORIZON, take
+
+    backend = RedisBackend(redis, namespace=namespace)
+    sent: list[str] = []
+    for name in ("_acquire", "_settle", "_settle_then_acquire"):
+        script = getattr(backend, name)
+
+        async def counted(*args: Any, _script: Any = script, _name: str = name, **kw: Any) -> Any:
+            sent.append(_name)
+            return await _script(*args, **kw)
+
+        setattr(backend, name, counted)
+    first = await take(backend, BUDGETED, in_flight=HORIZON)
+    await first.settle(answered=True, succeeded=True)
+    # The budget (2) takes two more only if the success was given back before them.
+    await take(backend, BUDGETED, in_flight=HORIZON)
+    await take(backend, BUDGETED, in_flight=HORIZON)
+    assert isinstance(await backend.try_acquire(BUDGETED, 0.0, HORIZON), Blocked)
+    assert sent == ["_acquire", "_settle_then_acquire", "_acquire", "_acquire"]
+    await backend.aclose()
+
+
+async def test_an_answer_no_acquire_follows_is_recorded_alone_soon_after(
+    redis: Redis, namespace: str
+) -> None:
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    theirs = RedisBackend(redis, namespace=namespace)
+    for permit in [await take(ours, ROOMY, in_flight=HORIZON) for _ in range(2)]:
+        await permit.settle(answered=True, succeeded=True)
+    # Not yet recorded: another process still counts both as possible errors (safe).
+    still = await theirs.try_acquire(ROOMY, 0.0, HORIZON)
+    assert isinstance(still, Blocked) and still.pending
+    await asyncio.sleep(0.05)  # recorded alone 5 ms after, with no acquire to ride on
+    await take(theirs, ROOMY, in_flight=HORIZON)
+    await take(theirs, ROOMY, in_flight=HORIZON)
+
+
+async def test_settles_that_must_count_at_once_are_recorded_at_once(
+    redis: Redis, namespace: str
+) -> None:
+    from .test_backend_contract import HORIZON, SCOPE, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    theirs = RedisBackend(redis, namespace=namespace, poll_interval=1e9)
+    # A bet's request given up on counts until its horizon from now on, not from the
+    # next acquire: a later anchor may never wait.
+    for permit in [await take(ours, SCOPE, in_flight=0.0) for _ in range(3)]:
+        await permit.settle(answered=False)
+    full = await theirs.try_acquire(SCOPE, 0.0, HORIZON)
+    assert isinstance(full, Blocked) and full.seconds > HORIZON
+    # An answer in which BingX counts more than ours fills the window at once, and says so.
+    other = replace(SCOPE, windows=(("uid:w:/x", Rate(3, 1.0)), ("ip:j:/x", Rate(4, 10.0))))
+    permit = await take(ours, other)
+    assert await permit.settle(answered=True, succeeded=True, server_count=3) is True
+    assert isinstance(await theirs.try_acquire(other, 0.0, HORIZON), Blocked)
+
+
+async def test_aclose_records_the_answers_still_waiting(redis: Redis, namespace: str) -> None:
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    theirs = RedisBackend(redis, namespace=namespace)
+    for permit in [await take(ours, ROOMY, in_flight=HORIZON) for _ in range(2)]:
+        await permit.settle(answered=True, succeeded=True)
+    await ours.aclose()
+    await take(theirs, ROOMY, in_flight=HORIZON)
+    await take(theirs, ROOMY, in_flight=HORIZON)

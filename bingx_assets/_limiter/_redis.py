@@ -22,6 +22,8 @@ BingX's own limits keep small (at most 200 acquires a second per egress IP).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -65,9 +67,7 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 # poll, and limit, period per window (one argument, not 2 + 2 per window: the client's
 # encoding of each argument was a tenth of its CPU for the call).
 # Numbers go back as strings: Redis would truncate Lua numbers to integers.
-_ACQUIRE = (
-    _NOW
-    + """
+_ACQUIRE_BODY = """
 local gates = tonumber(ARGV[1])
 for g = 1, gates do
   local opens = tonumber(redis.call('GET', KEYS[g]) or '0')
@@ -115,15 +115,13 @@ local oldest = '(' .. tostring(now - uid_period - boundary)
 local alive = redis.call('ZCOUNT', KEYS[first], oldest, '+inf')
 return {'ok', tostring(now), tostring(alive), tostring(taken)}
 """
-)
+_ACQUIRE = _NOW + _ACQUIRE_BODY
 
 # KEYS: windows... (the error budget last, if any), the UID window's counter.
 # ARGV: member, score ('now', or an absolute time for a request given up on), then the
 # server's count of the UID window (-1: none), alive and taken when acquired, period,
 # and whether the answer succeeded ('1': the error budget's slot is given back).
-_SETTLE = (
-    _NOW
-    + """
+_SETTLE_BODY = """
 local mode, score = 'LT', now
 if ARGV[2] ~= 'now' then mode, score = 'GT', tonumber(ARGV[2]) end
 for i = 1, #KEYS - 1 do
@@ -143,6 +141,36 @@ if missing > 0 then
   return missing
 end
 return 0
+"""
+_SETTLE = _NOW + _SETTLE_BODY
+_SETTLE_ARGS = 7
+
+# Settles not yet recorded, then an acquire: one round trip for both, which is most of
+# what a call costs in Redis. KEYS: each settle's keys, then the acquire's. ARGV: how
+# many settles, then each one's key count and its arguments, then the acquire's.
+_SETTLE_THEN_ACQUIRE = (
+    _NOW
+    + "local function settle(KEYS, ARGV)\n"
+    + _SETTLE_BODY
+    + "end\nlocal function acquire(KEYS, ARGV)\n"
+    + _ACQUIRE_BODY
+    + """end
+local k, a = 0, 1
+for _ = 1, tonumber(ARGV[1]) do
+  local count, keys, args = tonumber(ARGV[a + 1]), {}, {}
+  for i = 1, count do keys[i] = KEYS[k + i] end
+  for i = 1, """
+    + str(_SETTLE_ARGS)
+    + """ do args[i] = ARGV[a + 1 + i] end
+  settle(keys, args)
+  k, a = k + count, a + 1 + """
+    + str(_SETTLE_ARGS)
+    + """
+end
+local keys, args = {}, {}
+for i = k + 1, #KEYS do keys[#keys + 1] = KEYS[i] end
+for i = a + 1, #ARGV do args[#args + 1] = ARGV[i] end
+return acquire(keys, args)
 """
 )
 
@@ -237,13 +265,16 @@ class RedisBackend:
         self.poll_interval = poll_interval
         self._acquire = redis.register_script(_ACQUIRE)
         self._settle = redis.register_script(_SETTLE)
+        self._settle_then_acquire = redis.register_script(_SETTLE_THEN_ACQUIRE)
         self._occupy = redis.register_script(_OCCUPY)
         self._close_gate = redis.register_script(_CLOSE_GATE)
         self._closure = redis.register_script(_CLOSURE)
         self._gate_remaining = redis.register_script(_GATE_REMAINING)
         self._members = (f"{os.getpid()}-{os.urandom(4).hex()}-{n}" for n in itertools.count())
         self._unsettled: list[tuple[list[str], list[str | float]]] = []
-        """Settles Redis did not take (keys, args), recorded before the next script."""
+        """Settles not yet recorded (keys, args): sent with the next acquire, or alone."""
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flush: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "bingx-assets") -> RedisBackend:
@@ -268,7 +299,14 @@ class RedisBackend:
         return backend
 
     async def aclose(self) -> None:
-        """Close the Redis client `from_url` opened (one passed in is left open)."""
+        """Record the settles still waiting for a call to ride on, then close the Redis
+        client `from_url` opened (one passed in is left open)."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._unsettled:
+            with contextlib.suppress(LimiterUnavailableError):
+                await self._run_unsettled()
         if self._owns_redis:
             await self.redis.aclose()
 
@@ -291,7 +329,27 @@ class RedisBackend:
         )
         args: list[str | float] = [len(gates), in_flight, horizon, member, numbers]
         keys = [*gates, *windows, _counter(windows[0])]
-        answer = await self._run(self._acquire, keys, args, "take a slot", _NOTHING_SENT)
+        if self._unsettled:
+            late, self._unsettled = self._unsettled, []
+            keys = [key for settle_keys, _ in late for key in settle_keys] + keys
+            args = [
+                len(late),
+                *(
+                    part
+                    for settle_keys, settle_args in late
+                    for part in (len(settle_keys), *settle_args)
+                ),
+                *args,
+            ]
+            try:
+                answer = await self._run(
+                    self._settle_then_acquire, keys, args, "take a slot", _NOTHING_SENT
+                )
+            except LimiterUnavailableError:
+                self._unsettled[:0] = late  # maybe not recorded: settling again is harmless
+                raise
+        else:
+            answer = await self._run(self._acquire, keys, args, "take a slot", _NOTHING_SENT)
         kind = answer[0]
         if kind == "gate":
             return GateClosed(float(answer[1]), scope.gates[int(answer[2]) - 1])
@@ -348,13 +406,7 @@ class RedisBackend:
         sent: str,
     ) -> Any:
         try:
-            while self._unsettled:
-                late = self._unsettled.pop(0)
-                try:
-                    await self._settle(*late)
-                except (RedisConnectionError, RedisTimeoutError, OSError):
-                    self._unsettled.insert(0, late)  # Redis still unreachable: next call
-                    raise
+            await self._settle_each()
             answer = await script(keys=keys, args=args)  # type: ignore[operator]
         except (RedisError, RedisClusterException, OSError) as exc:
             # Before sending, which step failed changes nothing for the caller: one line
@@ -362,6 +414,61 @@ class RedisBackend:
             step = "" if sent == _NOTHING_SENT else f": could not {what}"
             raise LimiterUnavailableError(f"{_what_happened(exc)}{step}; {sent}") from exc
         return _text(answer)
+
+    async def _settle_each(self) -> None:
+        while self._unsettled:
+            late = self._unsettled.pop(0)
+            try:
+                await self._settle(*late)
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                self._unsettled.insert(0, late)  # Redis still unreachable: next call
+                raise
+
+    async def _run_unsettled(self) -> None:
+        try:
+            await self._settle_each()
+        except (RedisError, RedisClusterException, OSError) as exc:
+            raise LimiterUnavailableError(
+                f"{_what_happened(exc)}: could not settle a slot; {_ANSWERED}"
+            ) from exc
+
+    def _defer(self, keys: list[str], args: list[str | float]) -> None:
+        """Record a settle with the next acquire, or alone if none came for a while."""
+        self._unsettled.append((keys, args))
+        if self._flush_timer is None:
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(_SETTLES_WAIT, self._flush_if_unsettled)
+
+    def _flush_if_unsettled(self) -> None:
+        self._flush_timer = None
+        if self._unsettled and self._flush is None:
+            self._flush = asyncio.get_running_loop().create_task(self._flush_unsettled())
+
+    async def _flush_unsettled(self) -> None:
+        try:
+            await self._run_unsettled()
+        except LimiterUnavailableError as exc:
+            _say_unrecorded(exc)
+        except Exception as exc:  # no caller to raise to; the next acquire tries again
+            log.warning("the Redis limiter could not record an answer (%s)", type(exc).__name__)
+        finally:
+            self._flush = None
+
+
+# How long a settle waits to ride on this process's next acquire (one round trip for
+# both) before it is sent alone: long enough for a busy caller's next call (its answer's
+# body is read and decoded in between), short against `poll_interval`, the time in which
+# other processes look again at a slot they wait for. Until it is recorded, the slot
+# only counts longer (its horizon, a possible error), never shorter.
+_SETTLES_WAIT = 0.005
+
+
+def _say_unrecorded(exc: LimiterUnavailableError) -> None:
+    log.warning(
+        "the Redis limiter could not record an answer (%s); it is recorded once "
+        "Redis answers again",
+        type(exc.__cause__).__name__,
+    )
 
 
 # What the failure means for the request to BingX.
@@ -478,6 +585,12 @@ class _RedisPermit:
         args = [self._member, score, count, self._alive, self._taken, self._rate.period]
         args.append(give_back)
         keys = [*self._windows, _counter(self._windows[0])]
+        if (answered or not self._bet) and (server_count is None or server_count <= self._alive):
+            # This settle only frees (an answer's anchor, a success's error-budget slot;
+            # not a bet's horizon, nor someone else's requests: this client accounts for
+            # at least `_alive`), so it may wait to ride on the next acquire's round trip.
+            self._backend._defer(keys, args)
+            return False
         try:
             added = await self._backend._run(
                 self._backend._settle, keys, args, "settle a slot", _ANSWERED
@@ -487,11 +600,7 @@ class _RedisPermit:
             # success's error-budget slot as an error: left so for the error window, two
             # blips over a round filled a UID's budget with errors BingX never saw. The
             # backend's next call records it first.
-            log.warning(
-                "the Redis limiter could not record an answer (%s); it is recorded once "
-                "Redis answers again",
-                type(exc.__cause__).__name__,
-            )
+            _say_unrecorded(exc)
             self._backend._unsettled.append((keys, args))
             return False
         return int(added) > 0
