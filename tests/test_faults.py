@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from urllib.parse import parse_qs
 
+import msgspec
 import pytest
 
 from bingx_assets import (
@@ -13,17 +15,27 @@ from bingx_assets import (
     APITimeoutError,
     AssetsClient,
     AssetsPool,
+    AuthenticationError,
     Credentials,
     DecodeError,
+    Rate,
     RateLimiter,
     RateLimitError,
+    RateLimits,
     ServerBusyError,
 )
-from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH
-from bingx_assets.testing import BingXSimulator, Fault, LoopClock, SimKey
+from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH, UID_PATH
+from bingx_assets._limiter import BOUNDARY
+from bingx_assets._refusals import key_gate
+from bingx_assets._uid_cache import default_uid_cache_path
+from bingx_assets.testing import BingXSimulator, Fault, LoopClock, ReceivedRequest, SimKey
 from bingx_assets.testing._messages import MSG_SYSTEM_BUSY
 
-from .conftest import MakeClient, assert_nothing_sent_into_a_known_disabled_period
+from .conftest import (
+    MakeClient,
+    assert_nothing_sent_into_a_known_disabled_period,
+    verified_earlier,
+)
 
 TRANSIENT = [
     pytest.param(Fault.http(500), id="500"),
@@ -305,3 +317,192 @@ async def test_a_disabled_period_longer_than_max_wait_fails_only_that_uid(clock:
         for r in by_uid[2]
     )  # type: ignore[union-attr]
     assert len([r for r in sim.requests if r.uid == 2 and r.path == ASSET_OVERVIEW_PATH]) == 1
+
+
+# -- _client.py's refusal policy: what mutmut's run over it found unpinned ----------------
+# Each says what the user reads or sees happen; each was checked against its mutant by hand.
+
+
+def overview_requests(sim: BingXSimulator) -> list[ReceivedRequest]:
+    return [r for r in sim.requests if r.path == ASSET_OVERVIEW_PATH]
+
+
+_BARE_100410 = msgspec.json.encode({"code": 100410, "msg": "rate limited", "data": {}})
+
+
+@pytest.mark.parametrize(
+    ("fault", "max_wait", "said"),
+    [
+        pytest.param(
+            Fault.http(429), 10,
+            "BingX found the window of this IP (local) full (HTTP 429) until "
+            "2026-01-01T00:00:10+00:00 (10.0 s from now): its requests wait until then",
+            id="429",  # 10 s is within a max_wait of 10 s: the slack is not counted
+        ),
+        pytest.param(
+            Fault.http(418), 60,
+            "BingX blocked this IP (local) (HTTP 418) until 2026-01-01T00:05:00+00:00 "
+            "(300.0 s from now): longer than max_wait (60 s), so calls fail until then",
+            id="418",
+        ),
+        pytest.param(
+            Fault.rate_limited(), 60,
+            "BingX found the window of UID 1001 full of requests not sent here (code 100410) "
+            "until 2026-01-01T00:00:01+00:00 (1.0 s from now): its requests wait until then",
+            id="bare-100410",
+        ),
+        pytest.param(
+            # BingX's code says the UID's window, whatever a header says of the IP's.
+            Fault(content=_BARE_100410, headers=(("Retry-After", "30"),)), 60,
+            "BingX found the window of UID 1001 full of requests not sent here (code 100410) "
+            "until 2026-01-01T00:00:01+00:00 (1.0 s from now): its requests wait until then",
+            id="bare-100410-with-retry-after",
+        ),
+        pytest.param(
+            Fault.http(429, retry_after=86_400), 60,
+            "BingX asked this IP (local) to wait 86400 s (HTTP 429) until "
+            "2026-01-02T00:00:00+00:00 (86400.0 s from now): longer than max_wait (60 s), "
+            "so calls fail until then",
+            id="retry-after-a-day",  # a day is believed as it is
+        ),
+        pytest.param(
+            Fault.http(429, retry_after=1e300), 60,
+            "BingX asked this IP (local) to wait 1e+300 s, believed for a day at most "
+            "(HTTP 429) until 2026-01-02T00:00:00+00:00 (86400.0 s from now): longer than "
+            "max_wait (60 s), so calls fail until then",
+            id="retry-after-garbled",
+        ),
+    ],
+)  # fmt: skip
+async def test_a_refusal_for_rate_says_what_was_full_how_long_and_what_happens_next(
+    sim: BingXSimulator,
+    make_client: MakeClient,
+    key: SimKey,
+    limiter: RateLimiter,
+    fault: Fault,
+    max_wait: float,
+    said: str,
+) -> None:
+    client = make_client(key, uid=key.uid, max_retries=0, max_wait=max_wait)
+    sim.inject(fault)
+    with pytest.raises(RateLimitError) as refused:
+        await client.asset_overview()
+    assert str(refused.value) == said
+    ip_paused = await limiter.gate_remaining(limiter.scope(str(key.uid), "/").ip_gate)
+    assert (ip_paused > 0) is ("this IP" in said and "window" not in said)
+
+
+@pytest.mark.parametrize(
+    ("server_step_ms", "held"),
+    [
+        pytest.param(0, 5.01, id="same-clock"),
+        # BingX's clock is 3 s ahead of what the last offset says: read on the old offset
+        # the period has 8 s left, and the gate closed for that cannot be shortened.
+        pytest.param(3000, 7.01, id="server-clock-ahead"),
+    ],
+)
+async def test_a_disabled_period_says_how_long_the_uid_is_held_once_the_clock_is_measured(
+    sim: BingXSimulator,
+    make_client: MakeClient,
+    key: SimKey,
+    clock: LoopClock,
+    server_step_ms: int,
+    held: float,
+) -> None:
+    # The measurement after the refusal takes 1 s (its round trip's half is counted as
+    # uncertainty, so the 5 s period reads as 5 s from its end); the seconds said are
+    # those the UID's gate holds from then, the loop's clock far from 0 by then.
+    client = make_client(key, uid=key.uid, max_retries=0)
+    await client.asset_overview()
+    await asyncio.sleep(100.0)
+    sim.skew_ms += server_step_ms  # within recvWindow: no timestamp error tells of it
+    sim.inject(Fault.slow(1.0), path=SERVER_TIME_PATH)
+    sim.disable(key.uid, 5.0)
+    with pytest.raises(RateLimitError, match=rf"\({held:.1f} s from now\): its requests wait"):
+        await client.asset_overview()
+    measured = clock.monotonic()
+    await client.asset_overview()
+    assert overview_requests(sim)[-1].arrived - measured == pytest.approx(held)
+
+
+async def test_a_held_key_says_when_it_was_refused_and_how_long_is_left(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey, clock: LoopClock
+) -> None:
+    client = make_client(key, uid=key.uid, max_retries=0)
+    await client.asset_overview()
+    await asyncio.sleep(40.0)
+    sim.inject(Fault.answer(100413, "Incorrect apiKey"))
+    with pytest.raises(AuthenticationError):
+        await client.asset_overview()
+    await asyncio.sleep(59.5)  # the first hold is 60 s
+    with pytest.raises(AuthenticationError) as held:
+        await client.asset_overview()
+    assert str(held.value) == (
+        "not sent: this key was refused with code 100413 at 2026-01-01T00:00:40+00:00; "
+        "retrying it at 2026-01-01T00:01:40+00:00 (0.5 s from now)"
+    )
+
+
+async def test_a_key_held_by_a_gate_with_no_code_says_another_process_refused_it(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey, limiter: RateLimiter
+) -> None:
+    # A key gate with no closure recorded (closed by an older version): the type and the
+    # code are unknown, and the message says what is.
+    client = make_client(key, uid=key.uid)
+    await limiter.close_gate(key_gate(key.api_key, key.secret_key.encode()), 30.0)
+    with pytest.raises(APIError) as held:
+        await client.asset_overview()
+    assert type(held.value) is APIError and held.value.code is None
+    assert str(held.value) == (
+        "not sent: BingX refused this key as it is (its key, secret, whitelist or "
+        "permission) in another process sharing this limiter; retrying it at "
+        "2026-01-01T00:00:30+00:00 (30.0 s from now)"
+    )
+    assert overview_requests(sim) == []
+
+
+async def test_a_lost_lookup_then_a_uid_found_by_another_client_still_lets_calls_succeed(
+    sim: BingXSimulator, key: SimKey
+) -> None:
+    # The lost lookup is remembered under the lookup's path; the overview's success, with
+    # the UID another client of the key found meanwhile, forgives that path's losses,
+    # and there are none.
+    http, cache = sim.http_client(), default_uid_cache_path()
+    limiter = RateLimiter(clock=sim.clock)
+    first = AssetsClient(
+        key.api_key, key.secret_key, http_client=http, limiter=limiter, uid_cache=cache,
+        max_retries=0,
+    )  # fmt: skip
+    sim.inject(Fault.timeout(), path=UID_PATH)
+    with pytest.raises(APITimeoutError):
+        await first.asset_overview()
+    async with AssetsClient(
+        key.api_key, key.secret_key, http_client=http, limiter=limiter, uid_cache=cache
+    ) as second:
+        await second.asset_overview()
+    overview = await first.asset_overview()
+    assert overview.total > 0
+    await first.aclose()
+    await http.aclose()
+
+
+async def test_bare_100410s_back_off_in_periods_of_the_uid_window_doubling_to_64(
+    clock: LoopClock,
+) -> None:
+    # A UID window of 0.5 s (not the default 1 s, where one period times n is n): the
+    # first refusal fills it, each next one closes the UID for 2**(n-1) periods, up to 64.
+    # The key is known good, so that its nine refusals fit in the UID's error budget.
+    limits = RateLimits(per_uid=Rate(5, 0.5))
+    sim = BingXSimulator(clock=clock, limits=limits)
+    key = sim.add_key(uid=1005)
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=key.uid, uid_cache=verified_earlier(key.api_key, 1005),
+        http_client=sim.http_client(), limiter=RateLimiter(limits, clock=clock),
+        max_retries=9,
+    ) as client:  # fmt: skip
+        sim.inject(*[Fault.rate_limited()] * 9)
+        await client.asset_overview()
+    sent = [r.arrived for r in overview_requests(sim)]
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    # Within 5 ms: the gates end on whole milliseconds of the server clock.
+    assert gaps == pytest.approx([0.5 + BOUNDARY, 1, 2, 4, 8, 16, 32, 32, 32], abs=0.005)
