@@ -18,6 +18,7 @@ from bingx_assets import (
     AuthenticationError,
     Credentials,
     DecodeError,
+    ErrorBudgetError,
     Rate,
     RateLimiter,
     RateLimitError,
@@ -502,7 +503,71 @@ async def test_bare_100410s_back_off_in_periods_of_the_uid_window_doubling_to_64
     ) as client:  # fmt: skip
         sim.inject(*[Fault.rate_limited()] * 9)
         await client.asset_overview()
+        assert client.limiter.stats.rejections == 9  # each counted, as metrics show them
     sent = [r.arrived for r in overview_requests(sim)]
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     # Within 5 ms: the gates end on whole milliseconds of the server clock.
     assert gaps == pytest.approx([0.5 + BOUNDARY, 1, 2, 4, 8, 16, 32, 32, 32], abs=0.005)
+
+
+async def test_a_full_rate_header_holds_the_uid_until_it_expires_and_says_so(
+    clock: LoopClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # BingX's header says the UID's window is full for 5 s more, longer than our 1 s
+    # window knows of: the UID is held until then and 10 ms more, and the warning says
+    # what the header said and what the client does.
+    sim = BingXSimulator(clock=clock, rate_limit_headers=False)
+    key = sim.add_key(uid=1006)
+    expire = sim.server_ms() + 5_000
+    body = msgspec.json.encode({"code": 0, "data": [{"accountType": "sopt", "usdtBalance": "1"}]})
+    sim.inject(
+        Fault(content=body, headers=(
+            ("X-RateLimit-Requests-Remain", "0"), ("X-RateLimit-Requests-Expire", str(expire)),
+        ))
+    )  # fmt: skip
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=key.uid, verify_uids=False, uid_cache=False,
+        http_client=sim.http_client(), limiter=RateLimiter(clock=clock),
+    ) as client:  # fmt: skip
+        await client.asset_overview()
+        await client.asset_overview()
+    _, second = overview_requests(sim)
+    assert second.server_ms - expire == 10
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning == (
+        "BingX's rate headers say the window of UID 1006 is full until "
+        f"2026-01-01T00:00:05+00:00 (X-RateLimit-Requests-Expire: {expire}, 5.0 s from now): "
+        "holding UID 1006 until 2026-01-01T00:00:05+00:00 (5.0 s)"
+    )
+
+
+async def test_a_timestamp_error_while_bingx_time_fails_is_retried_at_once_on_its_own_time(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey, clock: LoopClock
+) -> None:
+    # BingX's clock jumps 90 s and its time endpoint fails: the refusal proves the offset
+    # wrong, so it is dropped and the refusal's own time stands in; the retry goes at
+    # once (the corrected clock is the whole remedy) and is accepted.
+    client = make_client(key, uid=key.uid)
+    await client.asset_overview()
+    sim.skew_ms += 90_000
+    sim.inject(Fault.http(503), path=SERVER_TIME_PATH)
+    started = clock.monotonic()
+    await client.asset_overview()
+    assert [r.code for r in overview_requests(sim)] == [0, 100421, 0]
+    assert clock.monotonic() - started < 0.1
+
+
+async def test_an_error_budget_that_frees_within_max_wait_is_not_retried(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey, clock: LoopClock
+) -> None:
+    # A full error budget is never waited for, however soon it frees: its errors are
+    # what a disabled UID is made of.
+    client = make_client(key, uid=key.uid, max_retries=3)
+    sim.inject(*[Fault.answer(100400, "Invalid parameters")] * 10)
+    for _ in range(10):
+        with pytest.raises(APIError):
+            await client.asset_overview()
+    await asyncio.sleep(475.0)  # the first error frees in 5 s, within max_wait
+    with pytest.raises(ErrorBudgetError):
+        await client.asset_overview()
+    assert client.limiter.stats.retries == 0
