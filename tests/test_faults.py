@@ -571,3 +571,64 @@ async def test_an_error_budget_that_frees_within_max_wait_is_not_retried(
     with pytest.raises(ErrorBudgetError):
         await client.asset_overview()
     assert client.limiter.stats.retries == 0
+
+
+class _Attempts:
+    """An observer that keeps what each attempt ended with."""
+
+    def __init__(self) -> None:
+        self.ended: list[type[BaseException] | None] = []
+
+    def acquired(self, waited: float) -> None:
+        pass
+
+    def settled(self, seconds: float) -> None:
+        pass
+
+    def gate_closed(self, gate: str, seconds: float) -> None:
+        pass
+
+    def attempted(self, error: BaseException | None) -> None:
+        self.ended.append(None if error is None else type(error))
+
+    def read(self, label: str, overview: object) -> None:
+        pass
+
+
+async def test_observers_are_told_how_each_attempt_ended(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey, limiter: RateLimiter
+) -> None:
+    # Metrics count attempts by outcome: a retried call is two attempts, not one read.
+    attempts = _Attempts()
+    limiter.observers.append(attempts)
+    client = make_client(key, uid=key.uid)
+    sim.inject(Fault.http(503))
+    await client.asset_overview()
+    assert attempts.ended == [ServerBusyError, None]
+    assert [r.code for r in overview_requests(sim)] == [None, 0]
+
+
+@pytest.mark.parametrize("remain", ["3", None])
+async def test_a_rate_header_with_requests_left_holds_nothing(
+    clock: LoopClock, remain: str | None
+) -> None:
+    # Only "none left" (0) with an expiry holds the UID: an expiry alone, or with
+    # requests left, says the window has room. The answer is an error, whose headers
+    # are read as a success's are.
+    sim = BingXSimulator(clock=clock, rate_limit_headers=False)
+    key = sim.add_key(uid=1007)
+    expire = str(sim.server_ms() + 5_000)
+    headers = (("X-RateLimit-Requests-Expire", expire),)
+    if remain is not None:
+        headers += (("X-RateLimit-Requests-Remain", remain),)
+    body = msgspec.json.encode({"code": 100400, "msg": "Invalid parameters", "data": {}})
+    sim.inject(Fault(content=body, headers=headers))
+    async with AssetsClient(
+        key.api_key, key.secret_key, uid=key.uid, verify_uids=False, uid_cache=False,
+        http_client=sim.http_client(), limiter=RateLimiter(clock=clock),
+    ) as client:  # fmt: skip
+        with pytest.raises(APIError):
+            await client.asset_overview()
+        await client.asset_overview()
+    first, second = overview_requests(sim)
+    assert second.arrived - first.arrived < 0.1
