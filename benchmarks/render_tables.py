@@ -63,8 +63,10 @@ def _mutation_rows(results: dict[str, Any]) -> list[Row]:
             *(unreached.values() if isinstance(unreached, dict) else ["to kill"] * len(unreached)),
         ]
         to_kill = sum(1 for fate in fates if fate.startswith("to kill"))
+        # A run over some functions only says which (`_mutation_report.PARTS`).
+        label = f"`{module}`" + (f" ({entry['part']})" if entry.get("part") else "")
         rows.append(
-            {**entry, "module": module, "explained": len(fates) - to_kill, "to_kill": to_kill}
+            {**entry, "module": label, "explained": len(fates) - to_kill, "to_kill": to_kill}
         )
     return rows
 
@@ -133,7 +135,7 @@ TABLES: dict[str, Table] = {
     "mutation": Table(
         "mutation",
         (
-            ("module", "`{module}`"),
+            ("module", "{module}"),
             ("run on", "{commit}"),
             ("mutants", "{checked}"),
             ("killed", "{killed}"),

@@ -595,17 +595,37 @@ class _Attempts:
         pass
 
 
+@pytest.mark.parametrize(
+    ("fault", "first"), [(Fault.http(503), ServerBusyError), (Fault.rate_limited(), RateLimitError)]
+)
 async def test_observers_are_told_how_each_attempt_ended(
-    sim: BingXSimulator, make_client: MakeClient, key: SimKey, limiter: RateLimiter
+    sim: BingXSimulator,
+    make_client: MakeClient,
+    key: SimKey,
+    limiter: RateLimiter,
+    fault: Fault,
+    first: type[BaseException],
 ) -> None:
     # Metrics count attempts by outcome: a retried call is two attempts, not one read.
     attempts = _Attempts()
     limiter.observers.append(attempts)
     client = make_client(key, uid=key.uid)
-    sim.inject(Fault.http(503))
+    sim.inject(fault)
     await client.asset_overview()
-    assert attempts.ended == [ServerBusyError, None]
-    assert [r.code for r in overview_requests(sim)] == [None, 0]
+    assert attempts.ended == [first, None]
+    assert [r.injected for r in overview_requests(sim)] == [True, False]
+
+
+async def test_observed_clients_of_two_uids_each_have_their_uids_window(
+    sim: BingXSimulator, make_client: MakeClient, limiter: RateLimiter, clock: LoopClock
+) -> None:
+    # Watching attempts changes nothing of how they are limited: ten calls of each UID
+    # take two of its windows, side by side, not four of one.
+    limiter.observers.append(_Attempts())
+    clients = [make_client(sim.add_key(uid=uid), uid=uid) for uid in (2001, 2002)]
+    await asyncio.gather(*(c.asset_overview() for c in clients for _ in range(10)))
+    assert clock.monotonic() < 1.5
+    assert sim.rejections == []
 
 
 @pytest.mark.parametrize("remain", ["3", None])
