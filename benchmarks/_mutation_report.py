@@ -199,15 +199,22 @@ EQUIVALENT |= {
     "_client.xǁAssetsClientǁ_back_off__mutmut_12": "the key gate's reason: never read, a call it holds says why from its closure's code (`_key_not_sent`)",
     "_client.xǁAssetsClientǁ_retryable__mutmut_8": "`<` for `<=`: differs only for a pause ending max_wait from now, to the float",
     "_client.xǁAssetsClientǁ_request__mutmut_26": "`RetryCallState(None, ...)`: its retry object is read only by its repr; the loop asks `self._retrying` itself",
+    "_client.xǁAssetsClientǁ_request__mutmut_27": "the retry state's `args`: read by nothing, the loop calls no function through it",
+    "_client.xǁAssetsClientǁ_request__mutmut_28": "the retry state's `kwargs`: read by nothing, the loop calls no function through it",
+    "_client.xǁAssetsClientǁ_request__mutmut_34": "`type(None)` in the exception's triple: tenacity reads only the exception itself",
+    **{
+        f"_client.xǁAssetsClientǁ_attempt__mutmut_{n}": "the probe lock's name: a lock of this process's loop, and any other name is as much no other lock's"
+        for n in (3, 4, 5)
+    },
     "_client.x__wait_before_retry__mutmut_3": "`or True`: the retry loop sets the outcome before it asks for the wait",
 }
 LOG_FUNCTIONS = {
     "_rate_limiter.xǁTicketǁsettle__mutmut_": range(24, 33),
     "_rate_limiter.xǁRateLimiterǁacquire__mutmut_": (35, 40),
     "_client.xǁAssetsClientǁ_after_refusal__mutmut_": (111,),
-    "_client.xǁAssetsClientǁ_back_off__mutmut_": (29,),
+    "_client.xǁAssetsClientǁ_back_off__mutmut_": (29, 30, 31, 36),
     "_client.xǁAssetsClientǁ_hold_if_server_window_full__mutmut_": (11, 15),
-    "_client.xǁAssetsClientǁ_hold_until_server_window_expires__mutmut_": (21,),
+    "_client.xǁAssetsClientǁ_hold_until_server_window_expires__mutmut_": (21, 56),
 }
 IMPORT_TIME = ("_wire.xǁDataDecoderǁ__init__",)
 # Modules run over some of their functions only: the table names which, so that a row

@@ -652,3 +652,56 @@ async def test_a_rate_header_with_requests_left_holds_nothing(
         await client.asset_overview()
     first, second = overview_requests(sim)
     assert second.arrived - first.arrived < 0.1
+
+
+async def test_a_probe_refused_for_rate_is_retried_after_the_uids_window(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey
+) -> None:
+    # BingX's time endpoint fails, so the first request goes alone to learn the clock
+    # (the probe); refused for rate, it is a refusal like any other.
+    sim.inject(Fault.http(503), path=SERVER_TIME_PATH)
+    sim.inject(Fault.rate_limited())
+    await make_client(key, uid=key.uid).asset_overview()
+    assert [(r.code, r.injected) for r in overview_requests(sim)] == [(None, True), (0, False)]
+
+
+async def test_a_probe_counts_in_its_uids_window(clock: LoopClock) -> None:
+    # The first request of one key goes alone to learn the clock (the probe), and it and
+    # that key's later calls count in their UID's window, which the UID's other key
+    # shares: ten calls of two keys fill two of its windows, none refused. Without rate
+    # headers, which would correct the count from BingX's.
+    sim = BingXSimulator(clock=clock, rate_limit_headers=False)
+    keys = [sim.add_key(uid=1008) for _ in range(2)]
+    sim.inject(Fault.http(503), path=SERVER_TIME_PATH)
+    http, limiter = sim.http_client(), RateLimiter(clock=clock)
+    clients = [
+        AssetsClient(
+            k.api_key,
+            k.secret_key,
+            uid=k.uid,
+            verify_uids=False,
+            uid_cache=False,
+            http_client=http,
+            limiter=limiter,
+        )
+        for k in keys
+    ]
+    await asyncio.gather(*(c.asset_overview() for c in clients for _ in range(5)))
+    for client in clients:
+        await client.aclose()
+    await http.aclose()
+    assert sim.rejections == []
+    assert sim.peak(uid=1008) == 5
+
+
+async def test_after_a_refused_probe_the_time_endpoint_is_asked_again_first(
+    sim: BingXSimulator, make_client: MakeClient, key: SimKey, limiter: RateLimiter
+) -> None:
+    # The state after BingX's time endpoint failed and a probe was refused for its
+    # timestamp with no time in its answer: once the hold is over, the endpoint (which
+    # costs no error budget) may answer, and is asked before another probe is risked.
+    limiter.server_clock.attempted = True
+    limiter.server_clock.probe_refused()
+    await asyncio.sleep(15.0)  # the first hold
+    await make_client(key, uid=key.uid).asset_overview()
+    assert [r.path for r in sim.requests] == [SERVER_TIME_PATH, ASSET_OVERVIEW_PATH]
