@@ -8,7 +8,10 @@ closure (`<gate>:closure`: when it is forgotten, its length and code). Every key
 `namespace` and expires by itself.
 
 Answers in this process wake its waiters at once; answers in other processes are seen
-by polling every `poll_interval` while a slot that blocks us is still in flight.
+by polling every `poll_interval` while a slot that blocks us is still in flight. An
+answer that only frees is recorded by the next acquire's script, in its round trip (a
+round trip is most of a call's cost in Redis), or alone 5 ms later if none comes: until
+then its slots count longer, never shorter.
 
 When Redis cannot be reached, `LimiterUnavailableError` is raised before anything is
 sent: never unlimited sending.
