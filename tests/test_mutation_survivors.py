@@ -83,7 +83,9 @@ class TestRedis:
     @pytest.fixture
     async def backend(self, redis_url: str) -> AsyncIterator[RedisBackend]:
         client = Redis.from_url(redis_url)
-        yield RedisBackend(client, namespace=f"test-{uuid.uuid4().hex[:8]}")
+        made = RedisBackend(client, namespace=f"test-{uuid.uuid4().hex[:8]}")
+        yield made
+        await made.aclose()  # records the answers it holds before their client closes
         await client.aclose()
 
     async def test_a_gate_lasts_its_seconds_not_milliseconds(self, backend: RedisBackend) -> None:

@@ -41,9 +41,21 @@ ROOMY = Scope(
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
+async def redis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url)
+    # Every backend a test makes is closed before the client, as a careful program does:
+    # its last answers are recorded while the client is still open.
+    made: list[RedisBackend] = []
+    init = RedisBackend.__init__
+
+    def recorded(self: RedisBackend, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(RedisBackend, "__init__", recorded)
     yield client
+    for backend in made:
+        await backend.aclose()
     await client.aclose()
 
 

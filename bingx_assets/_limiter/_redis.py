@@ -307,6 +307,8 @@ class RedisBackend:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
+        if self._flush is not None:
+            await self._flush  # it says itself what it could not record
         if self._unsettled:
             with contextlib.suppress(LimiterUnavailableError):
                 await self._run_unsettled()
