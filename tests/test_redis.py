@@ -322,3 +322,31 @@ async def test_aclose_records_the_answers_still_waiting(redis: Redis, namespace:
     await ours.aclose()
     await take(theirs, ROOMY, in_flight=HORIZON)
     await take(theirs, ROOMY, in_flight=HORIZON)
+
+
+async def test_a_cancelled_acquire_keeps_the_answers_it_carried(
+    redis: Redis, redis_url: str, namespace: str
+) -> None:
+    # Found in review (review-redis/r1b): an acquire cancelled while it carried other
+    # requests' answers (a timeout around a call, a pool's stream left early) dropped
+    # them: each success counted as an error for the whole error window, and one
+    # cancellation with two answers aboard held a UID's budget of 2 for 480 s.
+    from .test_backend_contract import HORIZON, take
+
+    backend = RedisBackend(redis, namespace=namespace)
+    answered = await take(backend, ROOMY, in_flight=HORIZON)
+    await answered.settle(answered=True, succeeded=True)
+    errors = f"{namespace}:{ROOMY.errors[0]}"  # type: ignore[index]
+    async with Redis.from_url(redis_url) as admin:
+        await admin.execute_command("CLIENT", "PAUSE", "10000", "WRITE")  # a slow Redis
+        try:
+            cancelled = asyncio.create_task(backend.try_acquire(ROOMY, HORIZON, HORIZON))
+            await asyncio.sleep(0.05)
+            cancelled.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+        finally:
+            await admin.execute_command("CLIENT", "UNPAUSE")
+        await take(backend, ROOMY, in_flight=HORIZON)  # carries the answer again
+        members = {m.decode() for m in await admin.zrange(errors, 0, -1)}
+    assert answered._member not in members  # type: ignore[attr-defined]

@@ -350,8 +350,11 @@ class RedisBackend:
                 answer = await self._run(
                     self._settle_then_acquire, keys, args, "take a slot", _NOTHING_SENT
                 )
-            except LimiterUnavailableError:
-                self._unsettled[:0] = late  # maybe not recorded: settling again is harmless
+            except BaseException:
+                # Maybe not recorded: settling again is harmless. A cancelled caller (a
+                # timeout around its call) is a failure too: dropped, the answers it
+                # carried would count as errors for the whole error window.
+                self._unsettled[:0] = late
                 raise
         else:
             answer = await self._run(self._acquire, keys, args, "take a slot", _NOTHING_SENT)
@@ -425,9 +428,9 @@ class RedisBackend:
             late = self._unsettled.pop(0)
             try:
                 await self._settle(*late)
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                self._unsettled.insert(0, late)  # Redis still unreachable: next call
-                raise
+            except (RedisConnectionError, RedisTimeoutError, OSError, asyncio.CancelledError):
+                self._unsettled.insert(0, late)  # Redis still unreachable, or the caller
+                raise  # gone: the next call
 
     async def _run_unsettled(self) -> None:
         try:
