@@ -350,3 +350,51 @@ async def test_a_cancelled_acquire_keeps_the_answers_it_carried(
         await take(backend, ROOMY, in_flight=HORIZON)  # carries the answer again
         members = {m.decode() for m in await admin.zrange(errors, 0, -1)}
     assert answered._member not in members  # type: ignore[attr-defined]
+
+
+# A program that ends without `aclose`, on two loops one after the other, its Redis
+# client never closed (so in a process of its own: it leaves sockets to the collector).
+_JOB_WITHOUT_ACLOSE = """
+import asyncio, sys
+from redis.asyncio import Redis
+from bingx_assets import Rate, RedisBackend
+from bingx_assets._limiter import Scope
+
+url, namespace = sys.argv[1:3]
+scope = Scope(uid="u", ip="i", gates=("gate:u:/x", "gate:ip:i"),
+              windows=(("uid:u:/x", Rate(10, 1.0)), ("ip:i:/x", Rate(10, 10.0))),
+              errors=("errors:u:/x", Rate(2, 480.0)))
+backend = RedisBackend(Redis.from_url(url), namespace=namespace)
+
+async def job(wait):
+    backend.redis = Redis.from_url(url)  # redis-py's client serves one loop
+    for name in ("_acquire", "_settle", "_settle_then_acquire"):
+        setattr(backend, name, backend.redis.register_script(getattr(backend, name).script))
+    permit = await backend.try_acquire(scope, 5.0, 5.0)
+    await permit.settle(answered=True, succeeded=True)
+    await asyncio.sleep(wait)
+    print(permit._member, len(backend._unsettled))
+
+asyncio.run(job(0))  # ends at once: its loop's end records the answer
+asyncio.run(job(0.3))  # no acquire follows: its own loop's timer records it
+"""
+
+
+async def test_answers_left_when_a_program_ends_without_aclose_are_recorded(
+    redis_url: str, namespace: str
+) -> None:
+    # Found in review (review-redis/r3): a job that returned from asyncio.run within
+    # 5 ms of its last answer and without `aclose` left that answer unrecorded; run 11
+    # times, such a job filled its UID's error budget of 10 for 480 s (BingX had seen
+    # no error). The first loop's timer must not keep the second's from recording.
+    job = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _JOB_WITHOUT_ACLOSE, redis_url, namespace,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    out, _ = await job.communicate()
+    assert job.returncode == 0
+    lines = out.decode().split()
+    assert len(lines) == 4 and lines[1] == "1" and lines[3] == "0"  # waiting, recorded
+    async with Redis.from_url(redis_url) as admin:
+        held = await admin.zrange(f"{namespace}:errors:u:/x", 0, -1)
+    assert held == []

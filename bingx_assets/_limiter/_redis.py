@@ -30,7 +30,7 @@ import contextlib
 import itertools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -278,6 +278,9 @@ class RedisBackend:
         """Settles not yet recorded (keys, args): sent with the next acquire, or alone."""
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flush: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop the timer, the flush and `_at_loop_end` belong to."""
+        self._at_loop_end: AsyncGenerator[None, None] | None = None
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "bingx-assets") -> RedisBackend:
@@ -304,16 +307,26 @@ class RedisBackend:
     async def aclose(self) -> None:
         """Record the settles still waiting for a call to ride on, then close the Redis
         client `from_url` opened (one passed in is left open)."""
+        await self._record_what_is_left()
+        if self._owns_redis:
+            await self.redis.aclose()
+
+    async def _record_what_is_left(self) -> None:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
-        if self._flush is not None:
+        if self._flush is not None and self._loop is asyncio.get_running_loop():
             await self._flush  # it says itself what it could not record
         if self._unsettled:
-            with contextlib.suppress(LimiterUnavailableError):
+            try:
                 await self._run_unsettled()
-        if self._owns_redis:
-            await self.redis.aclose()
+            except LimiterUnavailableError as exc:
+                log.warning(
+                    "the Redis limiter could not record %d answers before closing (%s): "
+                    "each counts as unanswered, a possible error",
+                    len(self._unsettled),
+                    type(exc.__cause__).__name__,
+                )
 
     def __repr__(self) -> str:
         return f"RedisBackend(namespace={self.namespace!r})"
@@ -443,8 +456,20 @@ class RedisBackend:
     def _defer(self, keys: list[str], args: list[str | float]) -> None:
         """Record a settle with the next acquire, or alone if none came for a while."""
         self._unsettled.append((keys, args))
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # A new loop (the first, asyncio.run again): the last one's timer and flush
+            # ended with it. A program that ends without `aclose` still records its
+            # last answers as its loop shuts down: lost, each would count as an error
+            # for the whole error window (a job run 11 times without `aclose` filled its
+            # UID's budget of 10, BingX having seen no error).
+            self._loop, self._flush_timer, self._flush = loop, None, None
+            self._at_loop_end = _recorded_at_loop_end(self)
+            with contextlib.suppress(StopIteration):
+                # Taking its first step registers it with the loop, which closes it
+                # (`loop.shutdown_asyncgens`) at its end.
+                self._at_loop_end.asend(None).send(None)
         if self._flush_timer is None:
-            loop = asyncio.get_running_loop()
             self._flush_timer = loop.call_later(_SETTLES_WAIT, self._flush_if_unsettled)
 
     def _flush_if_unsettled(self) -> None:
@@ -461,6 +486,15 @@ class RedisBackend:
             log.warning("the Redis limiter could not record an answer (%s)", type(exc).__name__)
         finally:
             self._flush = None
+
+
+async def _recorded_at_loop_end(backend: RedisBackend) -> AsyncGenerator[None, None]:
+    """Held by the backend; its loop closes it as it shuts down (the end of
+    `asyncio.run`, after cancelling the tasks left), recording what is left."""
+    try:
+        yield
+    finally:
+        await backend._record_what_is_left()
 
 
 # How long a settle waits to ride on this process's next acquire (one round trip for
