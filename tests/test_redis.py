@@ -398,3 +398,26 @@ async def test_answers_left_when_a_program_ends_without_aclose_are_recorded(
     async with Redis.from_url(redis_url) as admin:
         held = await admin.zrange(f"{namespace}:errors:u:/x", 0, -1)
     assert held == []
+
+
+async def test_an_answer_redis_refuses_for_memory_is_recorded_by_the_next_call(
+    redis: Redis, redis_url: str, namespace: str
+) -> None:
+    # Found in review (review-redis/r10): a Redis that answers with an error (OOM under
+    # maxmemory, READONLY in a failover) while a deferred settle was sent alone dropped
+    # it, though the warning said it would be recorded once Redis answered again.
+    from .test_backend_contract import HORIZON, take
+
+    backend = RedisBackend(redis, namespace=namespace)
+    answered = await take(backend, ROOMY, in_flight=HORIZON)
+    async with Redis.from_url(redis_url) as admin:
+        await admin.config_set("maxmemory", "1")  # noeviction: every write is refused
+        try:
+            await answered.settle(answered=True, succeeded=True)
+            await asyncio.sleep(0.1)  # sent alone, and refused
+        finally:
+            await admin.config_set("maxmemory", "0")
+        assert len(backend._unsettled) == 1
+        await take(backend, ROOMY, in_flight=HORIZON)
+        members = {m.decode() for m in await admin.zrange(f"{namespace}:errors:u:/x", 0, -1)}
+    assert answered._member not in members  # type: ignore[attr-defined]

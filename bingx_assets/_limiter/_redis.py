@@ -40,6 +40,8 @@ from redis.exceptions import (
     AuthenticationError,
     ClusterCrossSlotError,
     ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
     RedisClusterException,
     RedisError,
     ResponseError,
@@ -441,9 +443,9 @@ class RedisBackend:
             late = self._unsettled.pop(0)
             try:
                 await self._settle(*late)
-            except (RedisConnectionError, RedisTimeoutError, OSError, asyncio.CancelledError):
-                self._unsettled.insert(0, late)  # Redis still unreachable, or the caller
-                raise  # gone: the next call
+            except _PASSING_FAILURES:
+                self._unsettled.insert(0, late)  # the next call tries again
+                raise
 
     async def _run_unsettled(self) -> None:
         try:
@@ -495,6 +497,24 @@ async def _recorded_at_loop_end(backend: RedisBackend) -> AsyncGenerator[None, N
         yield
     finally:
         await backend._record_what_is_left()
+
+
+# Failures a settle is kept through, for the next call: Redis unreachable, out of memory
+# (maxmemory), read-only or moving its slots (a failover), or the caller cancelled. Any
+# other (an error in the script itself) would fail alike on every call. Dropped after
+# an OOM, a deferred success counted as an error for the whole error window.
+_PASSING_FAILURES = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ClusterDownError,
+    TryAgainError,
+    AskError,
+    RedisClusterException,
+    asyncio.CancelledError,
+)
 
 
 # How long a settle waits to ride on this process's next acquire (one round trip for
