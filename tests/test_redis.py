@@ -335,11 +335,12 @@ async def test_a_cancelled_acquire_keeps_the_answers_it_carried(
 
     backend = RedisBackend(redis, namespace=namespace)
     answered = await take(backend, ROOMY, in_flight=HORIZON)
-    await answered.settle(answered=True, succeeded=True)
     errors = f"{namespace}:{ROOMY.errors[0]}"  # type: ignore[index]
     async with Redis.from_url(redis_url) as admin:
         await admin.execute_command("CLIENT", "PAUSE", "10000", "WRITE")  # a slow Redis
         try:
+            # Deferred now, and carried by the next line's acquire before its 5 ms pass.
+            await answered.settle(answered=True, succeeded=True)
             cancelled = asyncio.create_task(backend.try_acquire(ROOMY, HORIZON, HORIZON))
             await asyncio.sleep(0.05)
             cancelled.cancel()
