@@ -35,7 +35,12 @@ from bingx_assets import (
     ServerBusyError,
 )
 from bingx_assets._clock import ServerClock, SystemClock
-from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH, UID_PATH
+from bingx_assets._constants import (
+    ASSET_OVERVIEW_PATH,
+    DEFAULT_RECV_WINDOW_MS,
+    SERVER_TIME_PATH,
+    UID_PATH,
+)
 from bingx_assets._limiter import (
     BOUNDARY,
     Blocked,
@@ -45,6 +50,7 @@ from bingx_assets._limiter import (
     Permit,
     Scope,
 )
+from bingx_assets._limiter._host_store import HostBackend, default_host_store_path
 from bingx_assets._refusals import KeyBackoff, key_gate, key_not_sent
 from bingx_assets._wire import BALANCES, decode_envelope_data, excerpt
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock
@@ -573,6 +579,22 @@ def test_the_default_limiter_is_one_per_process() -> None:
     assert RateLimiter.default() is RateLimiter.default()
 
 
+def test_each_server_has_one_default_limiter_made_on_first_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The suite's first tests make the defaults before mutmut forks, so a mutant of how
+    # they are made is seen only from an empty registry: one made for this test.
+    monkeypatch.setattr(RateLimiter, "_defaults", {})
+    simulated = RateLimiter.default(None)  # the in-process simulator's: memory alone
+    assert isinstance(simulated.backend, MemoryBackend)
+    assert RateLimiter.default(None) is simulated
+    served = RateLimiter.default("http://127.0.0.1:9")
+    assert isinstance(served.backend, HostBackend)
+    assert served.backend.path == default_host_store_path("http://127.0.0.1:9")
+    assert RateLimiter.default("http://127.0.0.1:9") is served
+    assert RateLimiter.default(None) is simulated
+
+
 def test_a_scope_is_made_once_and_names_its_ip() -> None:
     limiter = RateLimiter(clock=LoopClock(), ip="127.0.0.11")
     s = limiter.scope("u", "/x")
@@ -591,6 +613,69 @@ def test_bad_limits_say_which_and_what() -> None:
         RateLimiter(limits="x")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=r"^limiter must be a RateLimiter or None"):
         AssetsClient("k" * 64, "s" * 64, limiter="x")  # type: ignore[arg-type]
+
+
+async def test_a_named_lock_says_it_is_locked_while_someone_holds_it() -> None:
+    limiter = RateLimiter(clock=LoopClock())
+    async with limiter.lock("gate:u:/x"):
+        assert limiter.lock("gate:u:/x").locked()
+        assert not limiter.lock("gate:v:/x").locked()
+    assert not limiter.lock("gate:u:/x").locked()
+
+
+async def test_a_forgiven_request_wakes_a_key_waiting_for_its_budget_slot() -> None:
+    # A key not known to be good waits outside the UID's queue for its share of the
+    # error budget, held by a request in flight: forgiving that request gives the slot
+    # back, and the waiter takes it then, not when the request's horizon ends.
+    limiter = RateLimiter(RateLimits(per_uid=Rate(100, 1.0)), clock=LoopClock())
+    s = limiter.scope("u", "/x", suspect=True)
+    lost = [await limiter.acquire(s, max_wait=60) for _ in range(5)]
+    for ticket in lost:
+        await ticket.settle(answered=False)
+    waiter = asyncio.create_task(limiter.acquire(s, max_wait=60))
+    await asyncio.sleep(2.0)
+    assert not waiter.done()
+    await lost[0].forgive()
+    ticket = await waiter
+    assert ticket.granted == pytest.approx(2.0)
+
+
+async def test_a_forgiven_request_still_counts_for_rate_until_its_horizon() -> None:
+    # Known since to be no error, a lost request may still arrive: its rate slot is not
+    # moved to now, as an answer would move it.
+    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 1.0)), clock=LoopClock())
+    s = limiter.scope("u", "/x")
+    horizon = limiter.horizon(DEFAULT_RECV_WINDOW_MS)
+    lost = await limiter.acquire(s, max_wait=60)
+    await lost.settle(answered=False)
+    await lost.forgive()
+    ticket = await limiter.acquire(s, max_wait=60)
+    assert ticket.granted == pytest.approx(horizon + 1.0 + BOUNDARY, abs=1e-6)
+
+
+async def test_why_gates_closed_is_pruned_of_the_opened_ones_when_it_doubles() -> None:
+    # Memory stays bounded at an amortised O(1) a closure: the reasons are pruned of the
+    # gates opened (at the instant they open, too) once there are 256, and next once
+    # there are twice as many as the last pruning kept.
+    limiter = RateLimiter(clock=LoopClock())
+    reasons = limiter._closed_because
+    for n in range(200):
+        await limiter.close_gate(f"long:{n}", 1000.0)
+    for n in range(56):
+        await limiter.close_gate(f"short:{n}", 1.0)
+    await asyncio.sleep(1.0)
+    await limiter.close_gate("a", 1000.0)  # 256: the 56 opened just now go
+    assert len(reasons) == 201
+    for n in range(150):
+        await limiter.close_gate(f"mid:{n}", 1.0)
+    await asyncio.sleep(1.0)
+    await limiter.close_gate("b", 1000.0)  # 351, fewer than 2 * 200: nothing pruned yet
+    assert len(reasons) == 352
+    for n in range(48):
+        await limiter.close_gate(f"late:{n}", 1.0)
+    await asyncio.sleep(1.0)
+    await limiter.close_gate("c", 1000.0)  # 400: the mids and lates go
+    assert len(reasons) == 203
 
 
 # _refusals.py: what a key's back-off remembers and says.
