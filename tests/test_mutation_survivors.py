@@ -595,6 +595,12 @@ def test_each_server_has_one_default_limiter_made_on_first_use(
     assert RateLimiter.default(None) is simulated
 
 
+def test_a_client_given_no_limiter_shares_its_servers_default() -> None:
+    client = AssetsClient("k" * 64, "s" * 64, base_url="http://127.0.0.1:1", uid_cache=False)
+    assert client.limiter is RateLimiter.default("http://127.0.0.1:1")
+    assert client.limiter is not RateLimiter.default(None)
+
+
 def test_a_scope_is_made_once_and_names_its_ip() -> None:
     limiter = RateLimiter(clock=LoopClock(), ip="127.0.0.11")
     s = limiter.scope("u", "/x")
@@ -609,6 +615,11 @@ def test_bad_limits_say_which_and_what() -> None:
         with pytest.raises(ConfigurationError, match=r"^assume_arrival_within must be None or"):
             RateLimits(assume_arrival_within=bet)
     assert RateLimits(assume_arrival_within=0).assume_arrival_within == 0
+    with pytest.raises(ConfigurationError) as caught:
+        RateLimits(error_budget=Rate(3, 480.0))  # the default share, 5, is more than 3
+    assert str(caught.value) == (
+        "suspect_error_limit must be an int from 1 to error_budget's limit (3), not 5"
+    )
     with pytest.raises(ConfigurationError, match=r"^limits must be RateLimits, not 'x'$"):
         RateLimiter(limits="x")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=r"^limiter must be a RateLimiter or None"):
