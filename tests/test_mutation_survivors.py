@@ -51,6 +51,7 @@ from bingx_assets._limiter import (
     Scope,
 )
 from bingx_assets._limiter._host_store import HostBackend, default_host_store_path
+from bingx_assets._limiter._rate_limiter import ErrorBudgetFull
 from bingx_assets._refusals import KeyBackoff, key_gate, key_not_sent
 from bingx_assets._wire import BALANCES, decode_envelope_data, excerpt
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock
@@ -687,6 +688,40 @@ async def test_why_gates_closed_is_pruned_of_the_opened_ones_when_it_doubles() -
     await asyncio.sleep(1.0)
     await limiter.close_gate("c", 1000.0)  # 400: the mids and lates go
     assert len(reasons) == 203
+
+
+async def test_every_key_sleeping_on_a_budget_is_woken_when_slots_come_back() -> None:
+    # Keys not known to be good sleep outside the UID's queue, several at once on the
+    # budget's waker: one leaving (its max_wait spent) must not drop the waker the others
+    # sleep on, or a slot given back wakes only whoever came after.
+    limiter = RateLimiter(RateLimits(per_uid=Rate(100, 1.0)), clock=LoopClock())
+    s = limiter.scope("u", "/x", suspect=True)
+    lost = [await limiter.acquire(s, max_wait=60) for _ in range(5)]
+    for ticket in lost:
+        await ticket.settle(answered=False)
+    impatient = asyncio.create_task(limiter.acquire(s, max_wait=1.0))
+    patient = asyncio.create_task(limiter.acquire(s, max_wait=60))
+    await asyncio.sleep(1.5)
+    with pytest.raises(ErrorBudgetFull):
+        await impatient
+    later = asyncio.create_task(limiter.acquire(s, max_wait=60))
+    await asyncio.sleep(0.5)
+    await lost[0].forgive()
+    await lost[1].forgive()
+    assert [(await t).granted for t in (patient, later)] == [pytest.approx(2.0)] * 2
+
+
+async def test_a_key_that_slept_and_then_lost_its_request_leaves_no_waker_behind() -> None:
+    # A waker lives only while someone sleeps on it: when the last sleeper wakes by
+    # itself and its request then gets no answer, nothing else would ever remove it.
+    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 1.0)), clock=LoopClock())
+    s = limiter.scope("u", "/x")
+    first = await limiter.acquire(s, max_wait=60)
+    await first.settle(answered=True)
+    second = await limiter.acquire(s, max_wait=60)  # sleeps until the window frees
+    assert second.granted == pytest.approx(1.0 + BOUNDARY)
+    await second.settle(answered=False)
+    assert limiter._state()._wakers == {}
 
 
 # _refusals.py: what a key's back-off remembers and says.
