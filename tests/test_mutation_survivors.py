@@ -724,6 +724,20 @@ async def test_a_key_that_slept_and_then_lost_its_request_leaves_no_waker_behind
     assert limiter._state()._wakers == {}
 
 
+async def test_a_request_behind_one_waiting_for_the_uids_gate_waits_its_turn() -> None:
+    # The UID's gate stops every key of the UID, so it is waited for inside the UID's
+    # queue: a request that came later waits there, for its turn, not for the gate, and
+    # is not refused because the gate stays shut longer than its own max_wait.
+    limiter = RateLimiter(clock=LoopClock())
+    s = limiter.scope("u", "/x")
+    await limiter.close_gate(s.uid_gate, 5.0)
+    first = asyncio.create_task(limiter.acquire(s, max_wait=60))
+    await asyncio.sleep(0)
+    second = await limiter.acquire(s, max_wait=1.0)
+    assert second.granted == pytest.approx(5.0)
+    assert (await first).granted == pytest.approx(5.0)
+
+
 # _refusals.py: what a key's back-off remembers and says.
 
 
