@@ -738,6 +738,24 @@ async def test_a_request_behind_one_waiting_for_the_uids_gate_waits_its_turn() -
     assert (await first).granted == pytest.approx(5.0)
 
 
+async def test_a_key_waiting_for_its_budget_share_gives_up_at_max_wait_if_woken_before() -> None:
+    # Woken early (an error answer of a good key tells it waiting may no longer help),
+    # a key not known to be good sleeps again only for what is left of its max_wait.
+    clock = LoopClock()
+    limiter = RateLimiter(RateLimits(per_uid=Rate(100, 1.0)), clock=clock)
+    suspect = limiter.scope("u", "/x", suspect=True)
+    lost = [await limiter.acquire(suspect, max_wait=60) for _ in range(5)]
+    for ticket in lost:
+        await ticket.settle(answered=False)
+    waiter = asyncio.create_task(limiter.acquire(suspect, max_wait=3.0))
+    await asyncio.sleep(2.0)
+    error = await limiter.acquire(limiter.scope("u", "/x"), max_wait=60)
+    await error.settle(answered=True)
+    with pytest.raises(ErrorBudgetFull):
+        await waiter
+    assert clock.monotonic() == pytest.approx(3.0)
+
+
 # _refusals.py: what a key's back-off remembers and says.
 
 
