@@ -756,6 +756,39 @@ async def test_a_key_waiting_for_its_budget_share_gives_up_at_max_wait_if_woken_
     assert clock.monotonic() == pytest.approx(3.0)
 
 
+class SlowOnce(MemoryBackend):
+    """A backend whose first answer takes `delay` seconds: another process held the
+    host store's lock, or Redis was slow."""
+
+    def __init__(self, clock: LoopClock, delay: float) -> None:
+        super().__init__(clock)
+        self.delay, self.calls = delay, 0
+
+    async def try_acquire(
+        self, scope: Scope, in_flight: float, horizon: float
+    ) -> Permit | Blocked | GateClosed:
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.sleep(self.delay)
+        return await super().try_acquire(scope, in_flight, horizon)
+
+
+@pytest.mark.parametrize(("slow", "retaken"), [(1.0, False), (1.25, False), (1.251, True)])
+async def test_a_slot_granted_over_a_quarter_recv_window_late_is_taken_again(
+    slow: float, retaken: bool
+) -> None:
+    # Signed with a timestamp read more than a quarter of its recvWindow (5 s) before,
+    # a request would arrive with too little of it left: its slot is given back and
+    # taken again with a fresh timestamp. A quarter, or less, late: signed as it is.
+    clock = LoopClock()
+    backend = SlowOnce(clock, slow)
+    limiter = RateLimiter(clock=clock, backend=backend)
+    read_at = limiter.server_clock.now_ms()
+    ticket = await limiter.acquire(limiter.scope("u", "/x"), max_wait=60)
+    assert ticket.timestamp_ms - read_at == (round(slow * 1000) if retaken else 0)
+    assert backend.calls == (2 if retaken else 1)
+
+
 # _refusals.py: what a key's back-off remembers and says.
 
 
