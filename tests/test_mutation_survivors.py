@@ -789,6 +789,18 @@ async def test_a_slot_granted_over_a_quarter_recv_window_late_is_taken_again(
     assert backend.calls == (2 if retaken else 1)
 
 
+async def test_the_slot_given_back_to_take_it_again_counts_as_answered_and_no_error() -> None:
+    # It was never sent: one slot of rate for a period from now (not from the horizon
+    # of a request that may yet arrive), and nothing in the error budget.
+    clock = LoopClock()
+    limits = RateLimits(per_uid=Rate(2, 1.0), error_budget=Rate(2, 480.0), suspect_error_limit=1)
+    limiter = RateLimiter(limits, clock=clock, backend=SlowOnce(clock, 2.0))
+    s = limiter.scope("u", "/x")
+    await limiter.acquire(s, max_wait=60)  # taken again at 2 s, and in flight
+    ticket = await limiter.acquire(s, max_wait=5.0)
+    assert ticket.granted == pytest.approx(2.0 + 1.0 + BOUNDARY)
+
+
 # _refusals.py: what a key's back-off remembers and says.
 
 
