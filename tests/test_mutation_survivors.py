@@ -756,19 +756,19 @@ async def test_a_key_waiting_for_its_budget_share_gives_up_at_max_wait_if_woken_
     assert clock.monotonic() == pytest.approx(3.0)
 
 
-class SlowOnce(MemoryBackend):
-    """A backend whose first answer takes `delay` seconds: another process held the
-    host store's lock, or Redis was slow."""
+class SlowBackend(MemoryBackend):
+    """A backend whose first `times` answers take `delay` seconds each: another process
+    held the host store's lock, or Redis was slow."""
 
-    def __init__(self, clock: LoopClock, delay: float) -> None:
+    def __init__(self, clock: LoopClock, delay: float, times: int = 1) -> None:
         super().__init__(clock)
-        self.delay, self.calls = delay, 0
+        self.delay, self.times, self.calls = delay, times, 0
 
     async def try_acquire(
         self, scope: Scope, in_flight: float, horizon: float
     ) -> Permit | Blocked | GateClosed:
         self.calls += 1
-        if self.calls == 1:
+        if self.calls <= self.times:
             await asyncio.sleep(self.delay)
         return await super().try_acquire(scope, in_flight, horizon)
 
@@ -781,7 +781,7 @@ async def test_a_slot_granted_over_a_quarter_recv_window_late_is_taken_again(
     # a request would arrive with too little of it left: its slot is given back and
     # taken again with a fresh timestamp. A quarter, or less, late: signed as it is.
     clock = LoopClock()
-    backend = SlowOnce(clock, slow)
+    backend = SlowBackend(clock, slow)
     limiter = RateLimiter(clock=clock, backend=backend)
     read_at = limiter.server_clock.now_ms()
     ticket = await limiter.acquire(limiter.scope("u", "/x"), max_wait=60)
@@ -794,11 +794,22 @@ async def test_the_slot_given_back_to_take_it_again_counts_as_answered_and_no_er
     # of a request that may yet arrive), and nothing in the error budget.
     clock = LoopClock()
     limits = RateLimits(per_uid=Rate(2, 1.0), error_budget=Rate(2, 480.0), suspect_error_limit=1)
-    limiter = RateLimiter(limits, clock=clock, backend=SlowOnce(clock, 2.0))
+    limiter = RateLimiter(limits, clock=clock, backend=SlowBackend(clock, 2.0))
     s = limiter.scope("u", "/x")
     await limiter.acquire(s, max_wait=60)  # taken again at 2 s, and in flight
     ticket = await limiter.acquire(s, max_wait=5.0)
     assert ticket.granted == pytest.approx(2.0 + 1.0 + BOUNDARY)
+
+
+async def test_a_slot_is_taken_again_only_once_however_slow_the_backend() -> None:
+    # Taken again, a slot late again is signed as it is: a backend slow every time
+    # costs one slot given back, never a loop of them.
+    clock = LoopClock()
+    backend = SlowBackend(clock, 2.0, times=3)
+    limiter = RateLimiter(clock=clock, backend=backend)
+    read_at = limiter.server_clock.now_ms()
+    ticket = await limiter.acquire(limiter.scope("u", "/x"), max_wait=60)
+    assert (backend.calls, ticket.timestamp_ms - read_at) == (2, 2000)
 
 
 # _refusals.py: what a key's back-off remembers and says.
