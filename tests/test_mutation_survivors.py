@@ -754,6 +754,7 @@ async def test_a_key_waiting_for_its_budget_share_gives_up_at_max_wait_if_woken_
     with pytest.raises(ErrorBudgetFull):
         await waiter
     assert clock.monotonic() == pytest.approx(3.0)
+    assert limiter.stats.waits == 1  # one call that waited, in two sleeps
 
 
 class SlowBackend(MemoryBackend):
