@@ -813,6 +813,28 @@ async def test_a_slot_is_taken_again_only_once_however_slow_the_backend() -> Non
     assert (backend.calls, ticket.timestamp_ms - read_at) == (2, 2000)
 
 
+async def test_a_named_lock_lets_one_holder_in_at_a_time_however_many_come() -> None:
+    # The UID's queue: a lock is dropped only by its last user, holding or waiting, or
+    # one who comes after would find a new lock and go in beside the one holding it.
+    limiter = RateLimiter(clock=LoopClock())
+    inside, most = 0, 0
+
+    async def hold_for_a_second() -> None:
+        nonlocal inside, most
+        async with limiter.lock("gate:u:/x"):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(1.0)
+            inside -= 1
+
+    first = asyncio.create_task(hold_for_a_second())
+    await asyncio.sleep(0.5)
+    second = asyncio.create_task(hold_for_a_second())  # waits for the first
+    await asyncio.sleep(1.0)  # the first left, the second holds
+    await asyncio.gather(first, second, hold_for_a_second())
+    assert most == 1
+
+
 # _refusals.py: what a key's back-off remembers and says.
 
 
