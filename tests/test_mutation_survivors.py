@@ -835,6 +835,21 @@ async def test_a_named_lock_lets_one_holder_in_at_a_time_however_many_come() -> 
     assert most == 1
 
 
+async def test_a_request_cancelled_while_queued_leaves_the_queue() -> None:
+    # Cancelled while waiting for the UID's queue (its caller gave up): it is cancelled,
+    # and counts no more as a user, so the lock goes with its holder.
+    limiter = RateLimiter(clock=LoopClock())
+    lock = limiter.lock("gate:u:/x")
+    await lock.__aenter__()
+    queued = asyncio.create_task(limiter.acquire(limiter.scope("u", "/x"), max_wait=60))
+    await asyncio.sleep(0.5)
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    await lock.__aexit__(None, None, None)
+    assert limiter._state()._locks == {}
+
+
 # _refusals.py: what a key's back-off remembers and says.
 
 
