@@ -229,16 +229,16 @@ async def test_a_settle_lost_to_a_redis_blip_is_applied_by_the_next_call(
 
     backend = RedisBackend(redis, namespace=namespace)
     answered = await take(backend, BUDGETED, in_flight=HORIZON)
-    settle = backend._settle
+    settle = backend._settle_then_acquire
 
     async def blip(*_: object, **__: object) -> None:
         raise RedisTimeoutError("Timeout reading from socket")
 
-    backend._settle = blip  # type: ignore[assignment]
+    backend._settle_then_acquire = blip  # type: ignore[assignment]
     await answered.settle(answered=True, succeeded=True)
     await asyncio.sleep(0.2)  # no acquire came: the settle was sent alone, and lost
     assert "once Redis answers again" in caplog.text
-    backend._settle = settle  # type: ignore[method-assign]
+    backend._settle_then_acquire = settle  # type: ignore[method-assign]
     # The budget (2) holds the two requests now in flight, not the success.
     await take(backend, BUDGETED, in_flight=HORIZON)
     await take(backend, BUDGETED, in_flight=HORIZON)
@@ -422,3 +422,39 @@ async def test_an_answer_redis_refuses_for_memory_is_recorded_by_the_next_call(
         await take(backend, ROOMY, in_flight=HORIZON)
         members = {m.decode() for m in await admin.zrange(f"{namespace}:errors:u:/x", 0, -1)}
     assert answered._member not in members  # type: ignore[attr-defined]
+
+
+async def test_the_last_answers_of_a_fan_out_are_recorded_in_one_round_trip(
+    redis: Redis, namespace: str
+) -> None:
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    theirs = RedisBackend(redis, namespace=namespace)
+    sent: list[str] = []
+    for name in ("_acquire", "_settle", "_settle_then_acquire"):
+        script = getattr(ours, name)
+
+        async def counted(*args: Any, _script: Any = script, _name: str = name, **kw: Any) -> Any:
+            sent.append(_name)
+            return await _script(*args, **kw)
+
+        setattr(ours, name, counted)
+    uids = [
+        Scope(
+            uid=f"u{n}",
+            ip="i",
+            gates=(f"gate:u{n}:/x", "gate:ip:i"),
+            windows=((f"uid:u{n}:/x", Rate(10, 1.0)), ("ip:i:/x", Rate(100, 10.0))),
+            errors=(f"errors:u{n}:/x", Rate(2, 480.0)),
+        )
+        for n in range(3)
+    ]
+    permits = [await take(ours, scope, in_flight=HORIZON) for scope in uids for _ in range(2)]
+    for permit in permits:  # every answer comes after every request was sent
+        await permit.settle(answered=True, succeeded=True)
+    await asyncio.sleep(0.1)
+    assert sent == ["_acquire"] * 6 + ["_settle_then_acquire"]
+    for scope in uids:  # each UID's budget (2) given back in full
+        await take(theirs, scope, in_flight=HORIZON)
+        await take(theirs, scope, in_flight=HORIZON)

@@ -152,7 +152,8 @@ _SETTLE_ARGS = 7
 
 # Settles not yet recorded, then an acquire: one round trip for both, which is most of
 # what a call costs in Redis. KEYS: each settle's keys, then the acquire's. ARGV: how
-# many settles, then each one's key count and its arguments, then the acquire's.
+# many settles, then each one's key count and its arguments, then the acquire's (none:
+# the settles alone).
 _SETTLE_THEN_ACQUIRE = (
     _NOW
     + "local function settle(KEYS, ARGV)\n"
@@ -172,6 +173,7 @@ for _ = 1, tonumber(ARGV[1]) do
     + str(_SETTLE_ARGS)
     + """
 end
+if a == #ARGV then return 0 end  -- settles only
 local keys, args = {}, {}
 for i = k + 1, #KEYS do keys[#keys + 1] = KEYS[i] end
 for i = a + 1, #ARGV do args[#args + 1] = ARGV[i] end
@@ -351,16 +353,8 @@ class RedisBackend:
         keys = [*gates, *windows, _counter(windows[0])]
         if self._unsettled:
             late, self._unsettled = self._unsettled, []
-            keys = [key for settle_keys, _ in late for key in settle_keys] + keys
-            args = [
-                len(late),
-                *(
-                    part
-                    for settle_keys, settle_args in late
-                    for part in (len(settle_keys), *settle_args)
-                ),
-                *args,
-            ]
+            settle_keys, settle_args = _carried(late)
+            keys, args = settle_keys + keys, settle_args + args
             try:
                 answer = await self._run(
                     self._settle_then_acquire, keys, args, "take a slot", _NOTHING_SENT
@@ -439,13 +433,17 @@ class RedisBackend:
         return _text(answer)
 
     async def _settle_each(self) -> None:
-        while self._unsettled:
-            late = self._unsettled.pop(0)
-            try:
-                await self._settle(*late)
-            except _PASSING_FAILURES:
-                self._unsettled.insert(0, late)  # the next call tries again
-                raise
+        """Every settle not yet recorded, in one script (the settle-then-acquire one,
+        with no acquire): a fan-out's last answers cost one round trip, not one each."""
+        if not self._unsettled:
+            return
+        late, self._unsettled = self._unsettled, []
+        keys, args = _carried(late)
+        try:
+            await self._settle_then_acquire(keys=keys, args=args)
+        except _PASSING_FAILURES:
+            self._unsettled[:0] = late  # the next call tries again
+            raise
 
     async def _run_unsettled(self) -> None:
         try:
@@ -597,6 +595,17 @@ def _text(answer: object) -> object:
     if isinstance(answer, list):
         return [_text(a) for a in answer]
     return answer
+
+
+def _carried(
+    late: list[tuple[list[str], list[str | float]]],
+) -> tuple[list[str], list[str | float]]:
+    """The keys and the leading arguments of `_SETTLE_THEN_ACQUIRE` for `late`."""
+    keys = [key for settle_keys, _ in late for key in settle_keys]
+    args: list[str | float] = [len(late)]
+    for settle_keys, settle_args in late:
+        args += (len(settle_keys), *settle_args)
+    return keys, args
 
 
 def _counter(window: str) -> str:
