@@ -23,8 +23,8 @@ from render_tables import main as render_tables  # type: ignore[import-not-found
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"}
 TIMEOUTS = {36, 24, -24, 152, 255}
 EMOJI = {"🎉": "killed", "⏰": "killed", "🙁": "survived", "🫥": "no tests"}
-# Keys name mutmut's numbers, which move when a function changes: the `_rate_limiter`
-# ones are f463d33's, so check each with `mutmut show` on their next run.
+# Keys name mutmut's numbers, which move when a function changes: check each with
+# `mutmut show` when its module is run again after a change.
 EQUIVALENT = {
     "_memory.xǁ_Windowǁwait__mutmut_19": "compacting whenever 17 ends have passed (`or`): only ended ends before `_head` are deleted, so the live list is the same",
     "_memory.xǁ_Windowǁwait__mutmut_20": "compacting from 16 ended ends, not 17: only ended ends are deleted, the live list is the same",
@@ -72,17 +72,18 @@ EQUIVALENT = {
     "_wire.xǁDataDecoderǁdecode__mutmut_4": "second pass without timestamp: only reached if one pass fails",
     "_wire.xǁDataDecoderǁdecode_success__mutmut_6": "one pass misses code 0: the second pass gives the same",
     "_wire.xǁDataDecoderǁdecode_success__mutmut_7": 'one pass misses code "0": the second pass gives the same',
-    "_rate_limiter.xǁRateLimiterǁacquire__mutmut_4": "`waited = None`: as falsy as False",
-    "_rate_limiter.xǁRateLimiterǁacquire__mutmut_61": "`waited = None` after waiting: only its truth is read, once",
-    "_rate_limiter.xǁRateLimiterǁclose_gate__mutmut_13": "the default's reason is never read: its time is -inf",
+    "_rate_limiter.xǁRateLimiterǁacquire__mutmut_4": "`waited = retaken = None`: as falsy as False, and only their truth is read",
+    "_rate_limiter.xǁRateLimiterǁacquire__mutmut_8": "`/ 4` for `// 4`: the milliseconds compared are whole, and a whole number is above n / 4 exactly when above n // 4",
+    "_rate_limiter.xǁRateLimiterǁ_state__mutmut_1": "`loop = None`: the state is never renewed for a new loop, but every lock, waker and hold is dropped by its last user and asyncio.run cancels every task before its loop closes, so an ended loop left it empty",
+    "_rate_limiter.xǁRateLimiterǁclose_gate__mutmut_25": "the default's reason is never read: its time is -inf",
     "_rate_limiter.xǁRateLimiterǁclosed_because__mutmut_6": "an unknown gate's default reason is empty either way",
     "_rate_limiter.xǁRateLimiterǁclosed_because__mutmut_7": "an unknown gate's default time is -inf: its reason is never returned",
     "_rate_limiter.xǁRateLimiterǁclosed_because__mutmut_10": "`>` for `>=`: differs only at one float instant, within 0.1 s of drift allowed",
-    "_rate_limiter.xǁRateLimiterǁdefault__mutmut_2": "creates the process-wide default: reached once per process, before any test can look",
-    "_rate_limiter.xǁGateTooLongǁ__init____mutmut_1": "internal exception's args: never shown, the client raises RateLimitError",
-    "_rate_limiter.xǁRateLimitsǁ__post_init____mutmut_23": "1e9 + 1 for 1e9: both absurd bets, refused alike below",
+    "_rate_limiter.xǁErrorBudgetFullǁ__init____mutmut_1": "internal exception's args: never shown, the client raises ErrorBudgetError from its attributes",
     "_rate_limiter.xǁRateLimiterǁscope__mutmut_1": "group 3 by default: every caller takes the default, so it is still one shared name",
     "_rate_limiter.xǁTicketǁsettle__mutmut_9": "`<=` limit: a remaining of 5 means a count of 0, which adds nothing",
+    "_rate_limiter.xǁTicketǁforgive__mutmut_1": "`answered=None`: as falsy as False, and every backend reads only its truth",
+    "_rate_limiter.xǁ_NamedLockǁ__init____mutmut_2": '`_queue = ""` at first: read only by `__aexit__`, after `__aenter__` set it',
     "_refusals.x_key_not_sent__mutmut_5": "`_BY_CODE.get(code, None)`: every code of NEVER_AS_IT_IS is in _BY_CODE",
     "_refusals.x_key_not_sent__mutmut_7": "`_BY_CODE.get(code)`: every code of NEVER_AS_IT_IS is in _BY_CODE",
     "_refusals.xǁKeyBackoffǁ__init____mutmut_2": '`code = ""` at first: read only while held, and `hold` sets it first',
@@ -210,7 +211,7 @@ EQUIVALENT |= {
 }
 LOG_FUNCTIONS = {
     "_rate_limiter.xǁTicketǁsettle__mutmut_": range(24, 33),
-    "_rate_limiter.xǁRateLimiterǁacquire__mutmut_": (35, 40),
+    "_rate_limiter.xǁRateLimiterǁ_wait_for__mutmut_": (13, 18),
     "_client.xǁAssetsClientǁ_after_refusal__mutmut_": (111,),
     "_client.xǁAssetsClientǁ_back_off__mutmut_": (29, 30, 31, 36),
     "_client.xǁAssetsClientǁ_hold_if_server_window_full__mutmut_": (11, 15),

@@ -35,7 +35,12 @@ from bingx_assets import (
     ServerBusyError,
 )
 from bingx_assets._clock import ServerClock, SystemClock
-from bingx_assets._constants import ASSET_OVERVIEW_PATH, SERVER_TIME_PATH, UID_PATH
+from bingx_assets._constants import (
+    ASSET_OVERVIEW_PATH,
+    DEFAULT_RECV_WINDOW_MS,
+    SERVER_TIME_PATH,
+    UID_PATH,
+)
 from bingx_assets._limiter import (
     BOUNDARY,
     Blocked,
@@ -45,6 +50,8 @@ from bingx_assets._limiter import (
     Permit,
     Scope,
 )
+from bingx_assets._limiter._host_store import HostBackend, default_host_store_path
+from bingx_assets._limiter._rate_limiter import ErrorBudgetFull
 from bingx_assets._refusals import KeyBackoff, key_gate, key_not_sent
 from bingx_assets._wire import BALANCES, decode_envelope_data, excerpt
 from bingx_assets.testing import BingXSimulator, Fault, LoopClock
@@ -83,7 +90,9 @@ class TestRedis:
     @pytest.fixture
     async def backend(self, redis_url: str) -> AsyncIterator[RedisBackend]:
         client = Redis.from_url(redis_url)
-        yield RedisBackend(client, namespace=f"test-{uuid.uuid4().hex[:8]}")
+        made = RedisBackend(client, namespace=f"test-{uuid.uuid4().hex[:8]}")
+        yield made
+        await made.aclose()  # records the answers it holds before their client closes
         await client.aclose()
 
     async def test_a_gate_lasts_its_seconds_not_milliseconds(self, backend: RedisBackend) -> None:
@@ -573,6 +582,28 @@ def test_the_default_limiter_is_one_per_process() -> None:
     assert RateLimiter.default() is RateLimiter.default()
 
 
+def test_each_server_has_one_default_limiter_made_on_first_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The suite's first tests make the defaults before mutmut forks, so a mutant of how
+    # they are made is seen only from an empty registry: one made for this test.
+    monkeypatch.setattr(RateLimiter, "_defaults", {})
+    simulated = RateLimiter.default(None)  # the in-process simulator's: memory alone
+    assert isinstance(simulated.backend, MemoryBackend)
+    assert RateLimiter.default(None) is simulated
+    served = RateLimiter.default("http://127.0.0.1:9")
+    assert isinstance(served.backend, HostBackend)
+    assert served.backend.path == default_host_store_path("http://127.0.0.1:9")
+    assert RateLimiter.default("http://127.0.0.1:9") is served
+    assert RateLimiter.default(None) is simulated
+
+
+def test_a_client_given_no_limiter_shares_its_servers_default() -> None:
+    client = AssetsClient("k" * 64, "s" * 64, base_url="http://127.0.0.1:1", uid_cache=False)
+    assert client.limiter is RateLimiter.default("http://127.0.0.1:1")
+    assert client.limiter is not RateLimiter.default(None)
+
+
 def test_a_scope_is_made_once_and_names_its_ip() -> None:
     limiter = RateLimiter(clock=LoopClock(), ip="127.0.0.11")
     s = limiter.scope("u", "/x")
@@ -587,10 +618,238 @@ def test_bad_limits_say_which_and_what() -> None:
         with pytest.raises(ConfigurationError, match=r"^assume_arrival_within must be None or"):
             RateLimits(assume_arrival_within=bet)
     assert RateLimits(assume_arrival_within=0).assume_arrival_within == 0
+    with pytest.raises(ConfigurationError) as caught:
+        RateLimits(error_budget=Rate(3, 480.0))  # the default share, 5, is more than 3
+    assert str(caught.value) == (
+        "suspect_error_limit must be an int from 1 to error_budget's limit (3), not 5"
+    )
     with pytest.raises(ConfigurationError, match=r"^limits must be RateLimits, not 'x'$"):
         RateLimiter(limits="x")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=r"^limiter must be a RateLimiter or None"):
         AssetsClient("k" * 64, "s" * 64, limiter="x")  # type: ignore[arg-type]
+
+
+async def test_a_named_lock_says_it_is_locked_while_someone_holds_it() -> None:
+    limiter = RateLimiter(clock=LoopClock())
+    async with limiter.lock("gate:u:/x"):
+        assert limiter.lock("gate:u:/x").locked()
+        assert not limiter.lock("gate:v:/x").locked()
+    assert not limiter.lock("gate:u:/x").locked()
+
+
+async def test_a_forgiven_request_wakes_a_key_waiting_for_its_budget_slot() -> None:
+    # A key not known to be good waits outside the UID's queue for its share of the
+    # error budget, held by a request in flight: forgiving that request gives the slot
+    # back, and the waiter takes it then, not when the request's horizon ends.
+    limiter = RateLimiter(RateLimits(per_uid=Rate(100, 1.0)), clock=LoopClock())
+    s = limiter.scope("u", "/x", suspect=True)
+    lost = [await limiter.acquire(s, max_wait=60) for _ in range(5)]
+    for ticket in lost:
+        await ticket.settle(answered=False)
+    waiter = asyncio.create_task(limiter.acquire(s, max_wait=60))
+    await asyncio.sleep(2.0)
+    assert not waiter.done()
+    await lost[0].forgive()
+    ticket = await waiter
+    assert ticket.granted == pytest.approx(2.0)
+
+
+async def test_a_forgiven_request_still_counts_for_rate_until_its_horizon() -> None:
+    # Known since to be no error, a lost request may still arrive: its rate slot is not
+    # moved to now, as an answer would move it.
+    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 1.0)), clock=LoopClock())
+    s = limiter.scope("u", "/x")
+    horizon = limiter.horizon(DEFAULT_RECV_WINDOW_MS)
+    lost = await limiter.acquire(s, max_wait=60)
+    await lost.settle(answered=False)
+    await lost.forgive()
+    ticket = await limiter.acquire(s, max_wait=60)
+    assert ticket.granted == pytest.approx(horizon + 1.0 + BOUNDARY, abs=1e-6)
+
+
+async def test_why_gates_closed_is_pruned_of_the_opened_ones_when_it_doubles() -> None:
+    # Memory stays bounded at an amortised O(1) a closure: the reasons are pruned of the
+    # gates opened (at the instant they open, too) once there are 256, and next once
+    # there are twice as many as the last pruning kept.
+    limiter = RateLimiter(clock=LoopClock())
+    reasons = limiter._closed_because
+    for n in range(200):
+        await limiter.close_gate(f"long:{n}", 1000.0)
+    for n in range(56):
+        await limiter.close_gate(f"short:{n}", 1.0)
+    await asyncio.sleep(1.0)
+    await limiter.close_gate("a", 1000.0)  # 256: the 56 opened just now go
+    assert len(reasons) == 201
+    for n in range(150):
+        await limiter.close_gate(f"mid:{n}", 1.0)
+    await asyncio.sleep(1.0)
+    await limiter.close_gate("b", 1000.0)  # 351, fewer than 2 * 200: nothing pruned yet
+    assert len(reasons) == 352
+    for n in range(48):
+        await limiter.close_gate(f"late:{n}", 1.0)
+    await asyncio.sleep(1.0)
+    await limiter.close_gate("c", 1000.0)  # 400: the mids and lates go
+    assert len(reasons) == 203
+
+
+async def test_every_key_sleeping_on_a_budget_is_woken_when_slots_come_back() -> None:
+    # Keys not known to be good sleep outside the UID's queue, several at once on the
+    # budget's waker: one leaving (its max_wait spent) must not drop the waker the others
+    # sleep on, or a slot given back wakes only whoever came after.
+    limiter = RateLimiter(RateLimits(per_uid=Rate(100, 1.0)), clock=LoopClock())
+    s = limiter.scope("u", "/x", suspect=True)
+    lost = [await limiter.acquire(s, max_wait=60) for _ in range(5)]
+    for ticket in lost:
+        await ticket.settle(answered=False)
+    impatient = asyncio.create_task(limiter.acquire(s, max_wait=1.0))
+    patient = asyncio.create_task(limiter.acquire(s, max_wait=60))
+    await asyncio.sleep(1.5)
+    with pytest.raises(ErrorBudgetFull):
+        await impatient
+    later = asyncio.create_task(limiter.acquire(s, max_wait=60))
+    await asyncio.sleep(0.5)
+    await lost[0].forgive()
+    await lost[1].forgive()
+    assert [(await t).granted for t in (patient, later)] == [pytest.approx(2.0)] * 2
+
+
+async def test_a_key_that_slept_and_then_lost_its_request_leaves_no_waker_behind() -> None:
+    # A waker lives only while someone sleeps on it: when the last sleeper wakes by
+    # itself and its request then gets no answer, nothing else would ever remove it.
+    limiter = RateLimiter(RateLimits(per_uid=Rate(1, 1.0)), clock=LoopClock())
+    s = limiter.scope("u", "/x")
+    first = await limiter.acquire(s, max_wait=60)
+    await first.settle(answered=True)
+    second = await limiter.acquire(s, max_wait=60)  # sleeps until the window frees
+    assert second.granted == pytest.approx(1.0 + BOUNDARY)
+    await second.settle(answered=False)
+    assert limiter._state()._wakers == {}
+
+
+async def test_a_request_behind_one_waiting_for_the_uids_gate_waits_its_turn() -> None:
+    # The UID's gate stops every key of the UID, so it is waited for inside the UID's
+    # queue: a request that came later waits there, for its turn, not for the gate, and
+    # is not refused because the gate stays shut longer than its own max_wait.
+    limiter = RateLimiter(clock=LoopClock())
+    s = limiter.scope("u", "/x")
+    await limiter.close_gate(s.uid_gate, 5.0)
+    first = asyncio.create_task(limiter.acquire(s, max_wait=60))
+    await asyncio.sleep(0)
+    second = await limiter.acquire(s, max_wait=1.0)
+    assert second.granted == pytest.approx(5.0)
+    assert (await first).granted == pytest.approx(5.0)
+
+
+async def test_a_key_waiting_for_its_budget_share_gives_up_at_max_wait_if_woken_before() -> None:
+    # Woken early (an error answer of a good key tells it waiting may no longer help),
+    # a key not known to be good sleeps again only for what is left of its max_wait.
+    clock = LoopClock()
+    limiter = RateLimiter(RateLimits(per_uid=Rate(100, 1.0)), clock=clock)
+    suspect = limiter.scope("u", "/x", suspect=True)
+    lost = [await limiter.acquire(suspect, max_wait=60) for _ in range(5)]
+    for ticket in lost:
+        await ticket.settle(answered=False)
+    waiter = asyncio.create_task(limiter.acquire(suspect, max_wait=3.0))
+    await asyncio.sleep(2.0)
+    error = await limiter.acquire(limiter.scope("u", "/x"), max_wait=60)
+    await error.settle(answered=True)
+    with pytest.raises(ErrorBudgetFull):
+        await waiter
+    assert clock.monotonic() == pytest.approx(3.0)
+    assert limiter.stats.waits == 1  # one call that waited, in two sleeps
+
+
+class SlowBackend(MemoryBackend):
+    """A backend whose first `times` answers take `delay` seconds each: another process
+    held the host store's lock, or Redis was slow."""
+
+    def __init__(self, clock: LoopClock, delay: float, times: int = 1) -> None:
+        super().__init__(clock)
+        self.delay, self.times, self.calls = delay, times, 0
+
+    async def try_acquire(
+        self, scope: Scope, in_flight: float, horizon: float
+    ) -> Permit | Blocked | GateClosed:
+        self.calls += 1
+        if self.calls <= self.times:
+            await asyncio.sleep(self.delay)
+        return await super().try_acquire(scope, in_flight, horizon)
+
+
+@pytest.mark.parametrize(("slow", "retaken"), [(1.0, False), (1.25, False), (1.251, True)])
+async def test_a_slot_granted_over_a_quarter_recv_window_late_is_taken_again(
+    slow: float, retaken: bool
+) -> None:
+    # Signed with a timestamp read more than a quarter of its recvWindow (5 s) before,
+    # a request would arrive with too little of it left: its slot is given back and
+    # taken again with a fresh timestamp. A quarter, or less, late: signed as it is.
+    clock = LoopClock()
+    backend = SlowBackend(clock, slow)
+    limiter = RateLimiter(clock=clock, backend=backend)
+    read_at = limiter.server_clock.now_ms()
+    ticket = await limiter.acquire(limiter.scope("u", "/x"), max_wait=60)
+    assert ticket.timestamp_ms - read_at == (round(slow * 1000) if retaken else 0)
+    assert backend.calls == (2 if retaken else 1)
+
+
+async def test_the_slot_given_back_to_take_it_again_counts_as_answered_and_no_error() -> None:
+    # It was never sent: one slot of rate for a period from now (not from the horizon
+    # of a request that may yet arrive), and nothing in the error budget.
+    clock = LoopClock()
+    limits = RateLimits(per_uid=Rate(2, 1.0), error_budget=Rate(2, 480.0), suspect_error_limit=1)
+    limiter = RateLimiter(limits, clock=clock, backend=SlowBackend(clock, 2.0))
+    s = limiter.scope("u", "/x")
+    await limiter.acquire(s, max_wait=60)  # taken again at 2 s, and in flight
+    ticket = await limiter.acquire(s, max_wait=5.0)
+    assert ticket.granted == pytest.approx(2.0 + 1.0 + BOUNDARY)
+
+
+async def test_a_slot_is_taken_again_only_once_however_slow_the_backend() -> None:
+    # Taken again, a slot late again is signed as it is: a backend slow every time
+    # costs one slot given back, never a loop of them.
+    clock = LoopClock()
+    backend = SlowBackend(clock, 2.0, times=3)
+    limiter = RateLimiter(clock=clock, backend=backend)
+    read_at = limiter.server_clock.now_ms()
+    ticket = await limiter.acquire(limiter.scope("u", "/x"), max_wait=60)
+    assert (backend.calls, ticket.timestamp_ms - read_at) == (2, 2000)
+
+
+async def test_a_named_lock_lets_one_holder_in_at_a_time_however_many_come() -> None:
+    # The UID's queue: a lock is dropped only by its last user, holding or waiting, or
+    # one who comes after would find a new lock and go in beside the one holding it.
+    limiter = RateLimiter(clock=LoopClock())
+    inside, most = 0, 0
+
+    async def hold_for_a_second() -> None:
+        nonlocal inside, most
+        async with limiter.lock("gate:u:/x"):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(1.0)
+            inside -= 1
+
+    first = asyncio.create_task(hold_for_a_second())
+    await asyncio.sleep(0.5)
+    second = asyncio.create_task(hold_for_a_second())  # waits for the first
+    await asyncio.sleep(1.0)  # the first left, the second holds
+    await asyncio.gather(first, second, hold_for_a_second())
+    assert most == 1
+
+
+async def test_a_request_cancelled_while_queued_leaves_the_queue() -> None:
+    # Cancelled while waiting for the UID's queue (its caller gave up): it is cancelled,
+    # and counts no more as a user, so the lock goes with its holder.
+    limiter = RateLimiter(clock=LoopClock())
+    lock = limiter.lock("gate:u:/x")
+    await lock.__aenter__()
+    queued = asyncio.create_task(limiter.acquire(limiter.scope("u", "/x"), max_wait=60))
+    await asyncio.sleep(0.5)
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    await lock.__aexit__(None, None, None)
+    assert limiter._state()._locks == {}
 
 
 # _refusals.py: what a key's back-off remembers and says.

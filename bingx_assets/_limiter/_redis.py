@@ -8,7 +8,10 @@ closure (`<gate>:closure`: when it is forgotten, its length and code). Every key
 `namespace` and expires by itself.
 
 Answers in this process wake its waiters at once; answers in other processes are seen
-by polling every `poll_interval` while a slot that blocks us is still in flight.
+by polling every `poll_interval` while a slot that blocks us is still in flight. An
+answer that only frees is recorded by the next acquire's script, in its round trip (a
+round trip is most of a call's cost in Redis), or alone 5 ms later if none comes: until
+then its slots count longer, never shorter.
 
 When Redis cannot be reached, `LimiterUnavailableError` is raised before anything is
 sent: never unlimited sending.
@@ -27,7 +30,7 @@ import contextlib
 import itertools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -37,6 +40,8 @@ from redis.exceptions import (
     AuthenticationError,
     ClusterCrossSlotError,
     ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
     RedisClusterException,
     RedisError,
     ResponseError,
@@ -147,7 +152,8 @@ _SETTLE_ARGS = 7
 
 # Settles not yet recorded, then an acquire: one round trip for both, which is most of
 # what a call costs in Redis. KEYS: each settle's keys, then the acquire's. ARGV: how
-# many settles, then each one's key count and its arguments, then the acquire's.
+# many settles, then each one's key count and its arguments, then the acquire's (none:
+# the settles alone).
 _SETTLE_THEN_ACQUIRE = (
     _NOW
     + "local function settle(KEYS, ARGV)\n"
@@ -167,6 +173,7 @@ for _ = 1, tonumber(ARGV[1]) do
     + str(_SETTLE_ARGS)
     + """
 end
+if a == #ARGV then return 0 end  -- settles only
 local keys, args = {}, {}
 for i = k + 1, #KEYS do keys[#keys + 1] = KEYS[i] end
 for i = a + 1, #ARGV do args[#args + 1] = ARGV[i] end
@@ -275,6 +282,9 @@ class RedisBackend:
         """Settles not yet recorded (keys, args): sent with the next acquire, or alone."""
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flush: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop the timer, the flush and `_at_loop_end` belong to."""
+        self._at_loop_end: AsyncGenerator[None, None] | None = None
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "bingx-assets") -> RedisBackend:
@@ -301,14 +311,26 @@ class RedisBackend:
     async def aclose(self) -> None:
         """Record the settles still waiting for a call to ride on, then close the Redis
         client `from_url` opened (one passed in is left open)."""
+        await self._record_what_is_left()
+        if self._owns_redis:
+            await self.redis.aclose()
+
+    async def _record_what_is_left(self) -> None:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
+        if self._flush is not None and self._loop is asyncio.get_running_loop():
+            await self._flush  # it says itself what it could not record
         if self._unsettled:
-            with contextlib.suppress(LimiterUnavailableError):
+            try:
                 await self._run_unsettled()
-        if self._owns_redis:
-            await self.redis.aclose()
+            except LimiterUnavailableError as exc:
+                log.warning(
+                    "the Redis limiter could not record %d answers before closing (%s): "
+                    "each counts as unanswered, a possible error",
+                    len(self._unsettled),
+                    type(exc.__cause__).__name__,
+                )
 
     def __repr__(self) -> str:
         return f"RedisBackend(namespace={self.namespace!r})"
@@ -331,22 +353,17 @@ class RedisBackend:
         keys = [*gates, *windows, _counter(windows[0])]
         if self._unsettled:
             late, self._unsettled = self._unsettled, []
-            keys = [key for settle_keys, _ in late for key in settle_keys] + keys
-            args = [
-                len(late),
-                *(
-                    part
-                    for settle_keys, settle_args in late
-                    for part in (len(settle_keys), *settle_args)
-                ),
-                *args,
-            ]
+            settle_keys, settle_args = _carried(late)
+            keys, args = settle_keys + keys, settle_args + args
             try:
                 answer = await self._run(
                     self._settle_then_acquire, keys, args, "take a slot", _NOTHING_SENT
                 )
-            except LimiterUnavailableError:
-                self._unsettled[:0] = late  # maybe not recorded: settling again is harmless
+            except BaseException:
+                # Maybe not recorded: settling again is harmless. A cancelled caller (a
+                # timeout around its call) is a failure too: dropped, the answers it
+                # carried would count as errors for the whole error window.
+                self._unsettled[:0] = late
                 raise
         else:
             answer = await self._run(self._acquire, keys, args, "take a slot", _NOTHING_SENT)
@@ -416,13 +433,17 @@ class RedisBackend:
         return _text(answer)
 
     async def _settle_each(self) -> None:
-        while self._unsettled:
-            late = self._unsettled.pop(0)
-            try:
-                await self._settle(*late)
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                self._unsettled.insert(0, late)  # Redis still unreachable: next call
-                raise
+        """Every settle not yet recorded, in one script (the settle-then-acquire one,
+        with no acquire): a fan-out's last answers cost one round trip, not one each."""
+        if not self._unsettled:
+            return
+        late, self._unsettled = self._unsettled, []
+        keys, args = _carried(late)
+        try:
+            await self._settle_then_acquire(keys=keys, args=args)
+        except _PASSING_FAILURES:
+            self._unsettled[:0] = late  # the next call tries again
+            raise
 
     async def _run_unsettled(self) -> None:
         try:
@@ -435,8 +456,20 @@ class RedisBackend:
     def _defer(self, keys: list[str], args: list[str | float]) -> None:
         """Record a settle with the next acquire, or alone if none came for a while."""
         self._unsettled.append((keys, args))
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # A new loop (the first, asyncio.run again): the last one's timer and flush
+            # ended with it. A program that ends without `aclose` still records its
+            # last answers as its loop shuts down: lost, each would count as an error
+            # for the whole error window (a job run 11 times without `aclose` filled its
+            # UID's budget of 10, BingX having seen no error).
+            self._loop, self._flush_timer, self._flush = loop, None, None
+            self._at_loop_end = _recorded_at_loop_end(self)
+            with contextlib.suppress(StopIteration):
+                # Taking its first step registers it with the loop, which closes it
+                # (`loop.shutdown_asyncgens`) at its end.
+                self._at_loop_end.asend(None).send(None)
         if self._flush_timer is None:
-            loop = asyncio.get_running_loop()
             self._flush_timer = loop.call_later(_SETTLES_WAIT, self._flush_if_unsettled)
 
     def _flush_if_unsettled(self) -> None:
@@ -453,6 +486,33 @@ class RedisBackend:
             log.warning("the Redis limiter could not record an answer (%s)", type(exc).__name__)
         finally:
             self._flush = None
+
+
+async def _recorded_at_loop_end(backend: RedisBackend) -> AsyncGenerator[None, None]:
+    """Held by the backend; its loop closes it as it shuts down (the end of
+    `asyncio.run`, after cancelling the tasks left), recording what is left."""
+    try:
+        yield
+    finally:
+        await backend._record_what_is_left()
+
+
+# Failures a settle is kept through, for the next call: Redis unreachable, out of memory
+# (maxmemory), read-only or moving its slots (a failover), or the caller cancelled. Any
+# other (an error in the script itself) would fail alike on every call. Dropped after
+# an OOM, a deferred success counted as an error for the whole error window.
+_PASSING_FAILURES = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ClusterDownError,
+    TryAgainError,
+    AskError,
+    RedisClusterException,
+    asyncio.CancelledError,
+)
 
 
 # How long a settle waits to ride on this process's next acquire (one round trip for
@@ -535,6 +595,17 @@ def _text(answer: object) -> object:
     if isinstance(answer, list):
         return [_text(a) for a in answer]
     return answer
+
+
+def _carried(
+    late: list[tuple[list[str], list[str | float]]],
+) -> tuple[list[str], list[str | float]]:
+    """The keys and the leading arguments of `_SETTLE_THEN_ACQUIRE` for `late`."""
+    keys = [key for settle_keys, _ in late for key in settle_keys]
+    args: list[str | float] = [len(late)]
+    for settle_keys, settle_args in late:
+        args += (len(settle_keys), *settle_args)
+    return keys, args
 
 
 def _counter(window: str) -> str:
