@@ -415,6 +415,7 @@ async def test_two_pools_on_one_route_share_its_windows_in_redis(
         windows = await backends[0].redis.keys(f"{namespace}:ip:route-a:*")
     finally:
         for backend in backends:
+            await backend.aclose()  # before the Redis client: it records the answers still waiting
             await backend.redis.aclose()
     assert [ok for _, ok in outcomes] == [20, 20]
     assert sim.rejections == []

@@ -83,7 +83,9 @@ class TestRedis:
     @pytest.fixture
     async def backend(self, redis_url: str) -> AsyncIterator[RedisBackend]:
         client = Redis.from_url(redis_url)
-        yield RedisBackend(client, namespace=f"test-{uuid.uuid4().hex[:8]}")
+        backend = RedisBackend(client, namespace=f"test-{uuid.uuid4().hex[:8]}")
+        yield backend
+        await backend.aclose()  # before the Redis client: it records the answers still waiting
         await client.aclose()
 
     async def test_a_gate_lasts_its_seconds_not_milliseconds(self, backend: RedisBackend) -> None:

@@ -231,6 +231,7 @@ async def test_a_dead_master_stops_its_keys_and_nothing_is_sent_until_it_is_back
     await client.asset_overview()  # the same client goes on once the node is back
     assert len([r for r in sim.requests if r.path.endswith(BALANCES)]) == 2
     await http.aclose()
+    await limiter.aclose()  # before the Redis client: it records the answers still waiting
     await redis.aclose()
 
 
