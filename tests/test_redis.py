@@ -69,6 +69,8 @@ async def test_limiters_sharing_redis_never_overfill_a_window(redis: Redis, name
     # Stamped here after Redis admitted them, so allow for scheduling delay: 0.45 s.
     assert most_in_any_window(times, 0.45) == 5
     assert max(times) - min(times) >= 3 * 0.5  # 18 at 5 per 0.5 s: three more windows
+    for limiter in limiters:
+        await limiter.aclose()  # before the Redis client: it records the answers still waiting
 
 
 async def test_a_gate_closed_by_one_process_holds_the_others(redis: Redis, namespace: str) -> None:
@@ -305,3 +307,34 @@ async def test_aclose_records_the_answers_still_waiting(redis: Redis, namespace:
     await ours.aclose()
     await take(theirs, ROOMY, in_flight=HORIZON)
     await take(theirs, ROOMY, in_flight=HORIZON)
+
+
+async def test_answers_of_several_scopes_riding_on_one_acquire_each_free_their_own_slots(
+    redis: Redis, namespace: str
+) -> None:
+    # The script that runs settles then an acquire reads each settle's keys after the ones
+    # before it: reading every settle's from the first would record the other UID's
+    # answers on this UID's windows, where they are no members, and free nothing.
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    theirs = RedisBackend(redis, namespace=namespace)
+    other_uid = replace(
+        ROOMY,
+        uid="w",
+        gates=("gate:w:/x", "gate:ip:i"),
+        windows=(("uid:w:/x", Rate(10, 1.0)), ("ip:i:/x", Rate(10, 10.0))),
+        errors=("errors:w:/x", Rate(2, 480.0)),
+    )
+    unbudgeted = replace(ROOMY, uid="v", gates=("gate:v:/x", "gate:ip:i"), errors=None)
+    unbudgeted = replace(unbudgeted, windows=(("uid:v:/x", Rate(10, 1.0)), ROOMY.windows[1]))
+    scopes = (ROOMY, ROOMY, other_uid, other_uid)  # both error budgets full
+    for permit in [await take(ours, scope, in_flight=HORIZON) for scope in scopes]:
+        await permit.settle(answered=True, succeeded=True)
+    assert len(ours._unsettled) == 4  # none recorded yet: all four ride on the next acquire
+    await take(ours, unbudgeted)
+    assert ours._unsettled == []
+    for scope in (ROOMY, other_uid):  # each budget given back its two successes
+        await take(theirs, scope, in_flight=HORIZON)
+        await take(theirs, scope, in_flight=HORIZON)
+    await ours.aclose()
