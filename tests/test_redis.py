@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bingx_assets import (
     AssetsClient,
@@ -338,3 +339,173 @@ async def test_answers_of_several_scopes_riding_on_one_acquire_each_free_their_o
         await take(theirs, scope, in_flight=HORIZON)
         await take(theirs, scope, in_flight=HORIZON)
     await ours.aclose()
+
+
+def sent_scripts(backend: RedisBackend) -> list[str]:
+    """The names of the scripts `backend` sends from now on, in order."""
+    sent: list[str] = []
+    for name in ("_acquire", "_settle", "_settle_then_acquire"):
+        script = getattr(backend, name)
+
+        async def counted(*args: Any, _script: Any = script, _name: str = name, **kw: Any) -> Any:
+            sent.append(_name)
+            return await _script(*args, **kw)
+
+        setattr(backend, name, counted)
+    return sent
+
+
+async def unreachable(*_: object, **__: object) -> None:
+    raise RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+
+async def test_answers_that_only_free_ride_on_the_next_acquire_a_bets_and_an_agreed_count_too(
+    redis: Redis, namespace: str
+) -> None:
+    # Only a settle that may make a slot count longer or fill a window is sent at once: an
+    # answered bet (anchored at its answer, earlier than its horizon) and an answer whose
+    # server count is what this client already holds only free, and wait for an acquire.
+    from .test_backend_contract import take
+
+    backend = RedisBackend(redis, namespace=namespace)
+    sent = sent_scripts(backend)
+    bet = await take(backend, ROOMY, in_flight=0.0)  # a bet: in flight less than its horizon
+    await bet.settle(answered=True, succeeded=True)
+    agreed = await take(backend, ROOMY)  # two alive: the bet and this one
+    assert await agreed.settle(answered=True, succeeded=True, server_count=2) is False
+    await take(backend, ROOMY)
+    assert sent == ["_acquire", "_settle_then_acquire", "_settle_then_acquire"]
+    await backend.aclose()
+
+
+async def test_each_call_redis_fails_says_whether_its_request_was_sent(
+    redis: Redis, namespace: str
+) -> None:
+    # A failure before sending says nothing was sent and no step (one line per key stays
+    # short); after an answer, which step was lost and that the request is over.
+    backend = RedisBackend(redis, namespace=namespace)
+    for name in ("_occupy", "_close_gate", "_closure", "_gate_remaining"):
+        setattr(backend, name, unreachable)
+    reason = "Redis cannot be reached (Error 111 connecting to 127.0.0.1:1)"
+    after = "the request had been sent and answered"
+    with pytest.raises(LimiterUnavailableError) as caught:
+        await backend.occupy("uid:u:/x", Rate(5, 1.0), 3)
+    assert str(caught.value) == f"{reason}: could not fill a window; {after}"
+    with pytest.raises(LimiterUnavailableError) as caught:
+        await backend.close_gate("gate:u:/x", 1.0)
+    assert str(caught.value) == f"{reason}: could not close a gate; {after}"
+    with pytest.raises(LimiterUnavailableError) as caught:
+        await backend.closure("gate:u:/x")
+    assert str(caught.value) == f"{reason}; nothing was sent"
+    with pytest.raises(LimiterUnavailableError) as caught:
+        await backend.gate_remaining("gate:u:/x")
+    assert str(caught.value) == f"{reason}; nothing was sent"
+
+
+async def test_answers_whose_acquire_failed_are_kept_with_those_settled_meanwhile(
+    redis: Redis, namespace: str
+) -> None:
+    # An acquire carrying settles that Redis did not take puts them back, before the ones
+    # deferred while it waited (not in their place), and says nothing was sent.
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    theirs = RedisBackend(redis, namespace=namespace)
+    first, second = [await take(ours, ROOMY, in_flight=HORIZON) for _ in range(2)]
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_then_unreachable(*_: object, **__: object) -> None:
+        entered.set()
+        await release.wait()
+        await unreachable()
+
+    ours._settle_then_acquire = slow_then_unreachable  # type: ignore[assignment]
+    await first.settle(answered=True, succeeded=True)
+    acquire = asyncio.create_task(ours.try_acquire(ROOMY, 0.0, HORIZON))
+    await entered.wait()  # the first answer is on its way with the acquire
+    await second.settle(answered=True, succeeded=True)
+    release.set()
+    with pytest.raises(LimiterUnavailableError, match=r"; nothing was sent$"):
+        await acquire
+    await ours.aclose()  # records what is left: both answers
+    await take(theirs, ROOMY, in_flight=HORIZON)
+    await take(theirs, ROOMY, in_flight=HORIZON)
+
+
+async def test_a_settle_sent_at_once_and_lost_is_recorded_by_the_next_call(
+    redis: Redis, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A settle that must count at once (BingX counts more than ours) and that Redis did not
+    # take reports no disagreement yet, says so, and is recorded before the next call.
+    from .test_backend_contract import SCOPE, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    theirs = RedisBackend(redis, namespace=namespace, poll_interval=1e9)
+    permit = await take(ours, SCOPE)
+    settle = ours._settle
+    ours._settle = unreachable  # type: ignore[assignment]
+    assert await permit.settle(answered=True, succeeded=True, server_count=3) is False
+    assert (
+        "the Redis limiter could not record an answer (ConnectionError); it is recorded "
+        "once Redis answers again"
+    ) in [record.getMessage() for record in caplog.records]
+    ours._settle = settle  # type: ignore[method-assign]
+    assert await ours.gate_remaining("gate:u:/x") == 0.0  # any call records it first
+    assert isinstance(await theirs.try_acquire(SCOPE, 0.0, 5.0), Blocked)  # 3 of 3
+
+
+async def test_a_flush_that_fails_unexpectedly_says_so(
+    redis: Redis, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No caller waits for a settle sent alone: a failure other than Redis's is logged with
+    # its type rather than lost with the task.
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug")
+
+    permit = await take(ours, ROOMY, in_flight=HORIZON)
+    ours._settle = broken  # type: ignore[assignment]
+    await permit.settle(answered=True, succeeded=True)
+    await asyncio.sleep(0.05)  # the flush ran, alone
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == ["the Redis limiter could not record an answer (RuntimeError)"]
+
+
+async def test_answers_no_acquire_follows_are_recorded_alone_every_time_and_after_aclose(
+    redis: Redis, namespace: str
+) -> None:
+    # Each flush, once done, lets the next one start; aclose leaves the backend (on a
+    # client it did not open) recording its answers as before.
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    theirs = RedisBackend(redis, namespace=namespace)
+    for round_ in range(3):
+        for permit in [await take(ours, ROOMY, in_flight=HORIZON) for _ in range(2)]:
+            await permit.settle(answered=True, succeeded=True)
+        if round_ == 1:
+            await ours.aclose()  # with a flush timer pending
+            for permit in [await take(ours, ROOMY, in_flight=HORIZON) for _ in range(2)]:
+                await permit.settle(answered=True, succeeded=True)
+        await asyncio.sleep(0.05)  # recorded alone, with no acquire to ride on
+        assert ours._unsettled == []
+    for _ in range(2):  # the budget holds none of the eight successes
+        await take(theirs, ROOMY, in_flight=HORIZON)
+
+
+async def test_aclose_with_redis_unreachable_leaves_the_answers_for_later_quietly(
+    redis: Redis, namespace: str
+) -> None:
+    # Closing must not fail for a Redis that went away: its answers still count until
+    # their horizon, never shorter.
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    permit = await take(ours, ROOMY, in_flight=HORIZON)
+    await permit.settle(answered=True, succeeded=True)
+    ours._settle = unreachable  # type: ignore[assignment]
+    await ours.aclose()
+    assert len(ours._unsettled) == 1
