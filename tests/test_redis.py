@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from bingx_assets import (
     AssetsClient,
+    ConfigurationError,
     LimiterUnavailableError,
     PermissionDeniedError,
     Rate,
@@ -22,7 +24,7 @@ from bingx_assets import (
     RateLimits,
     RedisBackend,
 )
-from bingx_assets._limiter import Blocked, GateTooLong, Scope
+from bingx_assets._limiter import Blocked, GateClosed, GateTooLong, Scope
 from bingx_assets.testing import BingXSimulator, SimulatorServer
 
 from .test_limits import most_in_any_window
@@ -355,6 +357,10 @@ def sent_scripts(backend: RedisBackend) -> list[str]:
     return sent
 
 
+UNREACHED = "Redis cannot be reached"
+CLUSTER_OPTION = "a Redis URL's cluster option must be cluster=true or false"
+
+
 async def unreachable(*_: object, **__: object) -> None:
     raise RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
 
@@ -509,3 +515,132 @@ async def test_aclose_with_redis_unreachable_leaves_the_answers_for_later_quietl
     ours._settle = unreachable  # type: ignore[assignment]
     await ours.aclose()
     assert len(ours._unsettled) == 1
+
+
+async def test_a_late_settle_without_a_server_count_adds_no_slots_after_the_counter_expired(
+    redis: Redis, namespace: str
+) -> None:
+    # A settle without a server count reads no counter: the UID window's counter of slots
+    # taken may have expired since the acquire and started again from 1, and read against
+    # the count at the acquire it would look like requests BingX counted and we did not.
+    from .test_backend_contract import take
+
+    backend = RedisBackend(redis, namespace=namespace)
+    short = Scope(
+        uid="u",
+        ip="i",
+        gates=("gate:u:/x", "gate:ip:i"),
+        windows=(("uid:u:/x", Rate(5, 0.1)), ("ip:i:/x", Rate(100, 0.1))),
+        errors=("errors:u:/x", Rate(100, 0.1)),
+    )
+    for _ in range(5):
+        await (await take(backend, short)).settle(answered=True)
+    await asyncio.sleep(0.15)  # those five expired: the counter says 6 at the next acquire
+    lost = await backend.try_acquire(short, 0.2, 0.2)  # in flight until its horizon
+    assert not isinstance(lost, Blocked | GateClosed)
+    await asyncio.sleep(1.4)  # past the counter's expiry: its period, the horizon and 1 s
+    await take(backend, short)  # the counter starts again at 1
+    await lost.settle(answered=False, succeeded=True)  # the key's next answer succeeded
+    for _ in range(4):  # the window holds one slot, not six
+        await take(backend, short)
+    await backend.aclose()
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (RedisError("something else"), "the Redis client failed (something else)"),
+        (
+            RedisConnectionError("Connection closed by server."),
+            f"{UNREACHED} (Connection closed by server)",
+        ),
+        (
+            RedisConnectionError("Error 111 connecting to cache-X. Refused."),
+            f"{UNREACHED} (Error 111 connecting to cache-X)",
+        ),
+        (RedisConnectionError("x" * 150), f"{UNREACHED} ({'x' * 100})"),
+        (TimeoutError(), "Redis did not answer in time (TimeoutError)"),
+    ],
+    ids=["other", "one-sentence", "first-sentence", "long", "no-text"],
+)
+async def test_a_failure_is_said_with_redis_pys_first_sentence_without_its_full_stop(
+    error: BaseException, said: str
+) -> None:
+    # One short line per key: our description, then redis-py's first sentence up to 100
+    # characters, or the error's type when it says nothing.
+    from .test_redis_cluster import FailingRedis
+
+    backend = RedisBackend(FailingRedis(error))  # type: ignore[arg-type]
+    with pytest.raises(LimiterUnavailableError) as caught:
+        await backend.gate_remaining("gate:u:/x")
+    assert str(caught.value) == f"{said}; nothing was sent"
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "redis://u:pa#ss@127.0.0.1:1/0",
+            "it does not parse (in a password, percent-encode '/', '?', '#' and '@')",
+        ),
+        ("redis://127.0.0.1:1/0?cluster=", CLUSTER_OPTION),
+        ("redis://127.0.0.1:1/0?cluster=yes", CLUSTER_OPTION),
+    ],
+    ids=["password", "blank-cluster", "other-cluster"],
+)
+def test_an_unusable_redis_url_says_why_and_never_quotes_a_password(url: str, said: str) -> None:
+    # redis-py's words about a URL with a user part may quote pieces of the password: ours
+    # instead. An empty cluster option is no choice either.
+    with pytest.raises(ConfigurationError) as caught:
+        RedisBackend.from_url(url)
+    assert str(caught.value) == f"unusable Redis URL: {said}"
+
+
+async def test_keys_are_under_the_namespace_given_and_bingx_assets_by_default(
+    redis_url: str, namespace: str
+) -> None:
+    # The default namespace is what processes of every version share without saying so.
+    client = Redis.from_url(redis_url)
+    gate = f"gate:namespace-test-{uuid.uuid4().hex[:8]}"
+    for backend, prefix in [
+        (RedisBackend(client), "bingx-assets"),
+        (RedisBackend.from_url(redis_url), "bingx-assets"),
+        (RedisBackend.from_url(redis_url, namespace=namespace), namespace),
+    ]:
+        await backend.close_gate(gate, 1.0)
+        assert await client.exists(f"{prefix}:{gate}") == 1, prefix
+        await client.delete(f"{prefix}:{gate}", f"{prefix}:{gate}:closure")
+        await backend.aclose()
+    await client.aclose()
+
+
+async def test_a_full_window_held_by_requests_in_flight_is_looked_at_again_within_50_ms(
+    redis: Redis, namespace: str
+) -> None:
+    # Answers in other processes are seen only by polling: by default every 50 ms.
+    from .test_backend_contract import HORIZON, take
+
+    backend = RedisBackend(redis, namespace=namespace)
+    one = replace(ROOMY, windows=(("uid:u:/x", Rate(1, 1.0)), ROOMY.windows[1]))
+    await take(backend, one, in_flight=HORIZON)
+    held = await backend.try_acquire(one, 0.0, HORIZON)
+    assert isinstance(held, Blocked) and held.pending
+    assert held.seconds == 0.05
+
+
+async def test_aclose_closes_only_a_client_from_url_opened(redis_url: str) -> None:
+    # A client passed in is the caller's, maybe shared with other code: left open.
+    closed: list[str] = []
+    passed_in = Redis.from_url(redis_url)
+    opened = RedisBackend.from_url(redis_url)
+    for name, backend in [("passed in", RedisBackend(passed_in)), ("opened", opened)]:
+        close = backend.redis.aclose
+
+        async def counted(*args: Any, _close: Any = close, _name: str = name) -> None:
+            closed.append(_name)
+            await _close(*args)
+
+        backend.redis.aclose = counted  # type: ignore[method-assign]
+        await backend.aclose()
+    assert closed == ["opened"]
+    await Redis.aclose(passed_in)
