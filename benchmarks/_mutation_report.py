@@ -185,6 +185,37 @@ EQUIVALENT = {
             ),
         )
     },
+    # _redis.py (branch mutredis, on main's b9e0809): the numbers are that run's.
+    **{
+        f"_redis.{name}": "the step of a call that sends nothing is never said: only a failure after sending names it"
+        for name in (
+            *(f"xǁRedisBackendǁtry_acquire__mutmut_{n}" for n in (26, 33, 34, 41, 48, 49)),
+            *(f"xǁRedisBackendǁclosure__mutmut_{n}" for n in (8, 15, 16)),
+            *(f"xǁRedisBackendǁgate_remaining__mutmut_{n}" for n in (5, 13, 14)),
+        )
+    },
+    "_redis.xǁRedisBackendǁclosure__mutmut_7": "`args=None` for `[]`: redis-py sends `args or []`",
+    "_redis.xǁRedisBackendǁgate_remaining__mutmut_4": "`args=None` for `[]`: redis-py sends `args or []`",
+    "_redis.xǁRedisBackendǁclosure__mutmut_20": "`rpartition` for `partition`: a closure reads `seconds code`, one space, and a code of digits or nothing",
+    "_redis.xǁRedisBackendǁtry_acquire__mutmut_113": "a bet when in flight as long as its horizon: its anchor is its horizon, so settling it unanswered moves nothing",
+    "_redis.xǁ_RedisPermitǁsettle__mutmut_17": "`-2` for `-1` where no count was given: the script reads any count below 0 as none",
+    "_redis.xǁ_RedisPermitǁsettle__mutmut_24": '`"XX0XX"` for `"0"`: the script gives the budget slot back only on `"1"`',
+    **{
+        f"_redis.xǁ_RedisPermitǁsettle__mutmut_{n}": "the text of a failed settle is never shown: `settle` catches it and logs its cause's type"
+        for n in (45, 46, 52, 53)
+    },
+    **{
+        f"_redis.xǁRedisBackendǁ_run_unsettled__mutmut_{n}": "the text of a failed flush is never shown: `aclose` suppresses it and the flush logs its cause's type"
+        for n in (1, 2)
+    },
+    "_redis.xǁRedisBackendǁ_flush_if_unsettled__mutmut_2": "a flush started while one runs (`or`): each pops its own settles, none is sent twice, and one with none sends nothing",
+    "_redis.xǁRedisBackendǁ_settle_each__mutmut_8": "a settle Redis did not take put back second, not first: settles of distinct slots commute (each moves its own member, and the counter keeps what counts add the same)",
+    "_redis.xǁRedisBackendǁ__init____mutmut_5": "`_owns_redis = None`: as falsy as False, and only its truth is read",
+    "_redis.xǁRedisBackendǁ__init____mutmut_35": "40 random bits in a member instead of 32: members only need to be distinct",
+    **{
+        f"_redis.xǁRedisBackendǁfrom_url__mutmut_{n}": "no limit, or 201, on an unusable URL's reason: redis-py's and ours are under 200 characters (one with a user part gets our own words)"
+        for n in (17, 19, 21)
+    },
 }
 # _client.py's policy functions (mutclient's run; numbers of main at ad718ce).
 EQUIVALENT |= {

@@ -526,3 +526,18 @@ async def test_a_slot_in_flight_a_moment_more_still_holds_its_window_as_pending(
     assert (await blocked(backend, alone)).pending  # its answer may free it sooner
     clock.advance(0.4)
     assert (await blocked(backend, alone)).pending  # 0.1 s more, in flight all the same
+
+
+async def test_slots_occupy_added_since_an_acquire_are_not_counted_again_from_a_server_count(
+    backend: LimiterBackend,
+) -> None:
+    # A server's count is read against every slot taken since the acquire, occupy's too
+    # (Redis counts them in the UID window's counter): otherwise one disagreement that
+    # occupy already recorded would fill the window a second time.
+    scope = replace(SCOPE, windows=(("uid:u:/x", Rate(5, 1.0)), IP))
+    permit = await take(backend, scope, in_flight=HORIZON)
+    assert await backend.occupy("uid:u:/x", Rate(5, 1.0), 3) == 2
+    assert await permit.settle(answered=True, server_count=3) is False  # all three known
+    await take(backend, scope)
+    await take(backend, scope)
+    assert (await blocked(backend, scope)).window == "uid:u:/x"  # 3 + 2: no more added

@@ -11,9 +11,12 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from bingx_assets import (
     AssetsClient,
+    ConfigurationError,
     LimiterUnavailableError,
     PermissionDeniedError,
     Rate,
@@ -21,7 +24,7 @@ from bingx_assets import (
     RateLimits,
     RedisBackend,
 )
-from bingx_assets._limiter import Blocked, GateTooLong, Scope
+from bingx_assets._limiter import Blocked, GateClosed, GateTooLong, Scope
 from bingx_assets.testing import BingXSimulator, SimulatorServer
 
 from .test_limits import most_in_any_window
@@ -81,6 +84,8 @@ async def test_limiters_sharing_redis_never_overfill_a_window(redis: Redis, name
     # Stamped here after Redis admitted them, so allow for scheduling delay: 0.45 s.
     assert most_in_any_window(times, 0.45) == 5
     assert max(times) - min(times) >= 3 * 0.5  # 18 at 5 per 0.5 s: three more windows
+    for limiter in limiters:
+        await limiter.aclose()  # before the Redis client: it records the answers still waiting
 
 
 async def test_a_gate_closed_by_one_process_holds_the_others(redis: Redis, namespace: str) -> None:
@@ -458,3 +463,345 @@ async def test_the_last_answers_of_a_fan_out_are_recorded_in_one_round_trip(
     for scope in uids:  # each UID's budget (2) given back in full
         await take(theirs, scope, in_flight=HORIZON)
         await take(theirs, scope, in_flight=HORIZON)
+
+
+async def test_answers_of_several_scopes_riding_on_one_acquire_each_free_their_own_slots(
+    redis: Redis, namespace: str
+) -> None:
+    # The script that runs settles then an acquire reads each settle's keys after the ones
+    # before it: reading every settle's from the first would record the other UID's
+    # answers on this UID's windows, where they are no members, and free nothing.
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    theirs = RedisBackend(redis, namespace=namespace)
+    other_uid = replace(
+        ROOMY,
+        uid="w",
+        gates=("gate:w:/x", "gate:ip:i"),
+        windows=(("uid:w:/x", Rate(10, 1.0)), ("ip:i:/x", Rate(10, 10.0))),
+        errors=("errors:w:/x", Rate(2, 480.0)),
+    )
+    unbudgeted = replace(ROOMY, uid="v", gates=("gate:v:/x", "gate:ip:i"), errors=None)
+    unbudgeted = replace(unbudgeted, windows=(("uid:v:/x", Rate(10, 1.0)), ROOMY.windows[1]))
+    scopes = (ROOMY, ROOMY, other_uid, other_uid)  # both error budgets full
+    for permit in [await take(ours, scope, in_flight=HORIZON) for scope in scopes]:
+        await permit.settle(answered=True, succeeded=True)
+    assert len(ours._unsettled) == 4  # none recorded yet: all four ride on the next acquire
+    await take(ours, unbudgeted)
+    assert ours._unsettled == []
+    for scope in (ROOMY, other_uid):  # each budget given back its two successes
+        await take(theirs, scope, in_flight=HORIZON)
+        await take(theirs, scope, in_flight=HORIZON)
+    await ours.aclose()
+
+
+def sent_scripts(backend: RedisBackend) -> list[str]:
+    """The names of the scripts `backend` sends from now on, in order."""
+    sent: list[str] = []
+    for name in ("_acquire", "_settle", "_settle_then_acquire"):
+        script = getattr(backend, name)
+
+        async def counted(*args: Any, _script: Any = script, _name: str = name, **kw: Any) -> Any:
+            sent.append(_name)
+            return await _script(*args, **kw)
+
+        setattr(backend, name, counted)
+    return sent
+
+
+UNREACHED = "Redis cannot be reached"
+
+
+CLUSTER_OPTION = "a Redis URL's cluster option must be cluster=true or false"
+
+
+async def unreachable(*_: object, **__: object) -> None:
+    raise RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+
+async def test_answers_that_only_free_ride_on_the_next_acquire_a_bets_and_an_agreed_count_too(
+    redis: Redis, namespace: str
+) -> None:
+    # Only a settle that may make a slot count longer or fill a window is sent at once: an
+    # answered bet (anchored at its answer, earlier than its horizon) and an answer whose
+    # server count is what this client already holds only free, and wait for an acquire.
+    from .test_backend_contract import take
+
+    backend = RedisBackend(redis, namespace=namespace)
+    sent = sent_scripts(backend)
+    bet = await take(backend, ROOMY, in_flight=0.0)  # a bet: in flight less than its horizon
+    await bet.settle(answered=True, succeeded=True)
+    agreed = await take(backend, ROOMY)  # two alive: the bet and this one
+    assert await agreed.settle(answered=True, succeeded=True, server_count=2) is False
+    await take(backend, ROOMY)
+    assert sent == ["_acquire", "_settle_then_acquire", "_settle_then_acquire"]
+    await backend.aclose()
+
+
+async def test_each_call_redis_fails_says_whether_its_request_was_sent(
+    redis: Redis, namespace: str
+) -> None:
+    # A failure before sending says nothing was sent and no step (one line per key stays
+    # short); after an answer, which step was lost and that the request is over.
+    backend = RedisBackend(redis, namespace=namespace)
+    for name in ("_occupy", "_close_gate", "_closure", "_gate_remaining"):
+        setattr(backend, name, unreachable)
+    reason = "Redis cannot be reached (Error 111 connecting to 127.0.0.1:1)"
+    after = "the request had been sent and answered"
+    with pytest.raises(LimiterUnavailableError) as caught:
+        await backend.occupy("uid:u:/x", Rate(5, 1.0), 3)
+    assert str(caught.value) == f"{reason}: could not fill a window; {after}"
+    with pytest.raises(LimiterUnavailableError) as caught:
+        await backend.close_gate("gate:u:/x", 1.0)
+    assert str(caught.value) == f"{reason}: could not close a gate; {after}"
+    with pytest.raises(LimiterUnavailableError) as caught:
+        await backend.closure("gate:u:/x")
+    assert str(caught.value) == f"{reason}; nothing was sent"
+    with pytest.raises(LimiterUnavailableError) as caught:
+        await backend.gate_remaining("gate:u:/x")
+    assert str(caught.value) == f"{reason}; nothing was sent"
+
+
+async def test_answers_whose_acquire_failed_are_kept_with_those_settled_meanwhile(
+    redis: Redis, namespace: str
+) -> None:
+    # An acquire carrying settles that Redis did not take puts them back, before the ones
+    # deferred while it waited (not in their place), and says nothing was sent.
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    theirs = RedisBackend(redis, namespace=namespace)
+    first, second = [await take(ours, ROOMY, in_flight=HORIZON) for _ in range(2)]
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_then_unreachable(*_: object, **__: object) -> None:
+        entered.set()
+        await release.wait()
+        await unreachable()
+
+    script = ours._settle_then_acquire
+    ours._settle_then_acquire = slow_then_unreachable  # type: ignore[assignment]
+    await first.settle(answered=True, succeeded=True)
+    acquire = asyncio.create_task(ours.try_acquire(ROOMY, 0.0, HORIZON))
+    await entered.wait()  # the first answer is on its way with the acquire
+    await second.settle(answered=True, succeeded=True)
+    release.set()
+    with pytest.raises(LimiterUnavailableError, match=r"; nothing was sent$"):
+        await acquire
+    assert len(ours._unsettled) == 2
+    ours._settle_then_acquire = script  # type: ignore[method-assign]
+    await ours.aclose()  # records what is left: both answers
+    await take(theirs, ROOMY, in_flight=HORIZON)
+    await take(theirs, ROOMY, in_flight=HORIZON)
+
+
+async def test_a_settle_sent_at_once_and_lost_is_recorded_by_the_next_call(
+    redis: Redis, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A settle that must count at once (BingX counts more than ours) and that Redis did not
+    # take reports no disagreement yet, says so, and is recorded before the next call.
+    from .test_backend_contract import SCOPE, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    theirs = RedisBackend(redis, namespace=namespace, poll_interval=1e9)
+    permit = await take(ours, SCOPE)
+    settle = ours._settle
+    ours._settle = unreachable  # type: ignore[assignment]
+    assert await permit.settle(answered=True, succeeded=True, server_count=3) is False
+    assert (
+        "the Redis limiter could not record an answer (ConnectionError); it is recorded "
+        "once Redis answers again"
+    ) in [record.getMessage() for record in caplog.records]
+    ours._settle = settle  # type: ignore[method-assign]
+    assert await ours.gate_remaining("gate:u:/x") == 0.0  # any call records it first
+    assert isinstance(await theirs.try_acquire(SCOPE, 0.0, 5.0), Blocked)  # 3 of 3
+
+
+async def test_a_flush_that_fails_unexpectedly_says_so(
+    redis: Redis, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No caller waits for a settle sent alone: a failure other than Redis's is logged with
+    # its type rather than lost with the task.
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug")
+
+    permit = await take(ours, ROOMY, in_flight=HORIZON)
+    ours._settle_then_acquire = broken  # type: ignore[assignment]
+    await permit.settle(answered=True, succeeded=True)
+    await asyncio.sleep(0.05)  # the flush ran, alone
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == ["the Redis limiter could not record an answer (RuntimeError)"]
+
+
+async def test_answers_no_acquire_follows_are_recorded_alone_every_time_and_after_aclose(
+    redis: Redis, namespace: str
+) -> None:
+    # Each flush, once done, lets the next one start; aclose leaves the backend (on a
+    # client it did not open) recording its answers as before.
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    theirs = RedisBackend(redis, namespace=namespace)
+    for round_ in range(3):
+        for permit in [await take(ours, ROOMY, in_flight=HORIZON) for _ in range(2)]:
+            await permit.settle(answered=True, succeeded=True)
+        if round_ == 1:
+            await ours.aclose()  # with a flush timer pending
+            for permit in [await take(ours, ROOMY, in_flight=HORIZON) for _ in range(2)]:
+                await permit.settle(answered=True, succeeded=True)
+        await asyncio.sleep(0.05)  # recorded alone, with no acquire to ride on
+        assert ours._unsettled == []
+    for _ in range(2):  # the budget holds none of the eight successes
+        await take(theirs, ROOMY, in_flight=HORIZON)
+
+
+async def test_aclose_with_redis_unreachable_keeps_the_answers_and_says_so(
+    redis: Redis, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Closing must not fail for a Redis that went away: its answers still count until
+    # their horizon, never shorter, and the warning says what that costs.
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    permit = await take(ours, ROOMY, in_flight=HORIZON)
+    await permit.settle(answered=True, succeeded=True)
+    script = ours._settle_then_acquire
+    ours._settle_then_acquire = unreachable  # type: ignore[assignment]
+    await ours.aclose()
+    assert len(ours._unsettled) == 1
+    assert "could not record 1 answers before closing (ConnectionError)" in caplog.text
+    ours._settle_then_acquire = script  # type: ignore[method-assign]
+
+
+async def test_a_late_settle_without_a_server_count_adds_no_slots_after_the_counter_expired(
+    redis: Redis, namespace: str
+) -> None:
+    # A settle without a server count reads no counter: the UID window's counter of slots
+    # taken may have expired since the acquire and started again from 1, and read against
+    # the count at the acquire it would look like requests BingX counted and we did not.
+    from .test_backend_contract import take
+
+    backend = RedisBackend(redis, namespace=namespace)
+    short = Scope(
+        uid="u",
+        ip="i",
+        gates=("gate:u:/x", "gate:ip:i"),
+        windows=(("uid:u:/x", Rate(5, 0.1)), ("ip:i:/x", Rate(100, 0.1))),
+        errors=("errors:u:/x", Rate(100, 0.1)),
+    )
+    for _ in range(5):
+        await (await take(backend, short)).settle(answered=True)
+    await asyncio.sleep(0.15)  # those five expired: the counter says 6 at the next acquire
+    lost = await backend.try_acquire(short, 0.2, 0.2)  # in flight until its horizon
+    assert not isinstance(lost, Blocked | GateClosed)
+    await asyncio.sleep(1.4)  # past the counter's expiry: its period, the horizon and 1 s
+    await take(backend, short)  # the counter starts again at 1
+    await lost.settle(answered=False, succeeded=True)  # the key's next answer succeeded
+    for _ in range(4):  # the window holds one slot, not six
+        await take(backend, short)
+    await backend.aclose()
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (RedisError("something else"), "the Redis client failed (something else)"),
+        (
+            RedisConnectionError("Connection closed by server."),
+            f"{UNREACHED} (Connection closed by server)",
+        ),
+        (
+            RedisConnectionError("Error 111 connecting to cache-X. Refused."),
+            f"{UNREACHED} (Error 111 connecting to cache-X)",
+        ),
+        (RedisConnectionError("x" * 150), f"{UNREACHED} ({'x' * 100})"),
+        (TimeoutError(), "Redis did not answer in time (TimeoutError)"),
+    ],
+    ids=["other", "one-sentence", "first-sentence", "long", "no-text"],
+)
+async def test_a_failure_is_said_with_redis_pys_first_sentence_without_its_full_stop(
+    error: BaseException, said: str
+) -> None:
+    # One short line per key: our description, then redis-py's first sentence up to 100
+    # characters, or the error's type when it says nothing.
+    from .test_redis_cluster import FailingRedis
+
+    backend = RedisBackend(FailingRedis(error))  # type: ignore[arg-type]
+    with pytest.raises(LimiterUnavailableError) as caught:
+        await backend.gate_remaining("gate:u:/x")
+    assert str(caught.value) == f"{said}; nothing was sent"
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "redis://u:pa#ss@127.0.0.1:1/0",
+            "it does not parse (in a password, percent-encode '/', '?', '#' and '@')",
+        ),
+        ("redis://127.0.0.1:1/0?cluster=", CLUSTER_OPTION),
+        ("redis://127.0.0.1:1/0?cluster=yes", CLUSTER_OPTION),
+    ],
+    ids=["password", "blank-cluster", "other-cluster"],
+)
+def test_an_unusable_redis_url_says_why_and_never_quotes_a_password(url: str, said: str) -> None:
+    # redis-py's words about a URL with a user part may quote pieces of the password: ours
+    # instead. An empty cluster option is no choice either.
+    with pytest.raises(ConfigurationError) as caught:
+        RedisBackend.from_url(url)
+    assert str(caught.value) == f"unusable Redis URL: {said}"
+
+
+async def test_keys_are_under_the_namespace_given_and_bingx_assets_by_default(
+    redis_url: str, namespace: str
+) -> None:
+    # The default namespace is what processes of every version share without saying so.
+    client = Redis.from_url(redis_url)
+    gate = f"gate:namespace-test-{uuid.uuid4().hex[:8]}"
+    for backend, prefix in [
+        (RedisBackend(client), "bingx-assets"),
+        (RedisBackend.from_url(redis_url), "bingx-assets"),
+        (RedisBackend.from_url(redis_url, namespace=namespace), namespace),
+    ]:
+        await backend.close_gate(gate, 1.0)
+        assert await client.exists(f"{prefix}:{gate}") == 1, prefix
+        await client.delete(f"{prefix}:{gate}", f"{prefix}:{gate}:closure")
+        await backend.aclose()
+    await client.aclose()
+
+
+async def test_a_full_window_held_by_requests_in_flight_is_looked_at_again_within_50_ms(
+    redis: Redis, namespace: str
+) -> None:
+    # Answers in other processes are seen only by polling: by default every 50 ms.
+    from .test_backend_contract import HORIZON, take
+
+    backend = RedisBackend(redis, namespace=namespace)
+    one = replace(ROOMY, windows=(("uid:u:/x", Rate(1, 1.0)), ROOMY.windows[1]))
+    await take(backend, one, in_flight=HORIZON)
+    held = await backend.try_acquire(one, 0.0, HORIZON)
+    assert isinstance(held, Blocked) and held.pending
+    assert held.seconds == 0.05
+
+
+async def test_aclose_closes_only_a_client_from_url_opened(redis_url: str) -> None:
+    # A client passed in is the caller's, maybe shared with other code: left open.
+    closed: list[str] = []
+    passed_in = Redis.from_url(redis_url)
+    opened = RedisBackend.from_url(redis_url)
+    for name, backend in [("passed in", RedisBackend(passed_in)), ("opened", opened)]:
+        close = backend.redis.aclose
+
+        async def counted(*args: Any, _close: Any = close, _name: str = name) -> None:
+            closed.append(_name)
+            await _close(*args)
+
+        backend.redis.aclose = counted  # type: ignore[method-assign]
+        await backend.aclose()
+    assert closed == ["opened"]
+    await Redis.aclose(passed_in)

@@ -86,7 +86,7 @@ def test_a_bad_cluster_url_is_a_configuration_error(url: str, problem: str) -> N
         RedisBackend.from_url(url)
 
 
-@pytest.mark.parametrize("namespace", ["", "a{b}", "}b"])
+@pytest.mark.parametrize("namespace", ["", "a{b}", "}b", "a{b"])
 async def test_a_cluster_namespace_must_make_a_hash_tag(namespace: str) -> None:
     redis = RedisCluster(host="127.0.0.1", port=6379)  # connects only when used
     with pytest.raises(ConfigurationError, match="hash tag"):
