@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 import msgspec
+import pytest
 
 from bingx_assets import Rate, RateLimits
 from bingx_assets._constants import API_KEY_HEADER, ASSET_OVERVIEW_PATH, SERVER_TIME_PATH
@@ -111,3 +112,25 @@ async def test_peak_counts_the_busiest_window(clock: LoopClock, sim: BingXSimula
             await asyncio.sleep(pause)
             await raw_call(http, sim, key)
     assert sim.peak(uid=1) == 3  # at 0.9, 1.1 and 1.6 s; the first is 1.1 s before the third
+
+
+async def test_a_slow_request_is_counted_when_it_arrives_not_before(clock: LoopClock) -> None:
+    # Found by a flaky soak (1 run in 5): a `Fault.slow` request was counted in its UID's
+    # window at the time it was first seen but added after the requests that came
+    # meanwhile, and counted them too: here 6 where the window, at its arrival, held 3.
+    from bingx_assets.testing import Fault
+
+    sim = BingXSimulator(clock=clock)
+    key = sim.add_key(uid=1)
+    async with sim.http_client() as http:
+        early = [await raw_call(http, sim, key) for _ in range(3)]  # at 0.0: gone by 1.2
+        await asyncio.sleep(0.7)
+        sim.inject(Fault.slow(0.5))
+        slow = asyncio.create_task(raw_call(http, sim, key))  # seen at 0.7, arrives 1.2
+        await asyncio.sleep(0.1)
+        later = [await raw_call(http, sim, key) for _ in range(2)]  # at 0.8
+        answers = [*early, *later, await slow]
+    assert [answer["code"] for answer in answers] == [0] * 6
+    assert sim.rejections == []
+    slow_request = max(sim.requests, key=lambda request: request.arrived)
+    assert slow_request.arrived == pytest.approx(1.2, abs=0.01)

@@ -78,7 +78,7 @@ class Fault:
 
     @classmethod
     def slow(cls, seconds: float) -> Fault:
-        """Served as usual, `seconds` late."""
+        """Arrives `seconds` late (and is counted then), then served as usual."""
         return cls(delay=seconds)
 
     def response(self) -> httpx.Response:

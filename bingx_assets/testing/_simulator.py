@@ -428,6 +428,12 @@ class BingXSimulator:
     async def _arrive(
         self, request: httpx.Request, fault: Fault | None, sent: float
     ) -> httpx.Response:
+        if fault is not None and fault.passes_through and fault.delay:
+            # Slow on its way: it arrives, and is counted, that much later. Counted at the
+            # time it was first seen, it was added to its windows after requests that
+            # came after it, and counted them: a refusal no server would make.
+            await asyncio.sleep(fault.delay)
+            fault = None
         arrived, server_ms = self.clock.monotonic(), self.server_ms()
         path = request.url.path
         query = request.url.query.decode("ascii", "replace")
