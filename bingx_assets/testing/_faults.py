@@ -78,7 +78,7 @@ class Fault:
 
     @classmethod
     def slow(cls, seconds: float) -> Fault:
-        """Arrives `seconds` late (and is counted then), then served as usual."""
+        """Served as usual on arrival, its answer `seconds` late."""
         return cls(delay=seconds)
 
     def response(self) -> httpx.Response:

@@ -428,12 +428,6 @@ class BingXSimulator:
     async def _arrive(
         self, request: httpx.Request, fault: Fault | None, sent: float
     ) -> httpx.Response:
-        if fault is not None and fault.passes_through and fault.delay:
-            # Slow on its way: it arrives, and is counted, that much later. Counted at the
-            # time it was first seen, it was added to its windows after requests that
-            # came after it, and counted them: a refusal no server would make.
-            await asyncio.sleep(fault.delay)
-            fault = None
         arrived, server_ms = self.clock.monotonic(), self.server_ms()
         path = request.url.path
         query = request.url.query.decode("ascii", "replace")
@@ -454,17 +448,16 @@ class BingXSimulator:
                 )
             )  # fmt: skip
 
-        if fault is not None:
+        if fault is not None and not fault.passes_through:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
-            if not fault.passes_through:
-                record(
-                    fault.status, None, "injected fault", injected=True,
-                    answered=fault.raises is None,
-                )  # fmt: skip
-                if fault.raises is not None:
-                    raise fault.raises("injected fault", request=request)
-                return fault.response()
+            record(
+                fault.status, None, "injected fault", injected=True,
+                answered=fault.raises is None,
+            )  # fmt: skip
+            if fault.raises is not None:
+                raise fault.raises("injected fault", request=request)
+            return fault.response()
         status, code, msg = 200, 0, ""
         headers: dict[str, str] = {}
         data: object = None
@@ -475,6 +468,11 @@ class BingXSimulator:
             headers.update(answer.headers)
             if uid is not None and status == 200:
                 self._count_error(uid, path, code, arrived, server_ms)
+        if fault is not None and fault.delay:
+            # A slow server: judged and counted as it arrives, answered late. Counted after
+            # the delay at its arrival time, it went into its windows behind requests that
+            # came later, where it outlived its period and made refusals no server would.
+            await asyncio.sleep(fault.delay)
         record(status, code if status == 200 else None, msg, injected=False)
         if code == 100410 or status == 429:
             reason = "disabled period" if disabled_until or "disabled" in msg else "over the limit"
