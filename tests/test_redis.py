@@ -256,15 +256,7 @@ async def test_an_answer_rides_on_the_next_acquire_in_one_round_trip(
     from .test_backend_contract import BUDGETED, HORIZON, take
 
     backend = RedisBackend(redis, namespace=namespace)
-    sent: list[str] = []
-    for name in ("_acquire", "_settle", "_settle_then_acquire"):
-        script = getattr(backend, name)
-
-        async def counted(*args: Any, _script: Any = script, _name: str = name, **kw: Any) -> Any:
-            sent.append(_name)
-            return await _script(*args, **kw)
-
-        setattr(backend, name, counted)
+    sent = sent_scripts(backend)
     first = await take(backend, BUDGETED, in_flight=HORIZON)
     await first.settle(answered=True, succeeded=True)
     # The budget (2) takes two more only if the success was given back before them.
@@ -436,15 +428,7 @@ async def test_the_last_answers_of_a_fan_out_are_recorded_in_one_round_trip(
 
     ours = RedisBackend(redis, namespace=namespace)
     theirs = RedisBackend(redis, namespace=namespace)
-    sent: list[str] = []
-    for name in ("_acquire", "_settle", "_settle_then_acquire"):
-        script = getattr(ours, name)
-
-        async def counted(*args: Any, _script: Any = script, _name: str = name, **kw: Any) -> Any:
-            sent.append(_name)
-            return await _script(*args, **kw)
-
-        setattr(ours, name, counted)
+    sent = sent_scripts(ours)
     uids = [
         Scope(
             uid=f"u{n}",
