@@ -185,11 +185,11 @@ EQUIVALENT = {
             ),
         )
     },
-    # _redis.py (branch mutredis, on main's b9e0809): the numbers are that run's.
+    # _redis.py (branch mutredis2, on main's 8a1880e): the numbers are that run's.
     **{
         f"_redis.{name}": "the step of a call that sends nothing is never said: only a failure after sending names it"
         for name in (
-            *(f"xǁRedisBackendǁtry_acquire__mutmut_{n}" for n in (26, 33, 34, 41, 48, 49)),
+            *(f"xǁRedisBackendǁtry_acquire__mutmut_{n}" for n in (28, 35, 36, 43, 50, 51)),
             *(f"xǁRedisBackendǁclosure__mutmut_{n}" for n in (8, 15, 16)),
             *(f"xǁRedisBackendǁgate_remaining__mutmut_{n}" for n in (5, 13, 14)),
         )
@@ -197,7 +197,7 @@ EQUIVALENT = {
     "_redis.xǁRedisBackendǁclosure__mutmut_7": "`args=None` for `[]`: redis-py sends `args or []`",
     "_redis.xǁRedisBackendǁgate_remaining__mutmut_4": "`args=None` for `[]`: redis-py sends `args or []`",
     "_redis.xǁRedisBackendǁclosure__mutmut_20": "`rpartition` for `partition`: a closure reads `seconds code`, one space, and a code of digits or nothing",
-    "_redis.xǁRedisBackendǁtry_acquire__mutmut_113": "a bet when in flight as long as its horizon: its anchor is its horizon, so settling it unanswered moves nothing",
+    "_redis.xǁRedisBackendǁtry_acquire__mutmut_115": "a bet when in flight as long as its horizon: its anchor is its horizon, so settling it unanswered moves nothing",
     "_redis.xǁ_RedisPermitǁsettle__mutmut_17": "`-2` for `-1` where no count was given: the script reads any count below 0 as none",
     "_redis.xǁ_RedisPermitǁsettle__mutmut_24": '`"XX0XX"` for `"0"`: the script gives the budget slot back only on `"1"`',
     **{
@@ -209,7 +209,10 @@ EQUIVALENT = {
         for n in (1, 2)
     },
     "_redis.xǁRedisBackendǁ_flush_if_unsettled__mutmut_2": "a flush started while one runs (`or`): each pops its own settles, none is sent twice, and one with none sends nothing",
-    "_redis.xǁRedisBackendǁ_settle_each__mutmut_8": "a settle Redis did not take put back second, not first: settles of distinct slots commute (each moves its own member, and the counter keeps what counts add the same)",
+    **{
+        f"_redis.xǁRedisBackendǁ__init____mutmut_{n}": '`""` for None: the first deferral on a loop sets `_loop`, `_flush` and `_at_loop_end` before anything reads them, and `_record_what_is_left` reads `_flush` only with `_loop` the running loop'
+        for n in (38, 39, 40)
+    },
     "_redis.xǁRedisBackendǁ__init____mutmut_5": "`_owns_redis = None`: as falsy as False, and only its truth is read",
     "_redis.xǁRedisBackendǁ__init____mutmut_35": "40 random bits in a member instead of 32: members only need to be distinct",
     **{

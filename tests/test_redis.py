@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -658,7 +659,10 @@ async def test_aclose_with_redis_unreachable_keeps_the_answers_and_says_so(
     ours._settle_then_acquire = unreachable  # type: ignore[assignment]
     await ours.aclose()
     assert len(ours._unsettled) == 1
-    assert "could not record 1 answers before closing (ConnectionError)" in caplog.text
+    assert [record.getMessage() for record in caplog.records] == [
+        "the Redis limiter could not record 1 answers before closing (ConnectionError): "
+        "each counts as unanswered, a possible error"
+    ]
     ours._settle_then_acquire = script  # type: ignore[method-assign]
 
 
@@ -789,3 +793,95 @@ async def test_aclose_closes_only_a_client_from_url_opened(redis_url: str) -> No
         await backend.aclose()
     assert closed == ["opened"]
     await Redis.aclose(passed_in)
+
+
+async def test_answers_whose_lone_flush_failed_are_kept_with_those_settled_meanwhile(
+    redis: Redis, namespace: str
+) -> None:
+    # The flush that sends answers alone puts back what Redis did not take before the
+    # answers deferred while it waited, and drops none of them (in their place, one
+    # would count as an error for the whole error window).
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    theirs = RedisBackend(redis, namespace=namespace)
+    first, second = [await take(ours, ROOMY, in_flight=HORIZON) for _ in range(2)]
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_then_unreachable(*_: object, **__: object) -> None:
+        entered.set()
+        await release.wait()
+        await unreachable()
+
+    script = ours._settle_then_acquire
+    ours._settle_then_acquire = slow_then_unreachable  # type: ignore[assignment]
+    await first.settle(answered=True, succeeded=True)
+    await entered.wait()  # sent alone 5 ms later, with no acquire to ride on
+    await second.settle(answered=True, succeeded=True)
+    release.set()
+    flush = ours._flush
+    assert flush is not None
+    await flush
+    assert [keys_args[1][0] for keys_args in ours._unsettled] == [
+        first._member,  # type: ignore[attr-defined]
+        second._member,  # type: ignore[attr-defined]
+    ]
+    ours._settle_then_acquire = script  # type: ignore[method-assign]
+    await ours.aclose()
+    await take(theirs, ROOMY, in_flight=HORIZON)
+    await take(theirs, ROOMY, in_flight=HORIZON)
+
+
+async def test_aclose_waits_for_the_answers_a_flush_is_sending(
+    redis: Redis, redis_url: str, namespace: str
+) -> None:
+    # Closing while the timer's flush is on its way to a slow Redis must wait for it:
+    # returned at once, a caller closing its Redis client next would lose the answers.
+    from .test_backend_contract import HORIZON, take
+
+    ours = RedisBackend(redis, namespace=namespace)
+    permit = await take(ours, ROOMY, in_flight=HORIZON)
+    errors = f"{namespace}:{ROOMY.errors[0]}"  # type: ignore[index]
+    async with Redis.from_url(redis_url) as admin:
+        await admin.execute_command("CLIENT", "PAUSE", "300", "WRITE")  # a slow Redis
+        await permit.settle(answered=True, succeeded=True)
+        await asyncio.sleep(0.05)
+        assert ours._flush is not None  # the timer's flush, waiting for Redis
+        await ours.aclose()
+        assert await admin.zrange(errors, 0, -1) == []  # recorded before aclose returned
+
+
+# Such a program leaves its Redis clients to the garbage collector: that is its way.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_each_event_loop_records_its_answers_as_it_ends(redis_url: str) -> None:
+    # A program that never calls aclose, run twice in one process (asyncio.run each
+    # time): each loop's end records the answers left, and a loop's timer is its own.
+    from .test_backend_contract import HORIZON
+
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    made = [RedisBackend(Redis.from_url(redis_url), namespace=namespace)]
+    members = []
+
+    async def job() -> None:
+        backend = made[0]
+        backend.redis = Redis.from_url(redis_url)  # redis-py's client serves one loop
+        for name in ("_acquire", "_settle", "_settle_then_acquire"):
+            script = getattr(backend, name).script
+            setattr(backend, name, backend.redis.register_script(script))
+        permit = await backend.try_acquire(ROOMY, HORIZON, HORIZON)
+        assert not isinstance(permit, Blocked | GateClosed)
+        await permit.settle(answered=True, succeeded=True)
+        members.append(permit._member)  # type: ignore[attr-defined]
+
+    async def budget() -> list[bytes]:
+        async with Redis.from_url(redis_url) as admin:
+            return await admin.zrange(f"{namespace}:{ROOMY.errors[0]}", 0, -1)  # type: ignore[index, no-any-return]
+
+    asyncio.run(job())  # ends within its 5 ms: its loop's end records the answer
+    asyncio.run(job())
+    assert len(members) == 2
+    assert made[0]._unsettled == []
+    assert asyncio.run(budget()) == []
+    made.clear()
+    gc.collect()  # its clients' sockets, warned of here rather than in a later test
