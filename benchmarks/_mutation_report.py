@@ -105,14 +105,14 @@ EQUIVALENT = {
     "_host_store.xǁHostBackendǁsettle_permit__mutmut_34": "`taken` counted on giving back an error-budget slot: only the UID window's `taken` is ever read",
     "_host_store.xǁHostBackendǁsettle_permit__mutmut_39": "`taken` counted on giving back an error-budget slot: only the UID window's `taken` is ever read",
     "_host_store.xǁHostBackendǁsettle_permit__mutmut_37": "an error budget counted one too many on a success: a count only decides when to drop expired rows; fullness is read from the rows",
-    "_host_store.xǁHostBackendǁtry_acquire__mutmut_69": "`>` for `>=`: a full window's expired rows dropped one request later; fullness is read from the rows",
+    "_host_store.xǁHostBackendǁtry_acquire__mutmut_59": "`>` for `>=`: a full window's expired rows dropped one request later; fullness is read from the rows",
     "_host_store.x__wait__mutmut_16": "`_wait` is called only on a full window: its limit-th latest row exists",
     "_host_store.x__wait__mutmut_18": "`_wait` is called only on a full window: its limit-th latest row exists",
     "_host_store.x__wait__mutmut_25": "`+ _EPSILON` for `- _EPSILON`: wakes 2 ns later, and the slot is dropped either way",
     "_host_store.x__awaits_answers__mutmut_14": "`>=` for `>`: differs only at the float instant a slot's answer is due",
-    "_host_store.xǁHostBackendǁtry_acquire__mutmut_59": "the default's `taken` (index 0) is not what this line reads",
-    "_host_store.xǁHostBackendǁtry_acquire__mutmut_156": "the default's `alive` (index 1) is not what this line reads",
-    "_host_store.xǁHostBackendǁtry_acquire__mutmut_176": "a bet when in flight as long as its horizon: its anchor is its horizon, so settling it unanswered moves nothing",
+    "_host_store.xǁHostBackendǁtry_acquire__mutmut_49": "the default's `taken` (index 0) is not what this line reads",
+    "_host_store.xǁHostBackendǁtry_acquire__mutmut_150": "the default's `alive` (index 1) is not what this line reads",
+    "_host_store.xǁHostBackendǁtry_acquire__mutmut_170": "a bet when in flight as long as its horizon: its anchor is its horizon, so settling it unanswered moves nothing",
     "_host_store.xǁHostBackendǁ_survive_a_reboot__mutmut_16": "the default for a store without a boot row: every version writes it with the offset, in one statement",
     "_host_store.xǁHostBackendǁ_survive_a_reboot__mutmut_18": "the default for a store without a boot row: every version writes it with the offset, in one statement",
     "_host_store.xǁHostBackendǁ_survive_a_reboot__mutmut_21": "the default for a store without a boot row: every version writes it with the offset, in one statement",
@@ -129,7 +129,7 @@ EQUIVALENT = {
     "_host_store.xǁHostBackendǁ_retry_while_locked__mutmut_9": "`>=` for `>` against a 5 s deadline: differs only at one float instant",
     **{
         f"_host_store.xǁHostBackendǁtry_acquire__mutmut_{n}": "`zip` strict dropped or false: the lists are always as long"
-        for n in (101, 104, 105, 142, 145, 146)
+        for n in (95, 98, 99, 136, 139, 140)
     },
     **{
         f"_host_store.{name}": "SQL is case-blind: its keywords and SQLite's table and column names alike"
@@ -152,8 +152,9 @@ EQUIVALENT = {
             "x__awaits_answers__mutmut_8",
             "x__count__mutmut_12",
             "x__count__mutmut_13",
-            "xǁHostBackendǁtry_acquire__mutmut_131",
-            "xǁHostBackendǁtry_acquire__mutmut_132",
+            "xǁHostBackendǁtry_acquire__mutmut_14",
+            "xǁHostBackendǁtry_acquire__mutmut_125",
+            "xǁHostBackendǁtry_acquire__mutmut_126",
             *(f"xǁHostBackendǁ_prepare__mutmut_{n}" for n in (3, 4, 15, 16, 20, 24, 27)),
             *(f"xǁHostBackendǁ_connect__mutmut_{n}" for n in (32, 33)),
             *(f"x__drop_expired__mutmut_{n}" for n in (6, 7)),
