@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -235,16 +236,14 @@ async def test_a_settle_lost_to_a_redis_blip_is_applied_by_the_next_call(
 
     backend = RedisBackend(redis, namespace=namespace)
     answered = await take(backend, BUDGETED, in_flight=HORIZON)
-    settle = backend._settle_then_acquire
 
     async def blip(*_: object, **__: object) -> None:
         raise RedisTimeoutError("Timeout reading from socket")
 
-    backend._settle_then_acquire = blip  # type: ignore[assignment]
-    await answered.settle(answered=True, succeeded=True)
-    await asyncio.sleep(0.2)  # no acquire came: the settle was sent alone, and lost
-    assert "once Redis answers again" in caplog.text
-    backend._settle_then_acquire = settle  # type: ignore[method-assign]
+    with settles_sent_to(backend, blip):
+        await answered.settle(answered=True, succeeded=True)
+        await asyncio.sleep(0.2)  # no acquire came: the settle was sent alone, and lost
+        assert "once Redis answers again" in caplog.text
     # The budget (2) holds the two requests now in flight, not the success.
     await take(backend, BUDGETED, in_flight=HORIZON)
     await take(backend, BUDGETED, in_flight=HORIZON)
@@ -505,6 +504,34 @@ async def unreachable(*_: object, **__: object) -> None:
     raise RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
 
 
+@contextlib.contextmanager
+def settles_sent_to(
+    backend: RedisBackend, script: Callable[..., Awaitable[None]]
+) -> Iterator[None]:
+    """`backend`'s waiting settles (with an acquire or alone) go to `script`, not to
+    Redis, while the block runs."""
+    real = backend._settle_then_acquire
+    backend._settle_then_acquire = script  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        backend._settle_then_acquire = real  # type: ignore[method-assign]
+
+
+def stalled_then_unreachable() -> tuple[
+    asyncio.Event, asyncio.Event, Callable[..., Awaitable[None]]
+]:
+    """A script that says it was entered, waits to be released, then finds Redis gone."""
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def script(*_: object, **__: object) -> None:
+        entered.set()
+        await release.wait()
+        await unreachable()
+
+    return entered, release, script
+
+
 async def test_answers_that_only_free_ride_on_the_next_acquire_a_bets_and_an_agreed_count_too(
     redis: Redis, namespace: str
 ) -> None:
@@ -558,24 +585,16 @@ async def test_answers_whose_acquire_failed_are_kept_with_those_settled_meanwhil
     ours = RedisBackend(redis, namespace=namespace)
     theirs = RedisBackend(redis, namespace=namespace)
     first, second = [await take(ours, ROOMY, in_flight=HORIZON) for _ in range(2)]
-    entered, release = asyncio.Event(), asyncio.Event()
-
-    async def slow_then_unreachable(*_: object, **__: object) -> None:
-        entered.set()
-        await release.wait()
-        await unreachable()
-
-    script = ours._settle_then_acquire
-    ours._settle_then_acquire = slow_then_unreachable  # type: ignore[assignment]
-    await first.settle(answered=True, succeeded=True)
-    acquire = asyncio.create_task(ours.try_acquire(ROOMY, 0.0, HORIZON))
-    await entered.wait()  # the first answer is on its way with the acquire
-    await second.settle(answered=True, succeeded=True)
-    release.set()
-    with pytest.raises(LimiterUnavailableError, match=r"; nothing was sent$"):
-        await acquire
-    assert len(ours._unsettled) == 2
-    ours._settle_then_acquire = script  # type: ignore[method-assign]
+    entered, release, stalled = stalled_then_unreachable()
+    with settles_sent_to(ours, stalled):
+        await first.settle(answered=True, succeeded=True)
+        acquire = asyncio.create_task(ours.try_acquire(ROOMY, 0.0, HORIZON))
+        await entered.wait()  # the first answer is on its way with the acquire
+        await second.settle(answered=True, succeeded=True)
+        release.set()
+        with pytest.raises(LimiterUnavailableError, match=r"; nothing was sent$"):
+            await acquire
+        assert len(ours._unsettled) == 2
     await ours.aclose()  # records what is left: both answers
     await take(theirs, ROOMY, in_flight=HORIZON)
     await take(theirs, ROOMY, in_flight=HORIZON)
@@ -616,9 +635,9 @@ async def test_a_flush_that_fails_unexpectedly_says_so(
         raise RuntimeError("a bug")
 
     permit = await take(ours, ROOMY, in_flight=HORIZON)
-    ours._settle_then_acquire = broken  # type: ignore[assignment]
-    await permit.settle(answered=True, succeeded=True)
-    await asyncio.sleep(0.05)  # the flush ran, alone
+    with settles_sent_to(ours, broken):
+        await permit.settle(answered=True, succeeded=True)
+        await asyncio.sleep(0.05)  # the flush ran, alone
     messages = [record.getMessage() for record in caplog.records]
     assert messages == ["the Redis limiter could not record an answer (RuntimeError)"]
 
@@ -655,15 +674,13 @@ async def test_aclose_with_redis_unreachable_keeps_the_answers_and_says_so(
     ours = RedisBackend(redis, namespace=namespace)
     permit = await take(ours, ROOMY, in_flight=HORIZON)
     await permit.settle(answered=True, succeeded=True)
-    script = ours._settle_then_acquire
-    ours._settle_then_acquire = unreachable  # type: ignore[assignment]
-    await ours.aclose()
+    with settles_sent_to(ours, unreachable):
+        await ours.aclose()
     assert len(ours._unsettled) == 1
     assert [record.getMessage() for record in caplog.records] == [
         "the Redis limiter could not record 1 answers before closing (ConnectionError): "
         "each counts as unanswered, a possible error"
     ]
-    ours._settle_then_acquire = script  # type: ignore[method-assign]
 
 
 async def test_a_late_settle_without_a_server_count_adds_no_slots_after_the_counter_expired(
@@ -806,27 +823,19 @@ async def test_answers_whose_lone_flush_failed_are_kept_with_those_settled_meanw
     ours = RedisBackend(redis, namespace=namespace)
     theirs = RedisBackend(redis, namespace=namespace)
     first, second = [await take(ours, ROOMY, in_flight=HORIZON) for _ in range(2)]
-    entered, release = asyncio.Event(), asyncio.Event()
-
-    async def slow_then_unreachable(*_: object, **__: object) -> None:
-        entered.set()
-        await release.wait()
-        await unreachable()
-
-    script = ours._settle_then_acquire
-    ours._settle_then_acquire = slow_then_unreachable  # type: ignore[assignment]
-    await first.settle(answered=True, succeeded=True)
-    await entered.wait()  # sent alone 5 ms later, with no acquire to ride on
-    await second.settle(answered=True, succeeded=True)
-    release.set()
-    flush = ours._flush
-    assert flush is not None
-    await flush
-    assert [keys_args[1][0] for keys_args in ours._unsettled] == [
-        first._member,  # type: ignore[attr-defined]
-        second._member,  # type: ignore[attr-defined]
-    ]
-    ours._settle_then_acquire = script  # type: ignore[method-assign]
+    entered, release, stalled = stalled_then_unreachable()
+    with settles_sent_to(ours, stalled):
+        await first.settle(answered=True, succeeded=True)
+        await entered.wait()  # sent alone 5 ms later, with no acquire to ride on
+        await second.settle(answered=True, succeeded=True)
+        release.set()
+        flush = ours._flush
+        assert flush is not None
+        await flush
+        assert [keys_args[1][0] for keys_args in ours._unsettled] == [
+            first._member,  # type: ignore[attr-defined]
+            second._member,  # type: ignore[attr-defined]
+        ]
     await ours.aclose()
     await take(theirs, ROOMY, in_flight=HORIZON)
     await take(theirs, ROOMY, in_flight=HORIZON)
