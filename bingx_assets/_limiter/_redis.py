@@ -423,7 +423,7 @@ class RedisBackend:
         sent: str,
     ) -> Any:
         try:
-            await self._settle_each()
+            await self._send_waiting_settles()
             answer = await script(keys=keys, args=args)  # type: ignore[operator]
         except (RedisError, RedisClusterException, OSError) as exc:
             # Before sending, which step failed changes nothing for the caller: one line
@@ -432,7 +432,7 @@ class RedisBackend:
             raise LimiterUnavailableError(f"{_what_happened(exc)}{step}; {sent}") from exc
         return _text(answer)
 
-    async def _settle_each(self) -> None:
+    async def _send_waiting_settles(self) -> None:
         """Every settle not yet recorded, in one script (the settle-then-acquire one,
         with no acquire): a fan-out's last answers cost one round trip, not one each."""
         if not self._unsettled:
@@ -447,7 +447,7 @@ class RedisBackend:
 
     async def _run_unsettled(self) -> None:
         try:
-            await self._settle_each()
+            await self._send_waiting_settles()
         except (RedisError, RedisClusterException, OSError) as exc:
             raise LimiterUnavailableError(
                 f"{_what_happened(exc)}: could not settle a slot; {_ANSWERED}"
