@@ -12,6 +12,7 @@ min and max over repeats, and ratios; never one timing.
     python benchmarks/bench_peers.py        # or: nox -s bench (installs ccxt there only)
     python benchmarks/bench_peers.py cpu    # the CPU table only
     python benchmarks/bench_peers.py cpu ccxt "on aiohttp"   # those clients and the floors
+    python benchmarks/bench_peers.py import # the import table only
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import statistics
 import subprocess
 import sys
@@ -246,9 +248,14 @@ def import_seconds(module: str) -> tuple[list[float], bool]:
         f"import sys, time; t = time.perf_counter(); import {module}; "
         "print(time.perf_counter() - t, 'aiohttp' in sys.modules)"
     )
+    # As an installed package is imported: from bytecode. Where the environment says
+    # not to write any (PYTHONDONTWRITEBYTECODE), a source checkout compiled every
+    # module on every run while the peers, compiled by pip, did not.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-c", f"import {module}"], env=env, check=True)  # warm
     runs = [
         subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
         ).stdout.split()
         for _ in range(REPEATS)
     ]
@@ -363,6 +370,9 @@ async def memory_per_thousand_keys() -> list[dict[str, object]]:
 
 
 async def main() -> None:
+    if sys.argv[1:] == ["import"]:
+        report("peers_import", import_times())
+        return
     rows = await cpu_and_wall()
     if ONLY:  # some clients only: printed, never over the committed results
         for row in rows:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from _report import SMOKE, report  # type: ignore[import-not-found]
 from redis.asyncio import Redis
+from redis.asyncio.connection import _AsyncRESP2Parser
 
 from bingx_assets import HostBackend, Rate, RateLimiter, RateLimits, RedisBackend
 from bingx_assets.testing import BingXSimulator, SimulatorServer, redis_server
@@ -33,7 +34,7 @@ UNLIMITED = RateLimits(
 BATCH, REPEATS = (20, 2) if SMOKE else (500, 7)
 
 
-async def per_acquire_us(limiter: RateLimiter) -> tuple[float, float]:
+async def per_acquire_us(limiter: RateLimiter | Ping) -> tuple[float, float]:
     """One batch: (wall µs, this process's CPU µs) per acquire + settle, settled as a
     success whose answer said how many requests BingX counts (as every answer does)."""
     scope = limiter.scope("bench", "/x")
@@ -47,16 +48,40 @@ async def per_acquire_us(limiter: RateLimiter) -> tuple[float, float]:
     )
 
 
+class Ping:
+    """A redis-py `PING` per "acquire + settle": the floor of one round trip, which no
+    script of ours can go under."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    def scope(self, uid: str, path: str) -> Ping:
+        return self
+
+    async def acquire(self, scope: Ping, max_wait: float) -> Ping:
+        await self.redis.ping()
+        return self
+
+    async def settle(self, **_: object) -> None:
+        return None
+
+
 async def overhead(redis_url: str) -> list[dict[str, object]]:
-    redis = Redis.from_url(redis_url)
+    redis = Redis.from_url(redis_url)  # with hiredis's parser, as `[redis]` installs it
+    # redis-py's own pure-Python parser, what a `redis` installed without hiredis uses.
+    pure = Redis.from_url(redis_url, parser_class=_AsyncRESP2Parser)
     with tempfile.TemporaryDirectory() as scratch:
         host_store = HostBackend(Path(scratch) / "limits.sqlite3")
-        limiters = {
+        limiters: dict[str, RateLimiter | Ping] = {
             "memory": RateLimiter(UNLIMITED),
             "host store (SQLite, the default)": RateLimiter(UNLIMITED, backend=host_store),
             "redis (unix socket)": RateLimiter(
                 UNLIMITED, backend=RedisBackend(redis, namespace=uuid.uuid4().hex)
             ),
+            "redis, pure-Python parser (no hiredis)": RateLimiter(
+                UNLIMITED, backend=RedisBackend(pure, namespace=uuid.uuid4().hex)
+            ),
+            "redis-py PING alone (one round trip)": Ping(redis),
         }
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in limiters}
         for limiter in limiters.values():  # warm: connections, scripts loaded, tables
@@ -66,6 +91,7 @@ async def overhead(redis_url: str) -> list[dict[str, object]]:
                 samples[name].append(await per_acquire_us(limiter))
         await host_store.aclose()
     await redis.aclose()
+    await pure.aclose()
     memory_wall = statistics.median(wall for wall, _ in samples["memory"])
     memory_cpu = statistics.median(cpu for _, cpu in samples["memory"])
     rows: list[dict[str, object]] = []

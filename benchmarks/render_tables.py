@@ -11,11 +11,20 @@ NAME is a key of `TABLES` below: which results file the rows come from
 (`benchmarks/results/<results>.json`, a list of objects as `_report.report` writes it),
 which rows to keep (`where`: a function of the row, true to keep it; all rows without
 one), and the columns: a heading and a `str.format` template over the row's fields
-(`"{elapsed_s:.2f} s"`). A field that is missing or None shows as an em dash.
+(`"{elapsed_s:.2f} s"`). A field that is None shows as an em dash; one the row lacks
+stops the script (a benchmark renamed it).
 
 To add a table: run its benchmark (its JSON lands in results/, committed with the
 change), add a `Table` here, put the markers where it goes, and run
 `python benchmarks/render_tables.py`.
+
+A number in a sentence is written the same way, from one row of a results file:
+
+    takes <!-- fig:peers_cpu client=ccxt; in_flight=1 | {cpu_us_median} µs -->570 µs<!-- /fig -->
+
+`fig:` names the results file; before the `|`, `field=value` pairs separated by `;`
+pick exactly one row (each value compared as text); after it, the template. The
+comments are invisible in the rendered page; the text between them is this script's.
 
 `--check` writes nothing and exits 1 when a page differs from what would be written
 (tests/test_benchmark_tables.py runs it), so a number in the docs is always one that
@@ -37,6 +46,11 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 REGION = re.compile(r"(<!-- bench:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /bench -->)", re.S)
+FIGURE = re.compile(
+    r"(<!-- fig:(?P<results>\w+) (?P<where>[^|>]*)\|(?P<template>[^>]*?) -->)"
+    r"(?P<body>.*?)(<!-- /fig -->)",
+    re.S,
+)
 MISSING = "—"
 
 
@@ -212,11 +226,12 @@ TABLES: dict[str, Table] = {
     "uid-cache": Table(
         "uid_cache",
         (
-            ("a new process, each key its own UID", "{cache} cache, {keys} keys"),
+            ("a new process, each key its own UID", "uids {uids}, {keys} keys"),
             ("lookups", "{lookups}"),
             ("first balance", "{first_balance_s:.2f} s"),
-            ("every key's first balance", "{all_first_balances_s:.1f} s"),
-            ("cold over warm", "{cold_over_warm:.2f}"),
+            ("300th balance", "{balance_300_s:.2f} s"),
+            ("every key's balance", "{all_balances_s:.1f} s"),
+            ("unchecked over cached", "{unchecked_over_cached:.2f}"),
             ("rejections", "{rejections}"),
         ),
     ),
@@ -309,10 +324,13 @@ TABLES: dict[str, Table] = {
 
 
 class _Formatter(string.Formatter):
-    """str.format, with an em dash for a field that is missing or None."""
+    """str.format, with an em dash for a field that is None."""
 
     def get_value(self, key: int | str, args: Any, kwargs: Any) -> Any:
-        return kwargs.get(key) if isinstance(key, str) else super().get_value(key, args, kwargs)
+        if isinstance(key, str) and key not in kwargs:
+            # A benchmark that renamed a field would otherwise leave a table of dashes.
+            raise SystemExit(f"a template names {key!r}, which its row lacks: {sorted(kwargs)}")
+        return super().get_value(key, args, kwargs)
 
     def format_field(self, value: Any, format_spec: str) -> str:
         return MISSING if value is None else super().format_field(value, format_spec)
@@ -342,8 +360,33 @@ def render(name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def figure(results: str, where: str, template: str) -> str:
+    """One number in a sentence: `template` over the one row of `results` that every
+    `field=value` of `where` picks."""
+    path = RESULTS / f"{results}.json"
+    if not path.is_file():
+        raise SystemExit(f"a figure names {path.name}, which benchmarks/results/ lacks")
+    wanted = dict(
+        (field.strip(), value.strip())
+        for field, _, value in (pair.partition("=") for pair in where.split(";") if pair.strip())
+    )
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    picked = [row for row in rows if all(str(row.get(f)) == value for f, value in wanted.items())]
+    if len(picked) != 1:
+        raise SystemExit(f"{path.name}: {where.strip()!r} picks {len(picked)} rows, not one")
+    return _Formatter().format(template.strip(), **picked[0])
+
+
 def rendered(text: str) -> str:
-    return REGION.sub(lambda m: m.group(1) + render(m.group("name")) + m.group(4), text)
+    text = REGION.sub(lambda m: m.group(1) + render(m.group("name")) + m.group(4), text)
+    return FIGURE.sub(
+        lambda m: (
+            m.group(1)
+            + figure(m.group("results"), m.group("where"), m.group("template"))
+            + m.group(6)
+        ),
+        text,
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -53,8 +53,32 @@ def test_a_changed_number_is_found(capsys: pytest.CaptureFixture[str]) -> None:
     assert render_tables.rendered(edited) == text
 
 
-def test_a_missing_value_is_a_dash_and_a_table_name_must_exist() -> None:
+def test_a_none_is_a_dash_a_missing_field_stops_and_a_table_name_must_exist() -> None:
     formatter = render_tables._Formatter()
-    assert formatter.format("{ratio:.3f} / {absent}", ratio=None) == "— / —"
+    assert formatter.format("{ratio:.3f} / {ratio}", ratio=None) == "— / —"
+    # A benchmark that renamed a field: its table would have read as dashes.
+    with pytest.raises(SystemExit, match="names 'absent', which its row lacks"):
+        formatter.format("{ratio} / {absent}", ratio=1)
     with pytest.raises(SystemExit, match="no table 'nonesuch'"):
         render_tables.render("nonesuch")
+
+
+def test_a_figure_in_a_sentence_is_written_from_its_one_row() -> None:
+    marker = "<!-- fig:peers_cpu client=ccxt; in_flight=1 | {cpu_vs_ccxt:.2f}x -->"
+    edited = f"ccxt takes {marker}9.99x<!-- /fig --> its own CPU."
+    assert render_tables.rendered(edited) == f"ccxt takes {marker}1.00x<!-- /fig --> its own CPU."
+    with pytest.raises(SystemExit, match="picks 2 rows, not one"):
+        render_tables.rendered("<!-- fig:peers_cpu client=ccxt | {cpu_us_median} -->1<!-- /fig -->")
+    with pytest.raises(SystemExit, match="lacks"):
+        render_tables.rendered("<!-- fig:nonesuch a=1 | {b} -->1<!-- /fig -->")
+
+
+def test_the_docs_hold_figures_and_each_picks_its_row() -> None:
+    found = [
+        match
+        for page in render_tables.PAGES
+        for match in render_tables.FIGURE.finditer(page.read_text(encoding="utf-8"))
+    ]
+    assert len(found) >= 10
+    for match in found:  # raises if a figure picks no row, or several
+        render_tables.figure(match["results"], match["where"], match["template"])

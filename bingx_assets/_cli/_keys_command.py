@@ -164,8 +164,14 @@ def _pin_uid(table: Any, uid: int) -> None:
     """`uid = N` as the table's last key, ahead of any comments and blank lines after it
     (they belong to what follows; tomlkit would append after them)."""
     if isinstance(table, Table):
-        keys = [key for key, _ in table.value.body if key is not None]
-        table.value._insert_after(keys[-1], "uid", uid)
+        body = table.value.body
+        after = max(n for n, (key, _) in enumerate(body) if key is not None) + 1
+        if after < len(body):
+            # tomlkit has no public insert; `_insert_at` is in every version we allow
+            # (`_insert_after` is gone from 0.15).
+            table.value._insert_at(after, "uid", uid)
+        else:
+            table["uid"] = uid
     elif isinstance(table, InlineTable):
         table["uid"] = uid
     else:  # Credentials.from_file accepted it: a table of one kind or the other
