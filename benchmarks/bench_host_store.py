@@ -188,9 +188,11 @@ async def main(smoke: bool) -> None:
         batch, repeats = (50, 3) if smoke else (1000, 7)
         report("host_store_cost", await cost(directory, batch, repeats))
         calls = 20 if smoke else 500
-        report("host_store_stall", [await stall(directory, k, calls) for k in (1, 4)])
-        keys = 3 if smoke else 10
-        report("host_store_runs", [await runs_at_once(directory, k, keys) for k in (1, 2, 4)])
+        # The smoke mode runs each part once with processes side by side, not at every size.
+        processes = (2,) if smoke else (1, 4)
+        report("host_store_stall", [await stall(directory, k, calls) for k in processes])
+        keys, runs = (3, (2,)) if smoke else (10, (1, 2, 4))
+        report("host_store_runs", [await runs_at_once(directory, k, keys) for k in runs])
 
 
 if __name__ == "__main__":

@@ -464,7 +464,7 @@ def _seeds() -> list[int]:
     replay = os.environ.get("BINGX_MODEL_SEED")
     if replay:
         return [int(replay)]
-    return list(range(int(os.environ.get("BINGX_MODEL_SCHEDULES", "2000"))))
+    return list(range(int(os.environ.get("BINGX_MODEL_SCHEDULES", "600"))))
 
 
 _CHUNK = 25
