@@ -242,31 +242,36 @@ async def _cpu_and_wall(n: int, scratch: str) -> list[dict[str, object]]:
 # -- import time ----------------------------------------------------------------------
 
 
-def import_seconds(module: str) -> tuple[list[float], bool]:
-    """Seconds to import `module` in a fresh interpreter, and whether it imported aiohttp."""
-    code = (
-        f"import sys, time; t = time.perf_counter(); import {module}; "
-        "print(time.perf_counter() - t, 'aiohttp' in sys.modules)"
-    )
+def import_seconds(modules: tuple[str, ...]) -> dict[str, tuple[list[float], bool]]:
+    """Seconds to import each module in a fresh interpreter, the modules' runs
+    interleaved (the machine's drift hits all alike), and whether each imported aiohttp."""
     # As an installed package is imported: from bytecode. Where the environment says
     # not to write any (PYTHONDONTWRITEBYTECODE), a source checkout compiled every
     # module on every run while the peers, compiled by pip, did not.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run([sys.executable, "-c", f"import {module}"], env=env, check=True)  # warm
-    runs = [
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-        ).stdout.split()
-        for _ in range(REPEATS)
-    ]
-    return [float(seconds) for seconds, _ in runs], runs[0][1] == "True"
+    for module in modules:  # warm: bytecode written, files in the page cache
+        subprocess.run([sys.executable, "-c", f"import {module}"], env=env, check=True)
+    runs: dict[str, list[list[str]]] = {module: [] for module in modules}
+    for _ in range(REPEATS):
+        for module in modules:
+            code = (
+                f"import sys, time; t = time.perf_counter(); import {module}; "
+                "print(time.perf_counter() - t, 'aiohttp' in sys.modules)"
+            )
+            done = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+            )
+            runs[module].append(done.stdout.split())
+    return {
+        module: ([float(seconds) for seconds, _ in seen], seen[0][1] == "True")
+        for module, seen in runs.items()
+    }
 
 
 def import_times() -> list[dict[str, object]]:
-    (ours, ours_aiohttp), (theirs, theirs_aiohttp) = (
-        import_seconds("bingx_assets"),
-        import_seconds("ccxt.async_support"),
-    )
+    names = ("bingx_assets", "ccxt.async_support")
+    measured = import_seconds(names)
+    theirs = measured["ccxt.async_support"][0]
     return [
         {
             "module": name,
@@ -275,10 +280,7 @@ def import_times() -> list[dict[str, object]]:
             "ratio_to_ccxt": round(statistics.median(s) / statistics.median(theirs), 3),
             "imports_aiohttp": aiohttp_too,
         }
-        for name, s, aiohttp_too in (
-            ("bingx_assets", ours, ours_aiohttp),
-            ("ccxt.async_support", theirs, theirs_aiohttp),
-        )
+        for name, (s, aiohttp_too) in measured.items()
     ]
 
 

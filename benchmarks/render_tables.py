@@ -23,8 +23,10 @@ A number in a sentence is written the same way, from one row of a results file:
     takes <!-- fig:peers_cpu client=ccxt; in_flight=1 | {cpu_us_median} µs -->570 µs<!-- /fig -->
 
 `fig:` names the results file; before the `|`, `field=value` pairs separated by `;`
-pick exactly one row (each value compared as text); after it, the template. The
-comments are invisible in the rendered page; the text between them is this script's.
+pick exactly one row (each value compared as text; each field once, and in every row);
+after it, the template, on one line and without `>`. The comments are invisible in the
+rendered page; the text between them is this script's. A marker it cannot read (a
+misspelt name, a missing closer) stops it, rather than being left unchecked.
 
 `--check` writes nothing and exits 1 when a page differs from what would be written
 (tests/test_benchmark_tables.py runs it), so a number in the docs is always one that
@@ -45,12 +47,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-REGION = re.compile(r"(<!-- bench:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /bench -->)", re.S)
+# A body never holds another marker: an opener whose closer is missing matches nothing
+# (and is reported) rather than running on to the next marker's closer over the prose.
+_BODY = r"(?:(?!<!--).)*?"
+REGION = re.compile(rf"(<!-- bench:(?P<name>[\w-]+) -->\n)(?P<body>{_BODY})(<!-- /bench -->)", re.S)
 FIGURE = re.compile(
-    r"(<!-- fig:(?P<results>\w+) (?P<where>[^|>]*)\|(?P<template>[^>]*?) -->)"
-    r"(?P<body>.*?)(<!-- /fig -->)",
+    r"(<!-- fig:(?P<results>\w+) (?P<where>[^|>\n]*)\|(?P<template>[^>\n]*?) -->)"
+    rf"(?P<body>{_BODY})(<!-- /fig -->)",
     re.S,
 )
+_MARKS = {
+    "a table": (re.compile(r"<!-- bench:"), REGION, "<!-- /bench -->"),
+    "a figure": (re.compile(r"<!-- fig:"), FIGURE, "<!-- /fig -->"),
+}
 MISSING = "—"
 
 
@@ -366,18 +375,41 @@ def figure(results: str, where: str, template: str) -> str:
     path = RESULTS / f"{results}.json"
     if not path.is_file():
         raise SystemExit(f"a figure names {path.name}, which benchmarks/results/ lacks")
-    wanted = dict(
-        (field.strip(), value.strip())
-        for field, _, value in (pair.partition("=") for pair in where.split(";") if pair.strip())
-    )
+    pairs = [pair.partition("=") for pair in where.split(";") if pair.strip()]
+    wanted = {field.strip(): value.strip() for field, _, value in pairs}
+    if len(wanted) != len(pairs) or any(not sep for _, sep, _ in pairs):
+        raise SystemExit(f"a figure's {where.strip()!r} is not distinct field=value pairs")
     rows = json.loads(path.read_text(encoding="utf-8"))
-    picked = [row for row in rows if all(str(row.get(f)) == value for f, value in wanted.items())]
+    for name in wanted:
+        if any(name not in row for row in rows):
+            raise SystemExit(f"a figure picks by {name!r}, which {path.name}'s rows lack")
+    picked = [row for row in rows if all(str(row[f]) == value for f, value in wanted.items())]
     if len(picked) != 1:
         raise SystemExit(f"{path.name}: {where.strip()!r} picks {len(picked)} rows, not one")
     return _Formatter().format(template.strip(), **picked[0])
 
 
+def _check_markers(text: str) -> None:
+    """Every opener and closer in the page belongs to a marker this script writes: one
+    it cannot read (a misspelt name, a `>` in a template, a missing closer) would be left
+    as it is, unchecked."""
+    for kind, (opener, marker, closer) in _MARKS.items():
+        whole = marker.findall(text)
+        for count, what in ((len(opener.findall(text)), "opens"), (text.count(closer), "closes")):
+            if count != len(whole):
+                first = next(
+                    (m.start() for m in opener.finditer(text) if not marker.match(text, m.start())),
+                    0,
+                )
+                line = text.count("\n", 0, first) + 1
+                raise SystemExit(
+                    f"{count} markers {what} {kind} but {len(whole)} are whole: "
+                    f"look near line {line}"
+                )
+
+
 def rendered(text: str) -> str:
+    _check_markers(text)
     text = REGION.sub(lambda m: m.group(1) + render(m.group("name")) + m.group(4), text)
     return FIGURE.sub(
         lambda m: (

@@ -4,6 +4,7 @@ writes from the committed results: a number in the docs is one that was measured
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,3 +83,40 @@ def test_the_docs_hold_figures_and_each_picks_its_row() -> None:
     assert len(found) >= 10
     for match in found:  # raises if a figure picks no row, or several
         render_tables.figure(match["results"], match["where"], match["template"])
+
+
+@pytest.mark.parametrize(
+    ("page", "why"),
+    [
+        # No closer: the lazy body ran on to the next figure's closer, deleting the prose.
+        (
+            "<!-- fig:peers_cpu client=ccxt; in_flight=1 | {cpu_us_median} -->1 kept prose "
+            "<!-- fig:peers_cpu client=ccxt; in_flight=50 | {cpu_us_median} -->2<!-- /fig -->",
+            "markers opens a figure but 1 are whole: look near line 1",
+        ),
+        ("a\n<!-- fig:peers-cpu client=ccxt | {x} -->1<!-- /fig -->", "look near line 2"),
+        (
+            "<!-- fig:peers_cpu client=ccxt; in_flight=1 | {cpu_us_median:>6} -->1<!-- /fig -->",
+            "opens a figure",
+        ),
+        (
+            "<!-- fig:peers_cpu client=ccxt; in_flight=1 | {cpu_us_median}-->1<!-- /fig -->",
+            "opens a figure",
+        ),
+        ("<!-- bench:peers-cpu --> \n| x |\n<!-- /bench -->", "opens a table"),
+        ("<!-- bench:peers-cpu -->\n| x |\n", "opens a table"),
+        ("text <!-- /fig -->", "closes a figure"),
+    ],
+)
+def test_a_marker_it_cannot_read_stops_it(page: str, why: str) -> None:
+    with pytest.raises(SystemExit, match=re.escape(why)):
+        render_tables.rendered(page)
+
+
+def test_a_figure_picks_by_fields_its_rows_have_each_once() -> None:
+    with pytest.raises(SystemExit, match=r"'clinet', which peers_cpu\.json's rows lack"):
+        render_tables.figure("peers_cpu", "clinet=ccxt", "{cpu_us_median}")
+    with pytest.raises(SystemExit, match="not distinct field=value pairs"):
+        render_tables.figure("peers_cpu", "client=ccxt; in_flight=1; in_flight=50", "{x}")
+    with pytest.raises(SystemExit, match="not distinct field=value pairs"):
+        render_tables.figure("peers_cpu", "client", "{x}")
