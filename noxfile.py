@@ -113,7 +113,7 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def simulation(session: nox.Session) -> None:
     """The model-based simulation at nightly size: BINGX_MODEL_SCHEDULES schedules (5,000
-    unless set; CI runs 600 in the suite). Replay one with BINGX_MODEL_SEED=<seed>."""
+    unless set; CI runs 400 in the suite). Replay one with BINGX_MODEL_SEED=<seed>."""
     session.install("-e", ".[test]")
     schedules = os.environ.get("BINGX_MODEL_SCHEDULES", "5000")
     session.run(
@@ -129,7 +129,7 @@ def mutation(session: nox.Session) -> None:
     benchmarks/results/mutation.json and printed as docs/reliability.md's table."""
     _ensure_redis_server(session)
     session.install("-e", ".[test]", "mutmut>=3.3")
-    # The simulation's 600 schedules per mutant would cost more than every other test.
+    # The simulation's 400 schedules per mutant would cost more than every other test.
     env = {"BINGX_MODEL_SCHEDULES": "25"}
     session.run("mutmut", "run", "--max-children", "2", *session.posargs, env=env)
     session.run("python", "benchmarks/_mutation_report.py")
