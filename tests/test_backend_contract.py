@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.connection import _AsyncRESP2Parser
 
 from bingx_assets._limiter import (
     BOUNDARY,
@@ -89,7 +90,9 @@ def clock() -> HandClock:  # type: ignore[override]
     return HandClock()
 
 
-@pytest.fixture(params=["memory", "host", "redis"])
+# "redis" parses replies with hiredis, as `[redis]` installs it; "redis-pure-parser" with
+# redis-py's own parser, what a redis-py installed without hiredis uses.
+@pytest.fixture(params=["memory", "host", "redis", "redis-pure-parser"])
 async def backend(
     request: pytest.FixtureRequest, clock: HandClock, tmp_path: Path
 ) -> AsyncIterator[LimiterBackend]:
@@ -100,7 +103,8 @@ async def backend(
     elif request.param == "host":
         made = HostBackend(tmp_path / "limits.sqlite3", clock=clock, poll_interval=1e9)
     else:
-        redis = Redis.from_url(request.getfixturevalue("redis_url"))
+        pure = {"parser_class": _AsyncRESP2Parser} if request.param == "redis-pure-parser" else {}
+        redis = Redis.from_url(request.getfixturevalue("redis_url"), **pure)
         made = HandClockRedisBackend(redis, f"contract-{uuid.uuid4().hex[:8]}", clock)
     yield made
     await made.aclose()
