@@ -54,6 +54,8 @@ from bingx_assets._signing import signed_query
 from bingx_assets.testing import BingXSimulator
 
 DEFAULT = "bingx-assets (default: aiohttp, host store)"
+# The default's own sessions with a limiter in memory: what the host store costs apart.
+OWN_SESSIONS = "bingx-assets (own aiohttp sessions, memory limiter)"
 # `python benchmarks/bench_peers.py cpu [name ...]`: the CPU table of those clients only.
 ONLY = sys.argv[2:] if sys.argv[1:2] == ["cpu"] else []
 UNLIMITED = RateLimits(Rate(10**9, 1.0), Rate(10**9, 10.0), Rate(10**9, 10.0))
@@ -158,6 +160,7 @@ async def _cpu_and_wall(n: int, scratch: str) -> list[dict[str, object]]:
         # backend), here in a scratch file and with the limits raised, as everywhere here.
         host_store = HostBackend(Path(scratch) / "limits.sqlite3")
         by_default = [our_client(url, k, RateLimiter(UNLIMITED, backend=host_store)) for k in keys]
+        own_sessions = [our_client(url, k, RateLimiter(UNLIMITED)) for k in keys]
         peers = [ccxt_client(url, k, rate_limit=False) for k in keys]
 
         def signed_url(i: int) -> tuple[str, dict[str, str]]:
@@ -181,6 +184,7 @@ async def _cpu_and_wall(n: int, scratch: str) -> list[dict[str, object]]:
             "bare httpx (sign + GET + decode)": bare_httpx,
             "bare aiohttp (sign + GET + decode)": bare_aiohttp,
             DEFAULT: lambda i: by_default[i % len(keys)].asset_overview(),
+            OWN_SESSIONS: lambda i: own_sessions[i % len(keys)].asset_overview(),
             "bingx-assets on httpx": lambda i: on_httpx[i % len(keys)].asset_overview(),
             "bingx-assets on aiohttp": lambda i: on_aiohttp[i % len(keys)].asset_overview(),
             "bingx-assets on httpx-aiohttp": lambda i: on_bridge[i % len(keys)].asset_overview(),
@@ -201,7 +205,7 @@ async def _cpu_and_wall(n: int, scratch: str) -> list[dict[str, object]]:
             for concurrency in CONCURRENCY:
                 for name, run in runners.items():
                     samples[name, concurrency].append(await per_call(run, n, concurrency))
-        for client in by_default:
+        for client in (*by_default, *own_sessions):
             await client.aclose()
         await host_store.aclose()
         await http.aclose()
