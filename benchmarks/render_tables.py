@@ -345,12 +345,18 @@ class _Formatter(string.Formatter):
         return MISSING if value is None else super().format_field(value, format_spec)
 
 
+def results_of(name: str) -> Any:
+    """The JSON of `benchmarks/results/<name>.json`, which a table or a figure names."""
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        raise SystemExit(f"{path.name} is named here but benchmarks/results/ lacks it")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def rows_of(table: Table) -> list[Row]:
-    path = RESULTS / f"{table.results}.json"
-    rows = table.rows(json.loads(path.read_text(encoding="utf-8")))
-    kept = [row for row in rows if table.where(row)]
+    kept = [row for row in table.rows(results_of(table.results)) if table.where(row)]
     if not kept:
-        raise SystemExit(f"{path.name}: no row is kept by its table's `where`")
+        raise SystemExit(f"{table.results}.json: no row is kept by its table's `where`")
     return kept
 
 
@@ -372,20 +378,17 @@ def render(name: str) -> str:
 def figure(results: str, where: str, template: str) -> str:
     """One number in a sentence: `template` over the one row of `results` that every
     `field=value` of `where` picks."""
-    path = RESULTS / f"{results}.json"
-    if not path.is_file():
-        raise SystemExit(f"a figure names {path.name}, which benchmarks/results/ lacks")
+    rows = results_of(results)
     pairs = [pair.partition("=") for pair in where.split(";") if pair.strip()]
     wanted = {field.strip(): value.strip() for field, _, value in pairs}
     if len(wanted) != len(pairs) or any(not sep for _, sep, _ in pairs):
         raise SystemExit(f"a figure's {where.strip()!r} is not distinct field=value pairs")
-    rows = json.loads(path.read_text(encoding="utf-8"))
     for name in wanted:
         if any(name not in row for row in rows):
-            raise SystemExit(f"a figure picks by {name!r}, which {path.name}'s rows lack")
+            raise SystemExit(f"a figure picks by {name!r}, which {results}.json's rows lack")
     picked = [row for row in rows if all(str(row[f]) == value for f, value in wanted.items())]
     if len(picked) != 1:
-        raise SystemExit(f"{path.name}: {where.strip()!r} picks {len(picked)} rows, not one")
+        raise SystemExit(f"{results}.json: {where.strip()!r} picks {len(picked)} rows, not one")
     return _Formatter().format(template.strip(), **picked[0])
 
 
