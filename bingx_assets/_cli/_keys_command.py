@@ -170,12 +170,11 @@ def _pin_uid(table: Any, uid: int) -> None:
             # tomlkit has no public insert; `_insert_at` is in every version we allow
             # (`_insert_after` is gone from 0.15).
             table.value._insert_at(after, "uid", uid)
-        else:
-            table["uid"] = uid
-    elif isinstance(table, InlineTable):
-        table["uid"] = uid
-    else:  # Credentials.from_file accepted it: a table of one kind or the other
+            return
+    elif not isinstance(table, InlineTable):
+        # Credentials.from_file accepted it: a table of one kind or the other.
         raise AssertionError(f"unexpected TOML item {type(table).__name__}")
+    table["uid"] = uid  # nothing follows its last key: appended
 
 
 def _replace(file: Path, original: bytes, content: bytes) -> None:
