@@ -255,13 +255,14 @@ def import_seconds(modules: tuple[str, ...]) -> dict[str, tuple[list[float], boo
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     for module in modules:  # warm: bytecode written, files in the page cache
         subprocess.run([sys.executable, "-c", f"import {module}"], env=env, check=True)
+    timed = {
+        module: f"import sys, time; t = time.perf_counter(); import {module}; "
+        "print(time.perf_counter() - t, 'aiohttp' in sys.modules)"
+        for module in modules
+    }
     runs: dict[str, list[list[str]]] = {module: [] for module in modules}
     for _ in range(REPEATS):
-        for module in modules:
-            code = (
-                f"import sys, time; t = time.perf_counter(); import {module}; "
-                "print(time.perf_counter() - t, 'aiohttp' in sys.modules)"
-            )
+        for module, code in timed.items():
             done = subprocess.run(
                 [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
             )
